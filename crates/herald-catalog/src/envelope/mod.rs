@@ -1,0 +1,355 @@
+//! Native envelopes: detect which vendor wrapped a JSON body, parse it into one taxonomy-neutral
+//! shape, and render stored events back into each vendor's wire format.
+//!
+//! Parsing keeps every field the producer set (`producer`), so rendering a parsed envelope gives the
+//! same JSON back; fields the producer left out are filled deterministically at render time, so the
+//! body of a delivery is identical on every attempt.
+
+mod asgardeo;
+mod authgear;
+mod canonical;
+mod onewelcome;
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::catalog::TypeLookup;
+use crate::taxonomy::Taxonomy;
+use crate::validation::{Problem, escape_pointer_token};
+
+/// An event as a producer submitted it, parsed and validated, before Herald gives it a `seq`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedEvent {
+    pub taxonomy: Taxonomy,
+    /// The producer's own id (Asgardeo `jti`, OneWelcome `metadata.eventId`, Authgear `id`).
+    pub id: Option<String>,
+    pub event_type: String,
+    /// The user the event concerns, from the payload (or the envelope where the vendor puts it there).
+    pub subject: Option<String>,
+    /// When it happened, as the producer says.
+    pub occurred_at: Option<OffsetDateTime>,
+    pub payload: Value,
+    pub context: Map<String, Value>,
+    /// Envelope members the producer set that are rendered back as they were.
+    pub producer: Map<String, Value>,
+}
+
+/// A stored event: everything needed to render it in any format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub seq: i64,
+    pub taxonomy: Taxonomy,
+    pub event_type: String,
+    pub subject: Option<String>,
+    pub occurred_at: OffsetDateTime,
+    pub payload: Value,
+    pub context: Map<String, Value>,
+    pub producer: Map<String, Value>,
+}
+
+impl ParsedEvent {
+    /// The stored form: the producer's id (or `generated_id`), its time (or `now`), and Herald's `seq`.
+    pub fn into_event(self, generated_id: String, now: OffsetDateTime, seq: i64) -> Event {
+        Event {
+            id: self.id.unwrap_or(generated_id),
+            seq,
+            taxonomy: self.taxonomy,
+            event_type: self.event_type,
+            subject: self.subject,
+            occurred_at: self.occurred_at.unwrap_or(now),
+            payload: self.payload,
+            context: self.context,
+            producer: self.producer,
+        }
+    }
+}
+
+/// Why a body is not an acceptable event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// Not JSON at all; `line` and `column` are 1-based, as editors count.
+    #[error("malformed JSON at line {line}, column {column}: {message}")]
+    Malformed {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// Well-formed JSON with problems, each with its JSON pointer in the submitted document.
+    #[error("{}", describe_problems(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn describe_problems(problems: &[Problem]) -> String {
+    let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    format!("invalid event: {}", listed.join("; "))
+}
+
+impl EnvelopeError {
+    /// The problems, as a list (a malformed body is one problem at the root).
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            EnvelopeError::Malformed {
+                line,
+                column,
+                message,
+            } => vec![Problem::new(
+                "",
+                format!("malformed JSON at line {line}, column {column}: {message}"),
+            )],
+            EnvelopeError::Invalid(problems) => problems.clone(),
+        }
+    }
+
+    fn one(path: impl Into<String>, message: impl Into<String>) -> Self {
+        EnvelopeError::Invalid(vec![Problem::new(path, message)])
+    }
+}
+
+/// Parses raw bytes: first as JSON (reporting line and column), then as an envelope.
+pub fn parse_envelope_bytes(
+    lookup: &impl TypeLookup,
+    body: &[u8],
+) -> Result<ParsedEvent, EnvelopeError> {
+    let document: Value =
+        serde_json::from_slice(body).map_err(|error| EnvelopeError::Malformed {
+            line: error.line(),
+            column: error.column(),
+            message: strip_position(&error.to_string()),
+        })?;
+    parse_envelope(lookup, document)
+}
+
+/// serde_json appends " at line L column C" to its messages; we report the position separately.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Which envelope a document is, by its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvelopeShape {
+    /// `{iss, jti, iat, rci, events: {<uri>: {...}}}`
+    Asgardeo,
+    /// `{metadata: {...}, payload: {...}}`
+    Onewelcome,
+    /// `{type, payload, ...}`: an Authgear envelope when the type is Authgear's, otherwise Herald's
+    /// canonical form.
+    Flat,
+}
+
+/// Detects the envelope shape of a JSON object.
+pub fn detect_shape(document: &Map<String, Value>) -> Option<EnvelopeShape> {
+    if document.contains_key("events") {
+        Some(EnvelopeShape::Asgardeo)
+    } else if document.contains_key("metadata") {
+        Some(EnvelopeShape::Onewelcome)
+    } else if document.contains_key("type") {
+        Some(EnvelopeShape::Flat)
+    } else {
+        None
+    }
+}
+
+/// Parses an already-decoded JSON document as an envelope and validates it against the catalog.
+/// Every problem found is returned at once.
+pub fn parse_envelope(
+    lookup: &impl TypeLookup,
+    document: Value,
+) -> Result<ParsedEvent, EnvelopeError> {
+    let Value::Object(document) = document else {
+        return Err(EnvelopeError::one(
+            "",
+            format!("expected a JSON object, found {}", json_kind(&document)),
+        ));
+    };
+    let shape = detect_shape(&document).ok_or_else(|| {
+        EnvelopeError::one(
+            "",
+            "not an event envelope: expected an Asgardeo envelope (with \"events\"), a OneWelcome \
+             envelope (with \"metadata\" and \"payload\"), or an object with \"type\" and \"payload\"",
+        )
+    })?;
+    let (raw, mut problems) = match shape {
+        EnvelopeShape::Asgardeo => asgardeo::split(document),
+        EnvelopeShape::Onewelcome => onewelcome::split(document),
+        EnvelopeShape::Flat => {
+            let is_authgear = document
+                .get("type")
+                .and_then(Value::as_str)
+                .and_then(|name| lookup.lookup(name))
+                .is_some_and(|definition| definition.taxonomy() == Taxonomy::Authgear);
+            if is_authgear {
+                authgear::split(document)
+            } else {
+                canonical::split(document)
+            }
+        }
+    };
+    let Some(raw) = raw else {
+        return Err(EnvelopeError::Invalid(problems));
+    };
+    let Some(definition) = lookup.lookup(&raw.event_type) else {
+        problems.push(Problem::new(
+            raw.type_path.clone(),
+            format!(
+                "unknown event type {:?}: see `herald catalog list` for the known types",
+                raw.event_type
+            ),
+        ));
+        return Err(EnvelopeError::Invalid(problems));
+    };
+    if shape != EnvelopeShape::Flat && definition.taxonomy() != raw.taxonomy_hint {
+        problems.push(Problem::new(
+            raw.type_path.clone(),
+            format!(
+                "{:?} is a {} type and cannot travel in a {} envelope",
+                raw.event_type,
+                definition.taxonomy(),
+                raw.taxonomy_hint
+            ),
+        ));
+    }
+    if let Err(payload_problems) = definition.validate_payload(&raw.payload) {
+        problems.extend(
+            payload_problems
+                .into_iter()
+                .map(|problem| problem.under(&raw.payload_path)),
+        );
+    }
+    if raw.validate_context
+        && let Some(context_validator) = lookup.context_validator(definition.taxonomy())
+    {
+        let context = Value::Object(raw.context.clone());
+        problems.extend(context_validator.iter_errors(&context).map(|error| {
+            Problem::new(error.instance_path().as_str(), error.to_string()).under("/context")
+        }));
+    }
+    if !problems.is_empty() {
+        return Err(EnvelopeError::Invalid(problems));
+    }
+    let subject = raw
+        .subject
+        .or_else(|| definition.subject_of(&raw.payload))
+        .or(raw.fallback_subject);
+    Ok(ParsedEvent {
+        taxonomy: definition.taxonomy(),
+        id: raw.id,
+        event_type: raw.event_type,
+        subject,
+        occurred_at: raw.occurred_at,
+        payload: raw.payload,
+        context: raw.context,
+        producer: raw.producer,
+    })
+}
+
+/// What a taxonomy-specific splitter pulls out of an envelope before the catalog is consulted.
+#[derive(Debug)]
+struct RawEnvelope {
+    taxonomy_hint: Taxonomy,
+    id: Option<String>,
+    event_type: String,
+    /// Pointer of the type name in the document, for "unknown type" problems.
+    type_path: String,
+    /// Pointer of the payload in the document, prefixed to the payload's problems.
+    payload_path: String,
+    payload: Value,
+    context: Map<String, Value>,
+    validate_context: bool,
+    /// An explicit subject (canonical form) wins over the payload's.
+    subject: Option<String>,
+    /// Used when the payload has none (Authgear's `context.user_id`).
+    fallback_subject: Option<String>,
+    occurred_at: Option<OffsetDateTime>,
+    producer: Map<String, Value>,
+}
+
+/// How a stored event is rendered for a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RenderFormat {
+    /// The envelope of the event's own taxonomy (canonical for custom and Herald types).
+    #[default]
+    Native,
+    /// Herald's own envelope, the same for every taxonomy.
+    Canonical,
+}
+
+impl RenderFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RenderFormat::Native => "native",
+            RenderFormat::Canonical => "canonical",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "native" => Some(RenderFormat::Native),
+            "canonical" => Some(RenderFormat::Canonical),
+            _ => None,
+        }
+    }
+}
+
+/// What rendering needs to know of the tenant, to fill fields the producer left out.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOptions<'a> {
+    pub tenant_id: &'a str,
+    /// The issuer written into Asgardeo `iss` when the producer gave none.
+    pub issuer: &'a str,
+}
+
+/// Renders `event` as the JSON document a subscriber receives. Deterministic: the same event and
+/// options give the same bytes.
+pub fn render(event: &Event, format: RenderFormat, options: &RenderOptions<'_>) -> Value {
+    match (format, event.taxonomy) {
+        (RenderFormat::Native, Taxonomy::Asgardeo) => asgardeo::render(event, options),
+        (RenderFormat::Native, Taxonomy::Onewelcome) => onewelcome::render(event, options),
+        (RenderFormat::Native, Taxonomy::Authgear) => authgear::render(event, options),
+        (RenderFormat::Native, Taxonomy::Herald | Taxonomy::Custom)
+        | (RenderFormat::Canonical, _) => canonical::render(event, options),
+    }
+}
+
+/// [`render`], serialized.
+pub fn render_bytes(event: &Event, format: RenderFormat, options: &RenderOptions<'_>) -> Vec<u8> {
+    // Serializing a `Value` cannot fail: its keys are strings and it holds no foreign types.
+    serde_json::to_vec(&render(event, format, options)).unwrap_or_default()
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Takes an optional string member out of `object`, recording a problem if it is not a string.
+fn take_string(
+    object: &mut Map<String, Value>,
+    key: &str,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    match object.remove(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) if !text.is_empty() => Some(text),
+        Some(other) => {
+            problems.push(Problem::new(
+                format!("{path}/{}", escape_pointer_token(key)),
+                format!("expected a non-empty string, found {}", json_kind(&other)),
+            ));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! Unit tests of envelope parsing and rendering.

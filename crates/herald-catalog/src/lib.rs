@@ -1,0 +1,18 @@
+//! Herald's event catalog: which identity events exist, what their payloads look like, and how each
+//! vendor wraps them on the wire.
+//!
+//! The crate is pure — it never does I/O and knows nothing of HTTP, storage or tokio. Its pieces:
+//!
+//! - [`taxonomy`]: the families of event types (`asgardeo`, `onewelcome`, `authgear`, `custom`, ...).
+//! - [`definition`]: one event type — native name, module, description, blocking flag, payload schema
+//!   compiled once, and where the subject (the user) lives in the payload.
+//! - [`catalog`]: the set of built-in types, loaded from the JSON files under `catalog/` that are
+//!   embedded at build time, plus the run-time registration of `custom` types.
+//! - [`validation`]: the problems a payload can have, each with its JSON pointer.
+//! - [`envelope`]: detecting, parsing and rendering the vendors' native envelopes.
+
+pub mod catalog;
+pub mod definition;
+pub mod envelope;
+pub mod taxonomy;
+pub mod validation;

@@ -1,0 +1,4 @@
+//! One module per `herald` subcommand.
+
+pub mod catalog;
+pub mod validate;

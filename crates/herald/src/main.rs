@@ -1,0 +1,40 @@
+//! The `herald` binary: command-line parsing, configuration and wiring of the crates.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Herald, the identity event hub: validates identity events against a typed catalog, stores them
+/// in an ordered log and delivers them, signed, to the systems that must know.
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Explore the event catalog.
+    #[command(subcommand)]
+    Catalog(commands::catalog::CatalogCommand),
+    /// Check that files are valid event envelopes of catalog types.
+    Validate(commands::validate::ValidateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Catalog(command) => commands::catalog::run(command),
+        Command::Validate(args) => commands::validate::run(&args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
