@@ -9,10 +9,12 @@
 //! - [`catalog`]: the set of built-in types, loaded from the JSON files under `catalog/` that are
 //!   embedded at build time, plus the run-time registration of `custom` types.
 //! - [`validation`]: the problems a payload can have, each with its JSON pointer.
+//! - [`filter`]: which event types an endpoint subscribes to.
 //! - [`envelope`]: detecting, parsing and rendering the vendors' native envelopes.
 
 pub mod catalog;
 pub mod definition;
 pub mod envelope;
+pub mod filter;
 pub mod taxonomy;
 pub mod validation;

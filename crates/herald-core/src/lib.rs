@@ -1,0 +1,22 @@
+//! Herald's pure core: the rules every other crate shares, with no I/O and no async runtime.
+//!
+//! - [`clock`]: the `Clock` trait, the system clock and a manual clock for tests.
+//! - [`ids`]: event ids and prefixed resource ids (UUID v7).
+//! - [`secret`]: signing secrets parsed from user input, API key generation and hashing.
+//! - [`signing`]: Standard Webhooks and vendor-native signatures, and their verification.
+//! - [`retry`]: retry schedules with jitter, and the `Retry-After` header.
+//! - [`delivery`]: the delivery state machine and the decision after each attempt.
+//! - [`hooks`]: the blocking-hook answer and the rules for applying its mutations.
+//!
+//! Architecture invariant: nothing here reads the clock except `SystemClock` and the id
+//! generators, nothing touches the network, the disk or the environment, and there is no tokio.
+//! Time arrives as an argument or through a `Clock`, randomness through an `Rng` wherever a test
+//! needs to pin it.
+
+pub mod clock;
+pub mod delivery;
+pub mod hooks;
+pub mod ids;
+pub mod retry;
+pub mod secret;
+pub mod signing;

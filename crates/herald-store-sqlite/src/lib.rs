@@ -1,0 +1,983 @@
+//! Herald's embedded store: one SQLite file in WAL mode, behind the [`Store`] trait.
+//!
+//! One connection writes and one reads. SQLite allows a single writer at a time anyway, and
+//! serialising writes in-process means `seq` is handed out in commit order without retries on
+//! `SQLITE_BUSY`. Every write commits with `synchronous = FULL`, so an answered publish survives a
+//! power cut. Blocking SQLite calls run on tokio's blocking pool, never on the async workers.
+
+mod rows;
+mod schema;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use herald_catalog::filter::matches_any;
+use herald_core::delivery::DeliveryState;
+use herald_store::models::{
+    ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DeliveryFilter,
+    DeliveryRecord, EndpointRecord, EventFilter, NewEvent, NextStep, Published, ReplaySelector,
+    StoredEvent, Tenant,
+};
+use herald_store::{Store, StoreError, StoreResult};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use time::{Duration, OffsetDateTime};
+
+use crate::rows::{
+    DELIVERY_COLUMNS, ENDPOINT_COLUMNS, EVENT_COLUMNS, from_ms, json_text, map_backend, ms,
+    read_delivery, read_endpoint, read_event,
+};
+
+/// The SQLite store. Cloning shares the connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SqliteStore")
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let writer = Connection::open(path).map_err(map_backend)?;
+        schema::configure(&writer)?;
+        schema::migrate(&writer)?;
+        let reader = Connection::open(path).map_err(map_backend)?;
+        schema::configure(&reader)?;
+        Ok(SqliteStore {
+            writer: Arc::new(Mutex::new(writer)),
+            reader: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.writer);
+        run_blocking(move || {
+            let mut connection = connection
+                .lock()
+                .map_err(|_| StoreError::Unavailable("the writer connection is poisoned".into()))?;
+            let transaction = connection
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(map_backend)?;
+            let value = work(&transaction)?;
+            transaction.commit().map_err(map_backend)?;
+            Ok(value)
+        })
+        .await
+    }
+
+    async fn read<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.reader);
+        run_blocking(move || {
+            let connection = connection
+                .lock()
+                .map_err(|_| StoreError::Unavailable("the reader connection is poisoned".into()))?;
+            work(&connection)
+        })
+        .await
+    }
+}
+
+async fn run_blocking<T, F>(work: F) -> StoreResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> StoreResult<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| StoreError::Backend(format!("a storage task failed: {error}")))?
+}
+
+const UNFINISHED: &str = "('pending','scheduled','in_flight')";
+
+fn insert_delivery(
+    transaction: &Transaction<'_>,
+    tenant_id: &str,
+    endpoint_id: &str,
+    event: (i64, &str, &str, Option<&str>),
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    let (seq, event_id, event_type, subject) = event;
+    let mut statement = transaction
+        .prepare_cached(
+            "INSERT INTO deliveries (id, tenant_id, endpoint_id, event_seq, event_id, event_type,
+                 subject, state, n_attempts, next_attempt_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?8, ?8)",
+        )
+        .map_err(map_backend)?;
+    statement
+        .execute(params![
+            herald_core::ids::prefixed_id("dl"),
+            tenant_id,
+            endpoint_id,
+            seq,
+            event_id,
+            event_type,
+            subject,
+            ms(now),
+        ])
+        .map_err(map_backend)?;
+    Ok(())
+}
+
+fn load_endpoints(connection: &Connection, tenant_id: &str) -> StoreResult<Vec<EndpointRecord>> {
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = ?1 ORDER BY created_at, id"
+        ))
+        .map_err(map_backend)?;
+    let rows = statement
+        .query_map(params![tenant_id], read_endpoint)
+        .map_err(map_backend)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
+}
+
+fn endpoint_by_id(
+    connection: &Connection,
+    tenant_id: &str,
+    endpoint_id: &str,
+) -> StoreResult<Option<EndpointRecord>> {
+    connection
+        .query_row(
+            &format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = ?1 AND id = ?2"),
+            params![tenant_id, endpoint_id],
+            read_endpoint,
+        )
+        .optional()
+        .map_err(map_backend)
+}
+
+fn delivery_by_id(
+    connection: &Connection,
+    tenant_id: &str,
+    delivery_id: &str,
+) -> StoreResult<Option<DeliveryRecord>> {
+    connection
+        .query_row(
+            &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE tenant_id = ?1 AND id = ?2"),
+            params![tenant_id, delivery_id],
+            read_delivery,
+        )
+        .optional()
+        .map_err(map_backend)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_tenant(&self, tenant: Tenant) -> StoreResult<Tenant> {
+        self.write(move |transaction| {
+            let inserted = transaction
+                .execute(
+                    "INSERT INTO tenants (id, name, issuer, created_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO NOTHING",
+                    params![tenant.id, tenant.name, tenant.issuer, ms(tenant.created_at)],
+                )
+                .map_err(map_backend)?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!("tenant {:?}", tenant.id)));
+            }
+            Ok(tenant)
+        })
+        .await
+    }
+
+    async fn get_tenant(&self, tenant_id: &str) -> StoreResult<Option<Tenant>> {
+        let tenant_id = tenant_id.to_owned();
+        self.read(move |connection| {
+            connection
+                .query_row(
+                    "SELECT id, name, issuer, created_at FROM tenants WHERE id = ?1",
+                    params![tenant_id],
+                    rows::read_tenant,
+                )
+                .optional()
+                .map_err(map_backend)
+        })
+        .await
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.read(|connection| {
+            let mut statement = connection
+                .prepare("SELECT id, name, issuer, created_at FROM tenants ORDER BY id")
+                .map_err(map_backend)?;
+            let rows = statement
+                .query_map([], rows::read_tenant)
+                .map_err(map_backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<()> {
+        self.write(move |transaction| {
+            transaction
+                .execute(
+                    "INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![key.id, key.tenant_id, key.key_hash, ms(key.created_at)],
+                )
+                .map_err(map_backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let key_hash = key_hash.to_owned();
+        self.read(move |connection| {
+            connection
+                .query_row(
+                    "SELECT id, tenant_id, key_hash, created_at FROM api_keys WHERE key_hash = ?1",
+                    params![key_hash],
+                    |row| {
+                        Ok(ApiKeyRecord {
+                            id: row.get(0)?,
+                            tenant_id: row.get(1)?,
+                            key_hash: row.get(2)?,
+                            created_at: from_ms(row.get(3)?),
+                        })
+                    },
+                )
+                .optional()
+                .map_err(map_backend)
+        })
+        .await
+    }
+
+    async fn create_custom_type(&self, record: CustomTypeRecord) -> StoreResult<()> {
+        self.write(move |transaction| {
+            let inserted = transaction
+                .execute(
+                    "INSERT INTO custom_types (tenant_id, name, description, module, subject_pointer,
+                         schema, example, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (tenant_id, name) DO NOTHING",
+                    params![
+                        record.tenant_id,
+                        record.name,
+                        record.description,
+                        record.module,
+                        record.subject_pointer,
+                        json_text(&record.schema),
+                        record.example.as_ref().map(json_text),
+                        ms(record.created_at),
+                    ],
+                )
+                .map_err(map_backend)?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!("event type {:?}", record.name)));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_custom_types(
+        &self,
+        tenant_id: Option<&str>,
+    ) -> StoreResult<Vec<CustomTypeRecord>> {
+        let tenant_id = tenant_id.map(str::to_owned);
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare(
+                    "SELECT tenant_id, name, description, module, subject_pointer, schema, example,
+                         created_at FROM custom_types
+                     WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY tenant_id, name",
+                )
+                .map_err(map_backend)?;
+            let rows = statement
+                .query_map(params![tenant_id], rows::read_custom_type)
+                .map_err(map_backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
+        })
+        .await
+    }
+
+    async fn create_endpoint(&self, endpoint: EndpointRecord) -> StoreResult<EndpointRecord> {
+        self.write(move |transaction| {
+            let tenant_exists: Option<i64> = transaction
+                .query_row(
+                    "SELECT 1 FROM tenants WHERE id = ?1",
+                    params![endpoint.tenant_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(map_backend)?;
+            if tenant_exists.is_none() {
+                return Err(StoreError::NotFound(format!(
+                    "tenant {:?}",
+                    endpoint.tenant_id
+                )));
+            }
+            rows::write_endpoint(transaction, &endpoint, true)?;
+            Ok(endpoint)
+        })
+        .await
+    }
+
+    async fn get_endpoint(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+    ) -> StoreResult<Option<EndpointRecord>> {
+        let (tenant_id, endpoint_id) = (tenant_id.to_owned(), endpoint_id.to_owned());
+        self.read(move |connection| endpoint_by_id(connection, &tenant_id, &endpoint_id))
+            .await
+    }
+
+    async fn list_endpoints(&self, tenant_id: &str) -> StoreResult<Vec<EndpointRecord>> {
+        let tenant_id = tenant_id.to_owned();
+        self.read(move |connection| load_endpoints(connection, &tenant_id))
+            .await
+    }
+
+    async fn update_endpoint(&self, endpoint: EndpointRecord) -> StoreResult<EndpointRecord> {
+        self.write(move |transaction| {
+            if endpoint_by_id(transaction, &endpoint.tenant_id, &endpoint.id)?.is_none() {
+                return Err(StoreError::NotFound(format!("endpoint {:?}", endpoint.id)));
+            }
+            rows::write_endpoint(transaction, &endpoint, false)?;
+            Ok(endpoint)
+        })
+        .await
+    }
+
+    async fn delete_endpoint(&self, tenant_id: &str, endpoint_id: &str) -> StoreResult<bool> {
+        let (tenant_id, endpoint_id) = (tenant_id.to_owned(), endpoint_id.to_owned());
+        self.write(move |transaction| {
+            let removed = transaction
+                .execute(
+                    "DELETE FROM endpoints WHERE tenant_id = ?1 AND id = ?2",
+                    params![tenant_id, endpoint_id],
+                )
+                .map_err(map_backend)?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
+    async fn publish(
+        &self,
+        tenant_id: &str,
+        events: Vec<NewEvent>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<Published>> {
+        let tenant_id = tenant_id.to_owned();
+        self.write(move |transaction| {
+            let next_seq: Option<i64> = transaction
+                .query_row(
+                    "SELECT next_seq FROM tenants WHERE id = ?1",
+                    params![tenant_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(map_backend)?;
+            let Some(mut next_seq) = next_seq else {
+                return Err(StoreError::NotFound(format!("tenant {tenant_id:?}")));
+            };
+            let endpoints: Vec<EndpointRecord> = load_endpoints(transaction, &tenant_id)?
+                .into_iter()
+                .filter(|endpoint| endpoint.enabled)
+                .collect();
+            let mut published = Vec::with_capacity(events.len());
+            for event in events {
+                let existing: Option<i64> = transaction
+                    .prepare_cached("SELECT seq FROM events WHERE tenant_id = ?1 AND id = ?2")
+                    .and_then(|mut statement| {
+                        statement
+                            .query_row(params![tenant_id, event.id], |row| row.get(0))
+                            .optional()
+                    })
+                    .map_err(map_backend)?;
+                if let Some(seq) = existing {
+                    published.push(Published {
+                        id: event.id,
+                        seq,
+                        duplicate: true,
+                        n_deliveries: 0,
+                    });
+                    continue;
+                }
+                let seq = next_seq;
+                next_seq += 1;
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO events (tenant_id, seq, id, taxonomy, event_type, subject,
+                             occurred_at, received_at, payload, context, producer)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    )
+                    .and_then(|mut statement| {
+                        statement.execute(params![
+                            tenant_id,
+                            seq,
+                            event.id,
+                            event.taxonomy.as_str(),
+                            event.event_type,
+                            event.subject,
+                            ms(event.occurred_at),
+                            ms(now),
+                            json_text(&event.payload),
+                            json_text(&serde_json::Value::Object(event.context.clone())),
+                            json_text(&serde_json::Value::Object(event.producer.clone())),
+                        ])
+                    })
+                    .map_err(map_backend)?;
+                let mut n_deliveries = 0;
+                for endpoint in &endpoints {
+                    if matches_any(&endpoint.filters, &event.event_type, event.taxonomy) {
+                        insert_delivery(
+                            transaction,
+                            &tenant_id,
+                            &endpoint.id,
+                            (seq, &event.id, &event.event_type, event.subject.as_deref()),
+                            now,
+                        )?;
+                        n_deliveries += 1;
+                    }
+                }
+                published.push(Published {
+                    id: event.id,
+                    seq,
+                    duplicate: false,
+                    n_deliveries,
+                });
+            }
+            transaction
+                .execute(
+                    "UPDATE tenants SET next_seq = ?1 WHERE id = ?2",
+                    params![next_seq, tenant_id],
+                )
+                .map_err(map_backend)?;
+            Ok(published)
+        })
+        .await
+    }
+
+    async fn list_events(
+        &self,
+        tenant_id: &str,
+        filter: &EventFilter,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let tenant_id = tenant_id.to_owned();
+        let filter = filter.clone();
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                     WHERE tenant_id = ?1 AND seq > ?2
+                       AND (?3 IS NULL OR event_type = ?3) AND (?4 IS NULL OR subject = ?4)
+                     ORDER BY seq LIMIT ?5"
+                ))
+                .map_err(map_backend)?;
+            let rows = statement
+                .query_map(
+                    params![
+                        tenant_id,
+                        filter.after_seq,
+                        filter.event_type,
+                        filter.subject,
+                        i64::try_from(filter.limit).unwrap_or(i64::MAX),
+                    ],
+                    read_event,
+                )
+                .map_err(map_backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
+        })
+        .await
+    }
+
+    async fn get_event(&self, tenant_id: &str, event_id: &str) -> StoreResult<Option<StoredEvent>> {
+        let (tenant_id, event_id) = (tenant_id.to_owned(), event_id.to_owned());
+        self.read(move |connection| {
+            connection
+                .query_row(
+                    &format!("SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = ?1 AND id = ?2"),
+                    params![tenant_id, event_id],
+                    read_event,
+                )
+                .optional()
+                .map_err(map_backend)
+        })
+        .await
+    }
+
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        self.write(move |transaction| claim_due(transaction, now, limit, lease))
+            .await
+    }
+
+    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<()> {
+        self.write(move |transaction| {
+            let attempt = &outcome.attempt;
+            transaction
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO attempts (delivery_id, attempt_number, started_at, status,
+                         latency_ms, response_excerpt, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        attempt.delivery_id,
+                        attempt.attempt_number,
+                        ms(attempt.started_at),
+                        attempt.status,
+                        i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX),
+                        attempt.response_excerpt,
+                        attempt.error,
+                    ])
+                })
+                .map_err(map_backend)?;
+            let (state, next_attempt_at) = match outcome.next {
+                NextStep::Delivered => (DeliveryState::Delivered, None),
+                NextStep::RetryAt(at) => (DeliveryState::Scheduled, Some(ms(at))),
+                NextStep::Exhausted => (DeliveryState::Exhausted, None),
+            };
+            transaction
+                .prepare_cached(
+                    "UPDATE deliveries SET state = ?2, n_attempts = ?3, next_attempt_at = ?4,
+                         lease_until = NULL, last_status = ?5, last_error = ?6, updated_at = ?7
+                     WHERE id = ?1",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        attempt.delivery_id,
+                        state.as_str(),
+                        attempt.attempt_number,
+                        next_attempt_at,
+                        attempt.status,
+                        attempt.error,
+                        ms(outcome.now),
+                    ])
+                })
+                .map_err(map_backend)?;
+            let succeeded = outcome.next == NextStep::Delivered;
+            transaction
+                .prepare_cached(
+                    "UPDATE endpoints SET
+                         failing_since = CASE WHEN ?3 THEN NULL ELSE COALESCE(failing_since, ?4) END,
+                         enabled = CASE WHEN ?5 IS NULL THEN enabled ELSE 0 END,
+                         disabled_reason = COALESCE(?5, disabled_reason)
+                     WHERE tenant_id = ?1 AND id = ?2",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        outcome.tenant_id,
+                        outcome.endpoint_id,
+                        succeeded,
+                        ms(attempt.started_at),
+                        outcome.disable_endpoint,
+                    ])
+                })
+                .map_err(map_backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release(&self, delivery_id: &str, next_attempt_at: OffsetDateTime) -> StoreResult<()> {
+        let delivery_id = delivery_id.to_owned();
+        self.write(move |transaction| {
+            transaction
+                .execute(
+                    "UPDATE deliveries SET state = CASE WHEN n_attempts = 0 THEN 'pending' ELSE 'scheduled' END,
+                         next_attempt_at = ?2, lease_until = NULL
+                     WHERE id = ?1 AND state = 'in_flight'",
+                    params![delivery_id, ms(next_attempt_at)],
+                )
+                .map_err(map_backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<OffsetDateTime>> {
+        self.read(|connection| {
+            let waiting: Option<i64> = connection
+                .query_row(
+                    "SELECT MIN(d.next_attempt_at) FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                     WHERE d.state IN ('pending','scheduled') AND e.enabled = 1",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(map_backend)?;
+            let leased: Option<i64> = connection
+                .query_row(
+                    "SELECT MIN(lease_until) FROM deliveries WHERE state = 'in_flight'",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(map_backend)?;
+            Ok(match (waiting, leased) {
+                (Some(a), Some(b)) => Some(from_ms(a.min(b))),
+                (Some(at), None) | (None, Some(at)) => Some(from_ms(at)),
+                (None, None) => None,
+            })
+        })
+        .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant_id: &str,
+        filter: &DeliveryFilter,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let tenant_id = tenant_id.to_owned();
+        let filter = filter.clone();
+        self.read(move |connection| {
+            let after_rowid: i64 = match &filter.after_id {
+                None => 0,
+                Some(after_id) => connection
+                    .query_row(
+                        "SELECT rowid_ FROM deliveries WHERE tenant_id = ?1 AND id = ?2",
+                        params![tenant_id, after_id],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(map_backend)?
+                    .unwrap_or(0),
+            };
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries
+                     WHERE tenant_id = ?1 AND rowid_ > ?2
+                       AND (?3 IS NULL OR endpoint_id = ?3) AND (?4 IS NULL OR state = ?4)
+                     ORDER BY rowid_ LIMIT ?5"
+                ))
+                .map_err(map_backend)?;
+            let rows = statement
+                .query_map(
+                    params![
+                        tenant_id,
+                        after_rowid,
+                        filter.endpoint_id,
+                        filter.state.map(DeliveryState::as_str),
+                        i64::try_from(filter.limit).unwrap_or(i64::MAX),
+                    ],
+                    read_delivery,
+                )
+                .map_err(map_backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
+        })
+        .await
+    }
+
+    async fn get_delivery(
+        &self,
+        tenant_id: &str,
+        delivery_id: &str,
+    ) -> StoreResult<Option<DeliveryRecord>> {
+        let (tenant_id, delivery_id) = (tenant_id.to_owned(), delivery_id.to_owned());
+        self.read(move |connection| delivery_by_id(connection, &tenant_id, &delivery_id))
+            .await
+    }
+
+    async fn list_attempts(
+        &self,
+        tenant_id: &str,
+        delivery_id: &str,
+    ) -> StoreResult<Vec<AttemptRecord>> {
+        let (tenant_id, delivery_id) = (tenant_id.to_owned(), delivery_id.to_owned());
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT a.delivery_id, a.attempt_number, a.started_at, a.status, a.latency_ms,
+                         a.response_excerpt, a.error
+                     FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+                     WHERE d.tenant_id = ?1 AND a.delivery_id = ?2 ORDER BY a.attempt_number",
+                )
+                .map_err(map_backend)?;
+            let rows = statement
+                .query_map(params![tenant_id, delivery_id], rows::read_attempt)
+                .map_err(map_backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
+        })
+        .await
+    }
+
+    async fn retry_delivery(
+        &self,
+        tenant_id: &str,
+        delivery_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<DeliveryRecord>> {
+        let (tenant_id, delivery_id) = (tenant_id.to_owned(), delivery_id.to_owned());
+        self.write(move |transaction| {
+            transaction
+                .execute(
+                    "UPDATE deliveries SET state = 'pending', next_attempt_at = ?3, updated_at = ?3
+                     WHERE tenant_id = ?1 AND id = ?2 AND state != 'in_flight'",
+                    params![tenant_id, delivery_id, ms(now)],
+                )
+                .map_err(map_backend)?;
+            delivery_by_id(transaction, &tenant_id, &delivery_id)
+        })
+        .await
+    }
+
+    async fn replay(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        selector: &ReplaySelector,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let (tenant_id, endpoint_id) = (tenant_id.to_owned(), endpoint_id.to_owned());
+        let selector = selector.clone();
+        self.write(move |transaction| {
+            let Some(endpoint) = endpoint_by_id(transaction, &tenant_id, &endpoint_id)? else {
+                return Err(StoreError::NotFound(format!("endpoint {endpoint_id:?}")));
+            };
+            let (after_seq, received_since, only_id) = match &selector {
+                ReplaySelector::Failed => {
+                    let changed = transaction
+                        .execute(
+                            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?3, updated_at = ?3
+                             WHERE tenant_id = ?1 AND endpoint_id = ?2 AND state = 'exhausted'",
+                            params![tenant_id, endpoint_id, ms(now)],
+                        )
+                        .map_err(map_backend)?;
+                    return Ok(changed as u64);
+                }
+                ReplaySelector::Event(event_id) => (0, i64::MIN, Some(event_id.clone())),
+                ReplaySelector::SinceSeq(seq) => (*seq, i64::MIN, None),
+                ReplaySelector::SinceTime(time) => (0, ms(*time), None),
+            };
+            let mut statement = transaction
+                .prepare(
+                    "SELECT seq, id, taxonomy, event_type, subject FROM events
+                     WHERE tenant_id = ?1 AND seq > ?2 AND received_at >= ?3 AND erased = 0
+                       AND (?4 IS NULL OR id = ?4)
+                     ORDER BY seq",
+                )
+                .map_err(map_backend)?;
+            let selected: Vec<(i64, String, String, String, Option<String>)> = statement
+                .query_map(
+                    params![tenant_id, after_seq, received_since, only_id],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+                )
+                .map_err(map_backend)?
+                .collect::<Result<_, _>>()
+                .map_err(map_backend)?;
+            if let Some(event_id) = &only_id
+                && selected.is_empty()
+            {
+                return Err(StoreError::NotFound(format!("event {event_id:?}")));
+            }
+            let mut n_replayed = 0u64;
+            for (seq, event_id, taxonomy, event_type, subject) in selected {
+                let taxonomy = rows::parse_taxonomy(&taxonomy)?;
+                let wanted = only_id.is_some() || matches_any(&endpoint.filters, &event_type, taxonomy);
+                if wanted {
+                    insert_delivery(
+                        transaction,
+                        &tenant_id,
+                        &endpoint_id,
+                        (seq, &event_id, &event_type, subject.as_deref()),
+                        now,
+                    )?;
+                    n_replayed += 1;
+                }
+            }
+            Ok(n_replayed)
+        })
+        .await
+    }
+
+    async fn count_pending(&self) -> StoreResult<u64> {
+        self.read(|connection| {
+            let count: i64 = connection
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM deliveries WHERE state IN {UNFINISHED}"),
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(map_backend)?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn remove_expired(&self, cutoff: OffsetDateTime, batch: usize) -> StoreResult<u64> {
+        self.write(move |transaction| {
+            let removed = transaction
+                .execute(
+                    "DELETE FROM events WHERE rowid IN (
+                         SELECT rowid FROM events WHERE received_at < ?1 LIMIT ?2)",
+                    params![ms(cutoff), i64::try_from(batch).unwrap_or(i64::MAX)],
+                )
+                .map_err(map_backend)?;
+            Ok(removed as u64)
+        })
+        .await
+    }
+
+    async fn erase_subject(&self, tenant_id: &str, subject: &str) -> StoreResult<u64> {
+        let (tenant_id, subject) = (tenant_id.to_owned(), subject.to_owned());
+        self.write(move |transaction| {
+            let erased = transaction
+                .execute(
+                    "UPDATE events SET payload = '{}', context = '{}', producer = '{}', erased = 1
+                     WHERE tenant_id = ?1 AND subject = ?2",
+                    params![tenant_id, subject],
+                )
+                .map_err(map_backend)?;
+            transaction
+                .execute(
+                    "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL
+                     WHERE tenant_id = ?1 AND subject = ?2 AND state IN ('pending','scheduled')",
+                    params![tenant_id, subject],
+                )
+                .map_err(map_backend)?;
+            Ok(erased as u64)
+        })
+        .await
+    }
+}
+
+/// Picks due deliveries that their endpoint's ordering and concurrency allow, and leases them.
+fn claim_due(
+    transaction: &Transaction<'_>,
+    now: OffsetDateTime,
+    limit: usize,
+    lease: Duration,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    let now_ms = ms(now);
+    // Candidates: waiting and due, or leased by a node that did not finish in time. An ordered
+    // endpoint offers only the head of each queue: no earlier unfinished delivery of the same
+    // endpoint (strict) or of the same endpoint and subject (subject).
+    let mut statement = transaction
+        .prepare_cached(&format!(
+            "SELECT d.id, d.endpoint_id, d.tenant_id, d.event_seq, d.n_attempts, d.created_at
+             FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+             WHERE e.enabled = 1
+               AND ((d.state IN ('pending','scheduled') AND d.next_attempt_at <= ?1)
+                    OR (d.state = 'in_flight' AND d.lease_until <= ?1))
+               AND (e.ordering = 'none'
+                    OR (e.ordering = 'strict' AND NOT EXISTS (
+                        SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id
+                          AND p.state IN {UNFINISHED} AND p.event_seq < d.event_seq))
+                    OR (e.ordering = 'subject' AND (d.subject IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id
+                          AND p.subject = d.subject AND p.state IN {UNFINISHED}
+                          AND p.event_seq < d.event_seq))))
+             ORDER BY d.next_attempt_at, d.rowid_
+             LIMIT ?2"
+        ))
+        .map_err(map_backend)?;
+    let candidates: Vec<(String, String, String, i64, u32, i64)> = statement
+        .query_map(
+            params![
+                now_ms,
+                i64::try_from(limit.saturating_mul(4)).unwrap_or(i64::MAX)
+            ],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                ))
+            },
+        )
+        .map_err(map_backend)?
+        .collect::<Result<_, _>>()
+        .map_err(map_backend)?;
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut in_flight: HashMap<String, u32> = HashMap::new();
+    {
+        let mut counting = transaction
+            .prepare_cached(
+                "SELECT endpoint_id, COUNT(*) FROM deliveries
+                 WHERE state = 'in_flight' AND lease_until > ?1 GROUP BY endpoint_id",
+            )
+            .map_err(map_backend)?;
+        let counts = counting
+            .query_map(params![now_ms], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?))
+            })
+            .map_err(map_backend)?;
+        for count in counts {
+            let (endpoint_id, n) = count.map_err(map_backend)?;
+            in_flight.insert(endpoint_id, n);
+        }
+    }
+    let mut endpoints: HashMap<String, EndpointRecord> = HashMap::new();
+    let mut issuers: HashMap<String, String> = HashMap::new();
+    let mut claimed = Vec::new();
+    let lease_until = ms(now + lease);
+    for (delivery_id, endpoint_id, tenant_id, event_seq, n_attempts, created_at) in candidates {
+        if claimed.len() >= limit {
+            break;
+        }
+        if !endpoints.contains_key(&endpoint_id) {
+            let Some(endpoint) = endpoint_by_id(transaction, &tenant_id, &endpoint_id)? else {
+                continue;
+            };
+            endpoints.insert(endpoint_id.clone(), endpoint);
+        }
+        let Some(endpoint) = endpoints.get(&endpoint_id) else {
+            continue;
+        };
+        let busy = in_flight.entry(endpoint_id.clone()).or_insert(0);
+        if *busy >= endpoint.max_concurrency.max(1) {
+            continue;
+        }
+        *busy += 1;
+        if !issuers.contains_key(&tenant_id) {
+            let tenant = transaction
+                .query_row(
+                    "SELECT id, name, issuer, created_at FROM tenants WHERE id = ?1",
+                    params![tenant_id],
+                    rows::read_tenant,
+                )
+                .map_err(map_backend)?;
+            issuers.insert(tenant_id.clone(), tenant.issuer_or_default());
+        }
+        let event = transaction
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = ?1 AND seq = ?2"
+            ))
+            .and_then(|mut statement| {
+                statement.query_row(params![tenant_id, event_seq], read_event)
+            })
+            .map_err(map_backend)?;
+        transaction
+            .prepare_cached(
+                "UPDATE deliveries SET state = 'in_flight', lease_until = ?2, updated_at = ?3 WHERE id = ?1",
+            )
+            .and_then(|mut statement| statement.execute(params![delivery_id, lease_until, now_ms]))
+            .map_err(map_backend)?;
+        claimed.push(ClaimedDelivery {
+            delivery_id,
+            n_attempts,
+            endpoint: endpoint.clone(),
+            event: event.event,
+            tenant_issuer: issuers.get(&tenant_id).cloned().unwrap_or_default(),
+            created_at: from_ms(created_at),
+        });
+    }
+    Ok(claimed)
+}

@@ -1,0 +1,236 @@
+//! Conversions between SQLite rows and the store's models.
+
+use std::str::FromStr;
+
+use herald_catalog::envelope::{Event, RenderFormat};
+use herald_catalog::taxonomy::Taxonomy;
+use herald_core::delivery::DeliveryState;
+use herald_store::models::{
+    AttemptRecord, CustomTypeRecord, DeliveryRecord, EndpointRecord, Ordering, StoredEvent, Tenant,
+};
+use herald_store::{StoreError, StoreResult};
+use rusqlite::types::Type;
+use rusqlite::{Row, Transaction, params};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+pub(crate) fn map_backend(error: rusqlite::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+pub(crate) fn ms(time: OffsetDateTime) -> i64 {
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_ms(milliseconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(milliseconds) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+pub(crate) fn json_text(value: &Value) -> String {
+    value.to_string()
+}
+
+fn conversion_error(column: usize, detail: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, Type::Text, detail.into())
+}
+
+fn json_column(row: &Row<'_>, column: usize) -> rusqlite::Result<Value> {
+    let text: String = row.get(column)?;
+    serde_json::from_str(&text).map_err(|error| conversion_error(column, error.to_string()))
+}
+
+fn object_column(row: &Row<'_>, column: usize) -> rusqlite::Result<Map<String, Value>> {
+    match json_column(row, column)? {
+        Value::Object(object) => Ok(object),
+        _ => Ok(Map::new()),
+    }
+}
+
+fn parsed_column<T: FromStr>(row: &Row<'_>, column: usize) -> rusqlite::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.get(column)?;
+    text.parse()
+        .map_err(|error: T::Err| conversion_error(column, error.to_string()))
+}
+
+pub(crate) fn parse_taxonomy(name: &str) -> StoreResult<Taxonomy> {
+    name.parse()
+        .map_err(|error| StoreError::Backend(format!("stored taxonomy: {error}")))
+}
+
+pub(crate) fn read_tenant(row: &Row<'_>) -> rusqlite::Result<Tenant> {
+    Ok(Tenant {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        issuer: row.get(2)?,
+        created_at: from_ms(row.get(3)?),
+    })
+}
+
+pub(crate) fn read_custom_type(row: &Row<'_>) -> rusqlite::Result<CustomTypeRecord> {
+    let example: Option<String> = row.get(6)?;
+    Ok(CustomTypeRecord {
+        tenant_id: row.get(0)?,
+        name: row.get(1)?,
+        description: row.get(2)?,
+        module: row.get(3)?,
+        subject_pointer: row.get(4)?,
+        schema: json_column(row, 5)?,
+        example: example.and_then(|text| serde_json::from_str(&text).ok()),
+        created_at: from_ms(row.get(7)?),
+    })
+}
+
+pub(crate) const ENDPOINT_COLUMNS: &str = "id, tenant_id, url, description, filters, format, secret, \
+     previous_secret, previous_secret_expires_at, ordering, retry_schedule_s, timeout_ms, \
+     max_concurrency, rate_limit_per_s, headers, enabled, disabled_reason, failing_since, \
+     created_at, updated_at";
+
+pub(crate) fn read_endpoint(row: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
+    let filters: Vec<String> = serde_json::from_value(json_column(row, 4)?)
+        .map_err(|error| conversion_error(4, error.to_string()))?;
+    let format_name: String = row.get(5)?;
+    let format = RenderFormat::parse(&format_name)
+        .ok_or_else(|| conversion_error(5, format!("unknown format {format_name:?}")))?;
+    let retry_schedule_s: Vec<u64> = serde_json::from_value(json_column(row, 10)?)
+        .map_err(|error| conversion_error(10, error.to_string()))?;
+    let headers = serde_json::from_value(json_column(row, 14)?)
+        .map_err(|error| conversion_error(14, error.to_string()))?;
+    let ordering: Ordering = parsed_column(row, 9)?;
+    Ok(EndpointRecord {
+        id: row.get(0)?,
+        tenant_id: row.get(1)?,
+        url: row.get(2)?,
+        description: row.get(3)?,
+        filters,
+        format,
+        secret: row.get(6)?,
+        previous_secret: row.get(7)?,
+        previous_secret_expires_at: row.get::<_, Option<i64>>(8)?.map(from_ms),
+        ordering,
+        retry_schedule_s,
+        timeout_ms: row.get::<_, i64>(11)?.try_into().unwrap_or(0),
+        max_concurrency: row.get(12)?,
+        rate_limit_per_s: row.get(13)?,
+        headers,
+        enabled: row.get(15)?,
+        disabled_reason: row.get(16)?,
+        failing_since: row.get::<_, Option<i64>>(17)?.map(from_ms),
+        created_at: from_ms(row.get(18)?),
+        updated_at: from_ms(row.get(19)?),
+    })
+}
+
+pub(crate) fn write_endpoint(
+    transaction: &Transaction<'_>,
+    endpoint: &EndpointRecord,
+    insert: bool,
+) -> StoreResult<()> {
+    let sql = if insert {
+        format!(
+            "INSERT INTO endpoints ({ENDPOINT_COLUMNS}) VALUES
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+        )
+    } else {
+        "UPDATE endpoints SET url = ?3, description = ?4, filters = ?5, format = ?6, secret = ?7,
+             previous_secret = ?8, previous_secret_expires_at = ?9, ordering = ?10,
+             retry_schedule_s = ?11, timeout_ms = ?12, max_concurrency = ?13, rate_limit_per_s = ?14,
+             headers = ?15, enabled = ?16, disabled_reason = ?17, failing_since = ?18,
+             created_at = ?19, updated_at = ?20
+         WHERE id = ?1 AND tenant_id = ?2"
+            .to_owned()
+    };
+    let to_json = |value: serde_json::Result<Value>| {
+        value
+            .map(|value| value.to_string())
+            .map_err(|error| StoreError::Backend(error.to_string()))
+    };
+    transaction
+        .execute(
+            &sql,
+            params![
+                endpoint.id,
+                endpoint.tenant_id,
+                endpoint.url,
+                endpoint.description,
+                to_json(serde_json::to_value(&endpoint.filters))?,
+                endpoint.format.as_str(),
+                endpoint.secret,
+                endpoint.previous_secret,
+                endpoint.previous_secret_expires_at.map(ms),
+                endpoint.ordering.as_str(),
+                to_json(serde_json::to_value(&endpoint.retry_schedule_s))?,
+                i64::try_from(endpoint.timeout_ms).unwrap_or(i64::MAX),
+                endpoint.max_concurrency,
+                endpoint.rate_limit_per_s,
+                to_json(serde_json::to_value(&endpoint.headers))?,
+                endpoint.enabled,
+                endpoint.disabled_reason,
+                endpoint.failing_since.map(ms),
+                ms(endpoint.created_at),
+                ms(endpoint.updated_at),
+            ],
+        )
+        .map_err(map_backend)?;
+    Ok(())
+}
+
+pub(crate) const EVENT_COLUMNS: &str = "tenant_id, seq, id, taxonomy, event_type, subject, \
+     occurred_at, received_at, payload, context, producer, erased";
+
+pub(crate) fn read_event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let taxonomy: Taxonomy = parsed_column(row, 3)?;
+    Ok(StoredEvent {
+        tenant_id: row.get(0)?,
+        event: Event {
+            id: row.get(2)?,
+            seq: row.get(1)?,
+            taxonomy,
+            event_type: row.get(4)?,
+            subject: row.get(5)?,
+            occurred_at: from_ms(row.get(6)?),
+            payload: json_column(row, 8)?,
+            context: object_column(row, 9)?,
+            producer: object_column(row, 10)?,
+        },
+        received_at: from_ms(row.get(7)?),
+        erased: row.get(11)?,
+    })
+}
+
+pub(crate) const DELIVERY_COLUMNS: &str = "id, tenant_id, endpoint_id, event_id, event_seq, \
+     event_type, state, n_attempts, next_attempt_at, last_status, last_error, created_at, updated_at";
+
+pub(crate) fn read_delivery(row: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
+    let state: DeliveryState = parsed_column(row, 6)?;
+    Ok(DeliveryRecord {
+        id: row.get(0)?,
+        tenant_id: row.get(1)?,
+        endpoint_id: row.get(2)?,
+        event_id: row.get(3)?,
+        event_seq: row.get(4)?,
+        event_type: row.get(5)?,
+        state,
+        n_attempts: row.get(7)?,
+        next_attempt_at: row.get::<_, Option<i64>>(8)?.map(from_ms),
+        last_status: row.get(9)?,
+        last_error: row.get(10)?,
+        created_at: from_ms(row.get(11)?),
+        updated_at: from_ms(row.get(12)?),
+    })
+}
+
+pub(crate) fn read_attempt(row: &Row<'_>) -> rusqlite::Result<AttemptRecord> {
+    Ok(AttemptRecord {
+        delivery_id: row.get(0)?,
+        attempt_number: row.get(1)?,
+        started_at: from_ms(row.get(2)?),
+        status: row.get(3)?,
+        latency_ms: row.get::<_, i64>(4)?.try_into().unwrap_or(0),
+        response_excerpt: row.get(5)?,
+        error: row.get(6)?,
+    })
+}

@@ -1,0 +1,45 @@
+//! Connection settings and schema migrations, tracked with SQLite's `user_version`.
+
+use herald_store::{StoreError, StoreResult};
+use rusqlite::Connection;
+
+use crate::rows::map_backend;
+
+/// The migrations, in order; `user_version` counts how many have run.
+const MIGRATIONS: [&str; 1] = [include_str!("../migrations/0001_initial.sql")];
+
+/// Per-connection settings. WAL lets readers proceed while the writer commits; `synchronous =
+/// FULL` makes every commit durable before it returns, which is what a 202 promises.
+pub(crate) fn configure(connection: &Connection) -> StoreResult<()> {
+    connection
+        .execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(map_backend)
+}
+
+/// Runs the migrations this file has not seen yet, each in its own transaction.
+pub(crate) fn migrate(connection: &Connection) -> StoreResult<()> {
+    let applied: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(map_backend)?;
+    let applied = usize::try_from(applied).unwrap_or(0);
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the database schema (version {applied}) is newer than this Herald (version {}): upgrade Herald",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        connection
+            .execute_batch(&format!(
+                "BEGIN IMMEDIATE; {migration}; PRAGMA user_version = {}; COMMIT;",
+                index + 1
+            ))
+            .map_err(map_backend)?;
+    }
+    Ok(())
+}

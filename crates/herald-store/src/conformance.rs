@@ -1,0 +1,1203 @@
+//! The behaviour every storage backend must have, written once and run against each.
+//!
+//! A backend's test file calls [`conformance_tests!`](crate::conformance_tests) with an async
+//! expression that makes a fresh, empty store; every function here becomes one test.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use herald_catalog::envelope::RenderFormat;
+use herald_catalog::taxonomy::Taxonomy;
+use herald_core::delivery::DeliveryState;
+use serde_json::{Map, json};
+use time::{Duration, OffsetDateTime};
+
+use crate::models::{
+    ApiKeyRecord, AttemptOutcome, AttemptRecord, CustomTypeRecord, DeliveryFilter, EndpointRecord,
+    EventFilter, NewEvent, NextStep, Ordering, ReplaySelector, Tenant,
+};
+use crate::{Store, StoreError};
+
+/// Expands to one `#[tokio::test]` per conformance check, each on a store from `$make`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            tenants_and_api_keys,
+            custom_types_are_per_tenant,
+            publish_orders_and_deduplicates,
+            publish_delivers_to_matching_enabled_endpoints,
+            publish_to_an_unknown_tenant_stores_nothing,
+            events_page_by_cursor_and_filter,
+            claims_lease_and_expired_leases_come_back,
+            subject_ordering_holds_one_subject_and_lets_others_flow,
+            strict_ordering_and_concurrency_limits,
+            attempts_move_deliveries_through_their_states,
+            a_gone_endpoint_is_disabled_and_its_work_waits,
+            retry_and_replay,
+            retention_removes_old_events_in_batches,
+            erasure_empties_a_subjects_events,
+            tenants_never_see_each_other,
+            endpoints_update_and_delete,
+        );
+    };
+    (@each $make:expr; $($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let store: std::sync::Arc<dyn $crate::Store> = $make.await;
+                $crate::conformance::$name(store).await;
+            }
+        )+
+    };
+}
+
+fn at(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).expect("in range")
+}
+
+async fn tenant(store: &Arc<dyn Store>, id: &str) {
+    store
+        .create_tenant(Tenant {
+            id: id.to_owned(),
+            name: format!("Tenant {id}"),
+            issuer: None,
+            created_at: at(0),
+        })
+        .await
+        .expect("tenant created");
+}
+
+/// An endpoint of `tenant_id` with these filters and ordering, enabled, defaults elsewhere.
+pub fn endpoint(tenant_id: &str, id: &str, filters: &[&str], ordering: Ordering) -> EndpointRecord {
+    EndpointRecord {
+        id: id.to_owned(),
+        tenant_id: tenant_id.to_owned(),
+        url: format!("https://hooks.example.com/{id}"),
+        description: String::new(),
+        filters: filters.iter().map(|filter| (*filter).to_owned()).collect(),
+        format: RenderFormat::Native,
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        ordering,
+        retry_schedule_s: vec![5, 300],
+        timeout_ms: 15_000,
+        max_concurrency: 16,
+        rate_limit_per_s: None,
+        headers: BTreeMap::new(),
+        enabled: true,
+        disabled_reason: None,
+        failing_since: None,
+        created_at: at(0),
+        updated_at: at(0),
+    }
+}
+
+/// An Authgear `user.*` event of `subject`.
+pub fn event(id: &str, event_type: &str, subject: Option<&str>) -> NewEvent {
+    NewEvent {
+        id: id.to_owned(),
+        taxonomy: Taxonomy::Authgear,
+        event_type: event_type.to_owned(),
+        subject: subject.map(str::to_owned),
+        occurred_at: at(0),
+        payload: json!({"user": {"id": subject}}),
+        context: Map::new(),
+        producer: Map::new(),
+    }
+}
+
+fn ids<T>(items: &[T], id: impl Fn(&T) -> &str) -> Vec<String> {
+    items.iter().map(|item| id(item).to_owned()).collect()
+}
+
+async fn claim_event_ids(store: &Arc<dyn Store>, now: OffsetDateTime) -> Vec<String> {
+    let claimed = store
+        .claim_due(now, 100, Duration::seconds(30))
+        .await
+        .expect("claim");
+    let mut event_ids = ids(&claimed, |claim| claim.event.id.as_str());
+    event_ids.sort();
+    event_ids
+}
+
+fn outcome(
+    tenant_id: &str,
+    endpoint_id: &str,
+    delivery_id: &str,
+    number: u32,
+    next: NextStep,
+    now: OffsetDateTime,
+) -> AttemptOutcome {
+    AttemptOutcome {
+        tenant_id: tenant_id.to_owned(),
+        endpoint_id: endpoint_id.to_owned(),
+        attempt: AttemptRecord {
+            delivery_id: delivery_id.to_owned(),
+            attempt_number: number,
+            started_at: now,
+            status: Some(if next == NextStep::Delivered {
+                200
+            } else {
+                500
+            }),
+            latency_ms: 12,
+            response_excerpt: Some("ok".to_owned()),
+            error: None,
+        },
+        next,
+        disable_endpoint: None,
+        now,
+    }
+}
+
+pub async fn tenants_and_api_keys(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    let again = store
+        .create_tenant(Tenant {
+            id: "acme".into(),
+            name: "Other".into(),
+            issuer: None,
+            created_at: at(1),
+        })
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let fetched = store
+        .get_tenant("acme")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(fetched.name, "Tenant acme");
+    assert_eq!(fetched.created_at, at(0));
+    assert!(store.get_tenant("nope").await.expect("get").is_none());
+    tenant(&store, "beta").await;
+    assert_eq!(
+        ids(&store.list_tenants().await.expect("list"), |t| t
+            .id
+            .as_str()),
+        ["acme", "beta"]
+    );
+
+    store
+        .create_api_key(ApiKeyRecord {
+            id: "key_1".into(),
+            tenant_id: Some("acme".into()),
+            key_hash: "aa11".into(),
+            created_at: at(2),
+        })
+        .await
+        .expect("key");
+    let found = store
+        .find_api_key("aa11")
+        .await
+        .expect("find")
+        .expect("exists");
+    assert_eq!(
+        (found.id.as_str(), found.tenant_id.as_deref()),
+        ("key_1", Some("acme"))
+    );
+    assert!(store.find_api_key("aa12").await.expect("find").is_none());
+}
+
+pub async fn custom_types_are_per_tenant(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    tenant(&store, "beta").await;
+    let record = |tenant_id: &str| CustomTypeRecord {
+        tenant_id: tenant_id.to_owned(),
+        name: "acme.badge.awarded".into(),
+        description: "A badge.".into(),
+        module: None,
+        subject_pointer: Some("/user_id".into()),
+        schema: json!({"type": "object"}),
+        example: Some(json!({"user_id": "u"})),
+        created_at: at(0),
+    };
+    store
+        .create_custom_type(record("acme"))
+        .await
+        .expect("created");
+    store
+        .create_custom_type(record("beta"))
+        .await
+        .expect("same name, other tenant");
+    let again = store.create_custom_type(record("acme")).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let acme = store.list_custom_types(Some("acme")).await.expect("list");
+    assert_eq!(acme, vec![record("acme")]);
+    assert_eq!(store.list_custom_types(None).await.expect("list").len(), 2);
+}
+
+pub async fn publish_orders_and_deduplicates(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    tenant(&store, "beta").await;
+    store
+        .create_endpoint(endpoint("acme", "ep_1", &["*"], Ordering::None))
+        .await
+        .expect("endpoint");
+    let first = store
+        .publish(
+            "acme",
+            vec![
+                event("e1", "user.created", Some("u1")),
+                event("e2", "user.created", Some("u2")),
+            ],
+            at(1),
+        )
+        .await
+        .expect("published");
+    assert_eq!(
+        first
+            .iter()
+            .map(|p| (p.seq, p.duplicate, p.n_deliveries))
+            .collect::<Vec<_>>(),
+        [(1, false, 1), (2, false, 1)]
+    );
+    // Publishing a known id again answers with the original seq and delivers nothing; an id
+    // repeated inside one batch is caught too.
+    let again = store
+        .publish(
+            "acme",
+            vec![
+                event("e2", "user.deleted", Some("u2")),
+                event("e3", "user.created", None),
+                event("e3", "user.created", None),
+            ],
+            at(2),
+        )
+        .await
+        .expect("published");
+    assert_eq!(
+        again
+            .iter()
+            .map(|p| (p.id.as_str(), p.seq, p.duplicate))
+            .collect::<Vec<_>>(),
+        [("e2", 2, true), ("e3", 3, false), ("e3", 3, true)]
+    );
+    let stored = store
+        .get_event("acme", "e2")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        stored.event.event_type, "user.created",
+        "the original is kept"
+    );
+    let deliveries = store
+        .list_deliveries(
+            "acme",
+            &DeliveryFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(deliveries.len(), 3);
+    // Each tenant has its own sequence.
+    let beta = store
+        .publish("beta", vec![event("e1", "user.created", None)], at(3))
+        .await
+        .expect("published");
+    assert_eq!((beta[0].seq, beta[0].duplicate), (1, false));
+}
+
+pub async fn publish_delivers_to_matching_enabled_endpoints(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    let mut disabled = endpoint("acme", "ep_off", &["*"], Ordering::None);
+    disabled.enabled = false;
+    for record in [
+        endpoint("acme", "ep_exact", &["user.created"], Ordering::None),
+        endpoint("acme", "ep_prefix", &["user.*"], Ordering::None),
+        endpoint("acme", "ep_taxonomy", &["authgear"], Ordering::None),
+        endpoint(
+            "acme",
+            "ep_other",
+            &["identity.*", "onewelcome"],
+            Ordering::None,
+        ),
+        disabled,
+    ] {
+        store.create_endpoint(record).await.expect("endpoint");
+    }
+    let published = store
+        .publish(
+            "acme",
+            vec![
+                event("e1", "user.created", None),
+                event("e2", "user.deleted", None),
+                event("e3", "identity.email.added", None),
+            ],
+            at(1),
+        )
+        .await
+        .expect("published");
+    assert_eq!(
+        published.iter().map(|p| p.n_deliveries).collect::<Vec<_>>(),
+        [3, 2, 2]
+    );
+    let for_endpoint = |endpoint_id: &str| DeliveryFilter {
+        endpoint_id: Some(endpoint_id.to_owned()),
+        limit: 100,
+        ..Default::default()
+    };
+    let exact = store
+        .list_deliveries("acme", &for_endpoint("ep_exact"))
+        .await
+        .expect("list");
+    assert_eq!(ids(&exact, |d| d.event_id.as_str()), ["e1"]);
+    assert_eq!(exact[0].state, DeliveryState::Pending);
+    assert_eq!(exact[0].event_seq, 1);
+    assert!(
+        store
+            .list_deliveries("acme", &for_endpoint("ep_off"))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+pub async fn publish_to_an_unknown_tenant_stores_nothing(store: Arc<dyn Store>) {
+    let result = store
+        .publish("ghost", vec![event("e1", "user.created", None)], at(1))
+        .await;
+    assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+    tenant(&store, "ghost").await;
+    assert!(store.get_event("ghost", "e1").await.expect("get").is_none());
+    let published = store
+        .publish("ghost", vec![event("e1", "user.created", None)], at(2))
+        .await
+        .expect("published");
+    assert_eq!(published[0].seq, 1, "the failed publish used no seq");
+}
+
+pub async fn events_page_by_cursor_and_filter(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    let events: Vec<NewEvent> = (1..=7)
+        .map(|n| {
+            event(
+                &format!("e{n}"),
+                if n % 2 == 0 {
+                    "user.deleted"
+                } else {
+                    "user.created"
+                },
+                Some(if n <= 3 { "u1" } else { "u2" }),
+            )
+        })
+        .collect();
+    store
+        .publish("acme", events, at(1))
+        .await
+        .expect("published");
+    let mut seen = Vec::new();
+    let mut after_seq = 0;
+    loop {
+        let page = store
+            .list_events(
+                "acme",
+                &EventFilter {
+                    after_seq,
+                    limit: 3,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("page");
+        let Some(last) = page.last() else { break };
+        after_seq = last.event.seq;
+        seen.extend(page.iter().map(|stored| stored.event.seq));
+    }
+    assert_eq!(seen, [1, 2, 3, 4, 5, 6, 7]);
+    let deleted = store
+        .list_events(
+            "acme",
+            &EventFilter {
+                limit: 10,
+                event_type: Some("user.deleted".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(
+        deleted
+            .iter()
+            .map(|stored| stored.event.seq)
+            .collect::<Vec<_>>(),
+        [2, 4, 6]
+    );
+    let u1 = store
+        .list_events(
+            "acme",
+            &EventFilter {
+                after_seq: 1,
+                limit: 10,
+                subject: Some("u1".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(
+        u1.iter().map(|stored| stored.event.seq).collect::<Vec<_>>(),
+        [2, 3]
+    );
+    let stored = &u1[0];
+    assert_eq!(stored.event.payload, json!({"user": {"id": "u1"}}));
+    assert_eq!(
+        (stored.event.taxonomy, stored.received_at, stored.erased),
+        (Taxonomy::Authgear, at(1), false)
+    );
+}
+
+pub async fn claims_lease_and_expired_leases_come_back(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    store
+        .create_endpoint(endpoint("acme", "ep_1", &["*"], Ordering::None))
+        .await
+        .expect("endpoint");
+    store
+        .publish("acme", vec![event("e1", "user.created", Some("u1"))], at(1))
+        .await
+        .expect("published");
+    assert!(
+        claim_event_ids(&store, at(0)).await.is_empty(),
+        "not due before it was published"
+    );
+    let claimed = store
+        .claim_due(at(1), 10, Duration::seconds(30))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].endpoint.id, "ep_1");
+    assert_eq!(claimed[0].tenant_issuer, "urn:herald:tenant:acme");
+    assert_eq!(claimed[0].n_attempts, 0);
+    let delivery = store
+        .get_delivery("acme", &claimed[0].delivery_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(delivery.state, DeliveryState::InFlight);
+    assert!(claim_event_ids(&store, at(20)).await.is_empty(), "leased");
+    assert_eq!(store.next_due_at().await.expect("next"), Some(at(31)));
+    assert_eq!(
+        claim_event_ids(&store, at(31)).await,
+        ["e1"],
+        "the lease expired: another node takes it"
+    );
+    store
+        .release(&claimed[0].delivery_id, at(40))
+        .await
+        .expect("released");
+    assert_eq!(store.count_pending().await.expect("count"), 1);
+    assert!(claim_event_ids(&store, at(39)).await.is_empty());
+    assert_eq!(claim_event_ids(&store, at(40)).await, ["e1"]);
+}
+
+pub async fn subject_ordering_holds_one_subject_and_lets_others_flow(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    store
+        .create_endpoint(endpoint("acme", "ep_1", &["*"], Ordering::Subject))
+        .await
+        .expect("endpoint");
+    store
+        .publish(
+            "acme",
+            vec![
+                event("a1", "user.created", Some("alice")),
+                event("a2", "user.deleted", Some("alice")),
+                event("b1", "user.created", Some("bob")),
+                event("n1", "user.created", None),
+                event("n2", "user.created", None),
+            ],
+            at(1),
+        )
+        .await
+        .expect("published");
+    let claimed = store
+        .claim_due(at(1), 10, Duration::seconds(30))
+        .await
+        .expect("claim");
+    let mut first = ids(&claimed, |claim| claim.event.id.as_str());
+    first.sort();
+    assert_eq!(
+        first,
+        ["a1", "b1", "n1", "n2"],
+        "alice's second event waits; events without a subject are not ordered"
+    );
+    let alice = claimed
+        .iter()
+        .find(|claim| claim.event.id == "a1")
+        .expect("a1");
+    // A failure keeps alice's queue blocked until a1 is finished.
+    store
+        .record_attempt(outcome(
+            "acme",
+            "ep_1",
+            &alice.delivery_id,
+            1,
+            NextStep::RetryAt(at(10)),
+            at(2),
+        ))
+        .await
+        .expect("recorded");
+    assert!(claim_event_ids(&store, at(5)).await.is_empty());
+    assert_eq!(claim_event_ids(&store, at(10)).await, ["a1"]);
+    store
+        .record_attempt(outcome(
+            "acme",
+            "ep_1",
+            &alice.delivery_id,
+            2,
+            NextStep::Delivered,
+            at(11),
+        ))
+        .await
+        .expect("recorded");
+    assert_eq!(claim_event_ids(&store, at(11)).await, ["a2"]);
+}
+
+pub async fn strict_ordering_and_concurrency_limits(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    store
+        .create_endpoint(endpoint(
+            "acme",
+            "ep_fifo",
+            &["user.created"],
+            Ordering::Strict,
+        ))
+        .await
+        .expect("endpoint");
+    let mut narrow = endpoint("acme", "ep_narrow", &["user.deleted"], Ordering::None);
+    narrow.max_concurrency = 2;
+    store.create_endpoint(narrow).await.expect("endpoint");
+    let events = vec![
+        event("c1", "user.created", Some("u1")),
+        event("c2", "user.created", Some("u2")),
+        event("d1", "user.deleted", Some("u1")),
+        event("d2", "user.deleted", Some("u2")),
+        event("d3", "user.deleted", Some("u3")),
+    ];
+    store
+        .publish("acme", events, at(1))
+        .await
+        .expect("published");
+    let claimed = store
+        .claim_due(at(1), 10, Duration::seconds(30))
+        .await
+        .expect("claim");
+    let mut first = ids(&claimed, |claim| claim.event.id.as_str());
+    first.sort();
+    assert_eq!(
+        first,
+        ["c1", "d1", "d2"],
+        "strict offers its head only; the narrow endpoint takes two at a time"
+    );
+    for claim in &claimed {
+        store
+            .record_attempt(outcome(
+                "acme",
+                &claim.endpoint.id,
+                &claim.delivery_id,
+                1,
+                NextStep::Delivered,
+                at(2),
+            ))
+            .await
+            .expect("recorded");
+    }
+    assert_eq!(claim_event_ids(&store, at(2)).await, ["c2", "d3"]);
+}
+
+pub async fn attempts_move_deliveries_through_their_states(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    store
+        .create_endpoint(endpoint("acme", "ep_1", &["*"], Ordering::None))
+        .await
+        .expect("endpoint");
+    store
+        .publish("acme", vec![event("e1", "user.created", None)], at(1))
+        .await
+        .expect("published");
+    let claim = store
+        .claim_due(at(1), 1, Duration::seconds(30))
+        .await
+        .expect("claim")
+        .remove(0);
+    store
+        .record_attempt(outcome(
+            "acme",
+            "ep_1",
+            &claim.delivery_id,
+            1,
+            NextStep::RetryAt(at(6)),
+            at(1),
+        ))
+        .await
+        .expect("recorded");
+    let delivery = store
+        .get_delivery("acme", &claim.delivery_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (
+            delivery.state,
+            delivery.n_attempts,
+            delivery.next_attempt_at,
+            delivery.last_status
+        ),
+        (DeliveryState::Scheduled, 1, Some(at(6)), Some(500))
+    );
+    let failing = store
+        .get_endpoint("acme", "ep_1")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(failing.failing_since, Some(at(1)));
+    let claim = store
+        .claim_due(at(6), 1, Duration::seconds(30))
+        .await
+        .expect("claim")
+        .remove(0);
+    assert_eq!(claim.n_attempts, 1);
+    store
+        .record_attempt(outcome(
+            "acme",
+            "ep_1",
+            &claim.delivery_id,
+            2,
+            NextStep::Exhausted,
+            at(6),
+        ))
+        .await
+        .expect("recorded");
+    let delivery = store
+        .get_delivery("acme", &claim.delivery_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (
+            delivery.state,
+            delivery.n_attempts,
+            delivery.next_attempt_at
+        ),
+        (DeliveryState::Exhausted, 2, None)
+    );
+    assert_eq!(store.count_pending().await.expect("count"), 0);
+    assert!(
+        claim_event_ids(&store, at(1000)).await.is_empty(),
+        "exhausted deliveries are not claimed"
+    );
+    let attempts = store
+        .list_attempts("acme", &claim.delivery_id)
+        .await
+        .expect("attempts");
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| (a.attempt_number, a.status, a.latency_ms))
+            .collect::<Vec<_>>(),
+        [(1, Some(500), 12), (2, Some(500), 12)]
+    );
+    assert_eq!(attempts[0].response_excerpt.as_deref(), Some("ok"));
+    // A success clears the endpoint's failure streak.
+    store
+        .retry_delivery("acme", &claim.delivery_id, at(7))
+        .await
+        .expect("retry")
+        .expect("exists");
+    let claim = store
+        .claim_due(at(7), 1, Duration::seconds(30))
+        .await
+        .expect("claim")
+        .remove(0);
+    store
+        .record_attempt(outcome(
+            "acme",
+            "ep_1",
+            &claim.delivery_id,
+            3,
+            NextStep::Delivered,
+            at(7),
+        ))
+        .await
+        .expect("recorded");
+    let healthy = store
+        .get_endpoint("acme", "ep_1")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(healthy.failing_since, None);
+    let delivered = store
+        .list_deliveries(
+            "acme",
+            &DeliveryFilter {
+                state: Some(DeliveryState::Delivered),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(delivered.len(), 1);
+}
+
+pub async fn a_gone_endpoint_is_disabled_and_its_work_waits(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    store
+        .create_endpoint(endpoint("acme", "ep_1", &["*"], Ordering::None))
+        .await
+        .expect("endpoint");
+    store
+        .publish(
+            "acme",
+            vec![
+                event("e1", "user.created", None),
+                event("e2", "user.created", None),
+            ],
+            at(1),
+        )
+        .await
+        .expect("published");
+    let claim = store
+        .claim_due(at(1), 1, Duration::seconds(30))
+        .await
+        .expect("claim")
+        .remove(0);
+    let mut gone = outcome(
+        "acme",
+        "ep_1",
+        &claim.delivery_id,
+        1,
+        NextStep::Exhausted,
+        at(1),
+    );
+    gone.disable_endpoint = Some("the endpoint answered 410 Gone".to_owned());
+    store.record_attempt(gone).await.expect("recorded");
+    let disabled = store
+        .get_endpoint("acme", "ep_1")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert!(!disabled.enabled);
+    assert_eq!(
+        disabled.disabled_reason.as_deref(),
+        Some("the endpoint answered 410 Gone")
+    );
+    assert!(
+        claim_event_ids(&store, at(2)).await.is_empty(),
+        "a disabled endpoint gets nothing"
+    );
+    assert_eq!(store.next_due_at().await.expect("next"), None);
+    let published = store
+        .publish("acme", vec![event("e3", "user.created", None)], at(3))
+        .await
+        .expect("published");
+    assert_eq!(published[0].n_deliveries, 0);
+    let mut enabled = disabled.clone();
+    enabled.enabled = true;
+    enabled.disabled_reason = None;
+    store.update_endpoint(enabled).await.expect("updated");
+    assert_eq!(
+        claim_event_ids(&store, at(4)).await,
+        ["e2"],
+        "re-enabled, the waiting delivery goes out"
+    );
+}
+
+pub async fn retry_and_replay(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    store
+        .create_endpoint(endpoint("acme", "ep_1", &["user.created"], Ordering::None))
+        .await
+        .expect("endpoint");
+    store
+        .publish(
+            "acme",
+            vec![
+                event("e1", "user.created", None),
+                event("e2", "user.deleted", None),
+                event("e3", "user.created", None),
+            ],
+            at(1),
+        )
+        .await
+        .expect("published");
+    for claim in store
+        .claim_due(at(1), 10, Duration::seconds(30))
+        .await
+        .expect("claim")
+    {
+        store
+            .record_attempt(outcome(
+                "acme",
+                "ep_1",
+                &claim.delivery_id,
+                1,
+                NextStep::Exhausted,
+                at(2),
+            ))
+            .await
+            .expect("recorded");
+    }
+    assert_eq!(
+        store
+            .replay("acme", "ep_1", &ReplaySelector::Failed, at(3))
+            .await
+            .expect("replay"),
+        2
+    );
+    assert_eq!(claim_event_ids(&store, at(3)).await, ["e1", "e3"]);
+    assert_eq!(
+        store
+            .replay("acme", "ep_1", &ReplaySelector::SinceSeq(1), at(4))
+            .await
+            .expect("replay"),
+        1,
+        "e3 only: e2 does not match"
+    );
+    assert_eq!(
+        store
+            .replay("acme", "ep_1", &ReplaySelector::Event("e2".into()), at(4))
+            .await
+            .expect("replay"),
+        1,
+        "an explicit event goes whatever the filters"
+    );
+    assert_eq!(
+        store
+            .replay("acme", "ep_1", &ReplaySelector::SinceTime(at(1)), at(4))
+            .await
+            .expect("replay"),
+        2
+    );
+    assert_eq!(
+        store
+            .replay("acme", "ep_1", &ReplaySelector::SinceTime(at(2)), at(4))
+            .await
+            .expect("replay"),
+        0
+    );
+    assert_eq!(
+        claim_event_ids(&store, at(4)).await,
+        ["e1", "e2", "e3", "e3"]
+    );
+    let missing = store
+        .replay("acme", "ep_1", &ReplaySelector::Event("nope".into()), at(4))
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+    let no_endpoint = store
+        .replay("acme", "ep_none", &ReplaySelector::Failed, at(4))
+        .await;
+    assert!(
+        matches!(no_endpoint, Err(StoreError::NotFound(_))),
+        "{no_endpoint:?}"
+    );
+}
+
+pub async fn retention_removes_old_events_in_batches(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    store
+        .create_endpoint(endpoint("acme", "ep_1", &["*"], Ordering::None))
+        .await
+        .expect("endpoint");
+    for n in 0..5 {
+        store
+            .publish(
+                "acme",
+                vec![event(&format!("old{n}"), "user.created", None)],
+                at(n),
+            )
+            .await
+            .expect("published");
+    }
+    store
+        .publish("acme", vec![event("new", "user.created", None)], at(100))
+        .await
+        .expect("published");
+    assert_eq!(store.remove_expired(at(50), 2).await.expect("removed"), 2);
+    assert_eq!(store.remove_expired(at(50), 2).await.expect("removed"), 2);
+    assert_eq!(store.remove_expired(at(50), 2).await.expect("removed"), 1);
+    assert_eq!(store.remove_expired(at(50), 2).await.expect("removed"), 0);
+    let left = store
+        .list_events(
+            "acme",
+            &EventFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(ids(&left, |stored| stored.event.id.as_str()), ["new"]);
+    let deliveries = store
+        .list_deliveries(
+            "acme",
+            &DeliveryFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(
+        ids(&deliveries, |d| d.event_id.as_str()),
+        ["new"],
+        "deliveries go with their events"
+    );
+    let published = store
+        .publish("acme", vec![event("later", "user.created", None)], at(101))
+        .await
+        .expect("published");
+    assert_eq!(published[0].seq, 7, "seq never goes back");
+}
+
+pub async fn erasure_empties_a_subjects_events(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    store
+        .create_endpoint(endpoint("acme", "ep_1", &["*"], Ordering::None))
+        .await
+        .expect("endpoint");
+    store
+        .publish(
+            "acme",
+            vec![
+                event("a1", "user.created", Some("alice")),
+                event("a2", "user.deleted", Some("alice")),
+                event("b1", "user.created", Some("bob")),
+            ],
+            at(1),
+        )
+        .await
+        .expect("published");
+    assert_eq!(
+        store.erase_subject("acme", "alice").await.expect("erased"),
+        2
+    );
+    let erased = store
+        .get_event("acme", "a1")
+        .await
+        .expect("get")
+        .expect("kept");
+    assert!(erased.erased);
+    assert_eq!(erased.event.payload, json!({}));
+    let bob = store
+        .get_event("acme", "b1")
+        .await
+        .expect("get")
+        .expect("kept");
+    assert!(!bob.erased);
+    assert_eq!(bob.event.payload, json!({"user": {"id": "bob"}}));
+    assert_eq!(
+        claim_event_ids(&store, at(2)).await,
+        ["b1"],
+        "an erased subject's waiting deliveries are cancelled"
+    );
+    let cancelled = store
+        .list_deliveries(
+            "acme",
+            &DeliveryFilter {
+                state: Some(DeliveryState::Cancelled),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(cancelled.len(), 2);
+    assert_eq!(
+        store
+            .replay("acme", "ep_1", &ReplaySelector::SinceSeq(0), at(3))
+            .await
+            .expect("replay"),
+        1,
+        "erased events are not replayed"
+    );
+}
+
+pub async fn tenants_never_see_each_other(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    tenant(&store, "beta").await;
+    store
+        .create_endpoint(endpoint("acme", "ep_1", &["*"], Ordering::None))
+        .await
+        .expect("endpoint");
+    store
+        .publish("acme", vec![event("e1", "user.created", Some("u1"))], at(1))
+        .await
+        .expect("published");
+    let delivery = store
+        .list_deliveries(
+            "acme",
+            &DeliveryFilter {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list")
+        .remove(0);
+    assert!(
+        store
+            .get_endpoint("beta", "ep_1")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(store.list_endpoints("beta").await.expect("list").is_empty());
+    assert!(store.get_event("beta", "e1").await.expect("get").is_none());
+    assert!(
+        store
+            .list_events(
+                "beta",
+                &EventFilter {
+                    limit: 10,
+                    ..Default::default()
+                }
+            )
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        store
+            .get_delivery("beta", &delivery.id)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        store
+            .list_deliveries(
+                "beta",
+                &DeliveryFilter {
+                    limit: 10,
+                    ..Default::default()
+                }
+            )
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_attempts("beta", &delivery.id)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        store
+            .retry_delivery("beta", &delivery.id, at(2))
+            .await
+            .expect("retry")
+            .is_none()
+    );
+    assert!(matches!(
+        store
+            .replay("beta", "ep_1", &ReplaySelector::Failed, at(2))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.erase_subject("beta", "u1").await.expect("erase"), 0);
+    assert!(!store.delete_endpoint("beta", "ep_1").await.expect("delete"));
+    let mut hijack = endpoint("beta", "ep_1", &["*"], Ordering::None);
+    hijack.url = "https://evil.example.com/".into();
+    assert!(matches!(
+        store.update_endpoint(hijack).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // A duplicate id in another tenant is another event.
+    let beta = store
+        .publish("beta", vec![event("e1", "user.created", None)], at(3))
+        .await
+        .expect("published");
+    assert!(!beta[0].duplicate);
+    assert_eq!(
+        store
+            .get_endpoint("acme", "ep_1")
+            .await
+            .expect("get")
+            .expect("kept")
+            .url,
+        "https://hooks.example.com/ep_1"
+    );
+}
+
+pub async fn endpoints_update_and_delete(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    let missing_tenant = store
+        .create_endpoint(endpoint("ghost", "ep_0", &["*"], Ordering::None))
+        .await;
+    assert!(
+        matches!(missing_tenant, Err(StoreError::NotFound(_))),
+        "{missing_tenant:?}"
+    );
+    let mut record = endpoint("acme", "ep_1", &["*"], Ordering::None);
+    record.headers.insert("x-team".into(), "identity".into());
+    record.rate_limit_per_s = Some(50);
+    store
+        .create_endpoint(record.clone())
+        .await
+        .expect("created");
+    assert_eq!(
+        store.get_endpoint("acme", "ep_1").await.expect("get"),
+        Some(record.clone())
+    );
+    record.url = "https://hooks.example.com/v2".into();
+    record.previous_secret = Some(record.secret.clone());
+    record.previous_secret_expires_at = Some(at(86_400));
+    record.secret = "plain-vendor-secret".into();
+    record.ordering = Ordering::Strict;
+    record.retry_schedule_s = vec![1, 2, 3];
+    record.updated_at = at(5);
+    store
+        .update_endpoint(record.clone())
+        .await
+        .expect("updated");
+    assert_eq!(
+        store.list_endpoints("acme").await.expect("list"),
+        vec![record]
+    );
+    store
+        .publish("acme", vec![event("e1", "user.created", None)], at(6))
+        .await
+        .expect("published");
+    assert!(
+        store
+            .delete_endpoint("acme", "ep_1")
+            .await
+            .expect("deleted")
+    );
+    assert!(
+        store
+            .get_endpoint("acme", "ep_1")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        store
+            .list_deliveries(
+                "acme",
+                &DeliveryFilter {
+                    limit: 10,
+                    ..Default::default()
+                }
+            )
+            .await
+            .expect("list")
+            .is_empty(),
+        "its deliveries went with it"
+    );
+    assert!(
+        store.get_event("acme", "e1").await.expect("get").is_some(),
+        "the log keeps the event"
+    );
+}

@@ -1,0 +1,142 @@
+//! Herald's storage boundary: the [`Store`] trait every backend implements, the row models it
+//! speaks in, and the [`conformance`] suite that runs the same behaviour tests on each backend.
+//!
+//! Row models are plain Rust: they do not derive `Serialize`; the API crate converts them into
+//! its own wire types.
+
+pub mod conformance;
+pub mod models;
+
+use async_trait::async_trait;
+use time::{Duration, OffsetDateTime};
+
+use crate::models::{
+    ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DeliveryFilter,
+    DeliveryRecord, EndpointRecord, EventFilter, NewEvent, Published, ReplaySelector, StoredEvent,
+    Tenant,
+};
+
+/// What went wrong in storage. Backend detail is kept for the logs; callers decide by kind.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A row with this key exists already.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The row refers to something that is not there (a tenant, an endpoint).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The database cannot be reached or is shutting down; the request may be retried.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the backend reported.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Durable state of a Herald installation. Every method that takes a `tenant_id` sees only that
+/// tenant's rows: a row of another tenant is reported as absent.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    // --- tenants and keys ---
+    async fn create_tenant(&self, tenant: Tenant) -> StoreResult<Tenant>;
+    async fn get_tenant(&self, tenant_id: &str) -> StoreResult<Option<Tenant>>;
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<()>;
+    /// The key whose SHA-256 hash is `key_hash`.
+    async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
+
+    // --- custom event types ---
+    async fn create_custom_type(&self, record: CustomTypeRecord) -> StoreResult<()>;
+    async fn list_custom_types(
+        &self,
+        tenant_id: Option<&str>,
+    ) -> StoreResult<Vec<CustomTypeRecord>>;
+
+    // --- endpoints ---
+    async fn create_endpoint(&self, endpoint: EndpointRecord) -> StoreResult<EndpointRecord>;
+    async fn get_endpoint(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+    ) -> StoreResult<Option<EndpointRecord>>;
+    async fn list_endpoints(&self, tenant_id: &str) -> StoreResult<Vec<EndpointRecord>>;
+    /// Replaces the endpoint's settings; `NotFound` when it is not the tenant's.
+    async fn update_endpoint(&self, endpoint: EndpointRecord) -> StoreResult<EndpointRecord>;
+    /// Removes the endpoint with its deliveries and attempts; false when there was none.
+    async fn delete_endpoint(&self, tenant_id: &str, endpoint_id: &str) -> StoreResult<bool>;
+
+    // --- the event log ---
+    /// Appends events to the tenant's log and creates one pending delivery per enabled endpoint
+    /// whose filters match, all in one durable transaction. An event whose id is already in the
+    /// tenant's log is not stored again: its original `seq` comes back with `duplicate: true`.
+    async fn publish(
+        &self,
+        tenant_id: &str,
+        events: Vec<NewEvent>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<Published>>;
+    async fn list_events(
+        &self,
+        tenant_id: &str,
+        filter: &EventFilter,
+    ) -> StoreResult<Vec<StoredEvent>>;
+    async fn get_event(&self, tenant_id: &str, event_id: &str) -> StoreResult<Option<StoredEvent>>;
+
+    // --- deliveries ---
+    /// Leases up to `limit` due deliveries until `now + lease`, honouring each endpoint's ordering
+    /// mode and concurrency limit. Expired leases (a node that died mid-attempt) are due again.
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records one attempt and moves the delivery to its next state.
+    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<()>;
+    /// Gives a leased delivery back without counting an attempt (shutdown, rate limit).
+    async fn release(&self, delivery_id: &str, next_attempt_at: OffsetDateTime) -> StoreResult<()>;
+    /// When the next delivery becomes due, if any is waiting (for sleeping until then).
+    async fn next_due_at(&self) -> StoreResult<Option<OffsetDateTime>>;
+    async fn list_deliveries(
+        &self,
+        tenant_id: &str,
+        filter: &DeliveryFilter,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
+    async fn get_delivery(
+        &self,
+        tenant_id: &str,
+        delivery_id: &str,
+    ) -> StoreResult<Option<DeliveryRecord>>;
+    async fn list_attempts(
+        &self,
+        tenant_id: &str,
+        delivery_id: &str,
+    ) -> StoreResult<Vec<AttemptRecord>>;
+    /// Makes a finished or waiting delivery due now; `None` when it is not the tenant's, and
+    /// unchanged when it is in flight.
+    async fn retry_delivery(
+        &self,
+        tenant_id: &str,
+        delivery_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<DeliveryRecord>>;
+    /// Delivers events to one endpoint again; returns how many deliveries were made due.
+    async fn replay(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        selector: &ReplaySelector,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64>;
+    /// Deliveries waiting or in flight, across tenants (a gauge).
+    async fn count_pending(&self) -> StoreResult<u64>;
+
+    // --- retention and erasure ---
+    /// Removes up to `batch` events received before `cutoff`, with their deliveries and attempts.
+    async fn remove_expired(&self, cutoff: OffsetDateTime, batch: usize) -> StoreResult<u64>;
+    /// Empties the payload, context and producer fields of every event of `subject` and cancels
+    /// their waiting deliveries. Returns the number of events erased.
+    async fn erase_subject(&self, tenant_id: &str, subject: &str) -> StoreResult<u64>;
+}

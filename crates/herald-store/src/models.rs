@@ -1,0 +1,240 @@
+//! The rows the store reads and writes. Times are `OffsetDateTime` in UTC; backends choose how to
+//! keep them.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use herald_catalog::envelope::{Event, RenderFormat};
+use herald_catalog::taxonomy::Taxonomy;
+use herald_core::delivery::DeliveryState;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    /// Written into Asgardeo `iss` when a producer gave none.
+    pub issuer: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+impl Tenant {
+    /// The issuer Herald writes for this tenant.
+    pub fn issuer_or_default(&self) -> String {
+        self.issuer
+            .clone()
+            .unwrap_or_else(|| format!("urn:herald:tenant:{}", self.id))
+    }
+}
+
+/// An API key, kept only as its hash. A key without a tenant is an admin key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub tenant_id: Option<String>,
+    pub key_hash: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A custom event type a tenant registered, stored as given and compiled on load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomTypeRecord {
+    pub tenant_id: String,
+    pub name: String,
+    pub description: String,
+    pub module: Option<String>,
+    pub subject_pointer: Option<String>,
+    pub schema: Value,
+    pub example: Option<Value>,
+    pub created_at: OffsetDateTime,
+}
+
+/// How an endpoint's deliveries are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ordering {
+    /// In parallel, no order promised.
+    #[default]
+    None,
+    /// One subject's events one at a time, in `seq` order; other subjects are not held up.
+    Subject,
+    /// First in, first out for the whole endpoint.
+    Strict,
+}
+
+impl Ordering {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ordering::None => "none",
+            Ordering::Subject => "subject",
+            Ordering::Strict => "strict",
+        }
+    }
+}
+
+impl FromStr for Ordering {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "none" => Ok(Ordering::None),
+            "subject" => Ok(Ordering::Subject),
+            "strict" => Ok(Ordering::Strict),
+            other => Err(format!(
+                "unknown ordering {other:?}: expected none, subject or strict"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub url: String,
+    pub description: String,
+    pub filters: Vec<String>,
+    pub format: RenderFormat,
+    /// The signing secret as the user gave it (`whsec_...` or a vendor's plain secret).
+    pub secret: String,
+    /// During a rotation the old secret still signs until `previous_secret_expires_at`.
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<OffsetDateTime>,
+    pub ordering: Ordering,
+    pub retry_schedule_s: Vec<u64>,
+    pub timeout_ms: u64,
+    pub max_concurrency: u32,
+    pub rate_limit_per_s: Option<u32>,
+    pub headers: BTreeMap<String, String>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    /// Start of the current run of failures; cleared by a success.
+    pub failing_since: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// An event to append; `seq` is given by the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub id: String,
+    pub taxonomy: Taxonomy,
+    pub event_type: String,
+    pub subject: Option<String>,
+    pub occurred_at: OffsetDateTime,
+    pub payload: Value,
+    pub context: Map<String, Value>,
+    pub producer: Map<String, Value>,
+}
+
+/// The answer to one published event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub id: String,
+    pub seq: i64,
+    /// The id was already in the log: nothing was stored or delivered again.
+    pub duplicate: bool,
+    /// How many deliveries were created.
+    pub n_deliveries: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub tenant_id: String,
+    pub event: Event,
+    pub received_at: OffsetDateTime,
+    /// The payload was erased on request (GDPR); what is left is the envelope.
+    pub erased: bool,
+}
+
+/// Which events to list: a page after a cursor, optionally of one type or subject.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub after_seq: i64,
+    pub limit: usize,
+    pub event_type: Option<String>,
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub endpoint_id: String,
+    pub event_id: String,
+    pub event_seq: i64,
+    pub event_type: String,
+    pub state: DeliveryState,
+    pub n_attempts: u32,
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub endpoint_id: Option<String>,
+    pub state: Option<DeliveryState>,
+    /// Deliveries created after this one (a cursor), in creation order.
+    pub after_id: Option<String>,
+    pub limit: usize,
+}
+
+/// A leased delivery with everything needed to attempt it.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub delivery_id: String,
+    pub n_attempts: u32,
+    pub endpoint: EndpointRecord,
+    pub event: Event,
+    pub tenant_issuer: String,
+    /// When the first attempt was due: for publish-to-delivery latency.
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRecord {
+    pub delivery_id: String,
+    pub attempt_number: u32,
+    pub started_at: OffsetDateTime,
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    /// The start of the response body, truncated.
+    pub response_excerpt: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Where a delivery goes after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Delivered,
+    RetryAt(OffsetDateTime),
+    Exhausted,
+}
+
+/// What the worker learned from one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptOutcome {
+    pub tenant_id: String,
+    pub endpoint_id: String,
+    pub attempt: AttemptRecord,
+    pub next: NextStep,
+    /// Disable the endpoint (410 Gone, or failing for too long), with the reason shown to users.
+    pub disable_endpoint: Option<String>,
+    pub now: OffsetDateTime,
+}
+
+/// What to deliver again to an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaySelector {
+    /// One event, by id, whatever the endpoint's filters say.
+    Event(String),
+    /// Every delivery of the endpoint that is exhausted or cancelled.
+    Failed,
+    /// Every matching event with a larger `seq`.
+    SinceSeq(i64),
+    /// Every matching event received at or after this time.
+    SinceTime(OffsetDateTime),
+}
