@@ -1,0 +1,35 @@
+//! Herald's REST API: one axum router per resource under `/v1`, API-key authentication as
+//! extractors, request bodies read with a size limit, and a single error type rendered as
+//! `application/problem+json`. The only crate that serializes API JSON.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+use axum::Router;
+use axum::routing::get;
+use utoipa::OpenApi;
+
+pub use crate::state::{ApiSettings, AppState, CustomTypes};
+
+/// Every route of the API, with its state.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::health::router())
+        .merge(routes::tenants::router())
+        .merge(routes::events::router())
+        .merge(routes::catalog::router())
+        .merge(routes::endpoints::router())
+        .merge(routes::deliveries::router())
+        .merge(routes::subjects::router())
+        .route(
+            "/v1/openapi.json",
+            get(|| async { axum::Json(openapi::ApiDoc::openapi()) }),
+        )
+        .fallback(|| async { error::ApiError::NotFound("route".to_owned()) })
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

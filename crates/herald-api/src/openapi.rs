@@ -1,0 +1,36 @@
+//! The OpenAPI document, generated from the handlers and wire types.
+
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+
+use crate::routes::{catalog, deliveries, endpoints, events, subjects, tenants};
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "Herald", description = "The identity event hub: publish identity events, deliver them signed to endpoints."),
+    paths(
+        tenants::create, tenants::list, tenants::get_one, tenants::create_key,
+        events::publish, events::publish_batch, events::list, events::get_one,
+        catalog::list, catalog::register,
+        endpoints::create, endpoints::list, endpoints::get_one, endpoints::update, endpoints::delete,
+        endpoints::rotate_secret, endpoints::replay,
+        deliveries::list_for_endpoint, deliveries::get_one, deliveries::list_attempts, deliveries::retry,
+        subjects::erase,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+#[derive(Debug)]
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}

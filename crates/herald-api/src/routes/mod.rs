@@ -1,0 +1,9 @@
+//! One module per API resource, each exposing its router.
+
+pub mod catalog;
+pub mod deliveries;
+pub mod endpoints;
+pub mod events;
+pub mod health;
+pub mod subjects;
+pub mod tenants;

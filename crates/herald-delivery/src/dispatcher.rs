@@ -1,0 +1,504 @@
+//! The delivery worker: claims due deliveries from the store, renders and signs each event, sends
+//! it, and records what happened.
+//!
+//! [`Dispatcher::run_once`] is one deterministic step (claim, attempt everything claimed, record),
+//! which tests drive directly. [`Dispatcher::run`] is the background loop: it keeps claiming while
+//! there is room, runs each attempt as its own task so one slow endpoint never holds up another,
+//! and sleeps until it is woken by a publish or the next delivery falls due.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use herald_catalog::envelope::{RenderFormat, RenderOptions, render_bytes};
+use herald_catalog::taxonomy::Taxonomy;
+use herald_core::clock::Clock;
+use herald_core::delivery::{AttemptResult, Decision, decide_after_attempt, should_auto_disable};
+use herald_core::ids::new_event_id;
+use herald_core::retry::{RetrySchedule, parse_retry_after};
+use herald_core::secret::SigningSecret;
+use herald_core::signing::{NativeSignature, SignedHeaders};
+use herald_store::models::{AttemptOutcome, AttemptRecord, ClaimedDelivery, NewEvent, NextStep};
+use herald_store::{Store, StoreError};
+use serde_json::{Map, json};
+use time::OffsetDateTime;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::http_client::{HttpClient, OutboundError, OutboundRequest, OutboundResult};
+
+/// How the dispatcher paces itself.
+#[derive(Debug, Clone)]
+pub struct DispatcherSettings {
+    /// Deliveries claimed per store round trip.
+    pub batch_size: usize,
+    /// Attempts in flight at once on this node, across endpoints.
+    pub max_in_flight: usize,
+    /// How long a claim is leased: longer than the longest request timeout, so a live node never
+    /// loses work it is still doing, and short enough that a dead node's work is soon taken over.
+    pub lease: Duration,
+    /// An endpoint that has only failed for this long is disabled.
+    pub auto_disable_after: Duration,
+    /// The loop looks at the store at least this often even when nothing wakes it, to notice
+    /// leases expiring on other nodes' work.
+    pub idle_poll: Duration,
+    /// On shutdown, how long attempts in flight may take to finish before they are released.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DispatcherSettings {
+    fn default() -> Self {
+        DispatcherSettings {
+            batch_size: 64,
+            max_in_flight: 256,
+            lease: Duration::from_secs(90),
+            auto_disable_after: Duration::from_secs(5 * 24 * 3600),
+            idle_poll: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a dispatcher step failed. Attempts themselves never fail: every outcome is recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A token bucket per endpoint, refilled at the endpoint's rate, holding at most one second's worth.
+#[derive(Debug)]
+struct RateBucket {
+    tokens: f64,
+    refilled_at: OffsetDateTime,
+}
+
+#[derive(Debug)]
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    client: HttpClient,
+    clock: Arc<dyn Clock>,
+    settings: DispatcherSettings,
+    wakeup: Arc<Notify>,
+    rate_buckets: Mutex<HashMap<String, RateBucket>>,
+    /// Deliveries claimed by this node and not yet recorded, to release on shutdown.
+    claimed: Mutex<HashSet<String>>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        client: HttpClient,
+        clock: Arc<dyn Clock>,
+        settings: DispatcherSettings,
+        wakeup: Arc<Notify>,
+    ) -> Arc<Self> {
+        Arc::new(Dispatcher {
+            store,
+            client,
+            clock,
+            settings,
+            wakeup,
+            rate_buckets: Mutex::new(HashMap::new()),
+            claimed: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// One step: claims what is due now and attempts all of it, concurrently, returning how many
+    /// attempts were made.
+    pub async fn run_once(self: &Arc<Self>) -> Result<usize, DispatchError> {
+        let claimed = self.claim(self.settings.batch_size).await?;
+        let n_claimed = claimed.len();
+        let mut attempts = JoinSet::new();
+        for delivery in claimed {
+            let dispatcher = Arc::clone(self);
+            attempts.spawn(async move { dispatcher.attempt(delivery).await });
+        }
+        let mut first_error = None;
+        while let Some(joined) = attempts.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => first_error = first_error.or(Some(error)),
+                Err(panic) => tracing::error!(%panic, "a delivery attempt task failed"),
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(n_claimed),
+        }
+    }
+
+    async fn claim(&self, limit: usize) -> Result<Vec<ClaimedDelivery>, DispatchError> {
+        let lease = time::Duration::try_from(self.settings.lease).unwrap_or(time::Duration::MINUTE);
+        let claimed = self.store.claim_due(self.clock.now(), limit, lease).await?;
+        if let Ok(mut held) = self.claimed.lock() {
+            held.extend(claimed.iter().map(|delivery| delivery.delivery_id.clone()));
+        }
+        Ok(claimed)
+    }
+
+    /// The background loop, until `shutdown` turns true. Attempts still running at shutdown get
+    /// `shutdown_grace` to finish; what is left is released so another node (or the next start)
+    /// takes it at once.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.settings.max_in_flight));
+        let mut attempts = JoinSet::new();
+        while !*shutdown.borrow() {
+            while attempts.try_join_next().is_some() {}
+            let room = slots.available_permits().min(self.settings.batch_size);
+            let claimed = if room == 0 {
+                Ok(Vec::new())
+            } else {
+                self.claim(room).await
+            };
+            let n_claimed = match claimed {
+                Ok(claimed) => {
+                    let n_claimed = claimed.len();
+                    for delivery in claimed {
+                        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                            break;
+                        };
+                        let dispatcher = Arc::clone(&self);
+                        attempts.spawn(async move {
+                            if let Err(error) = dispatcher.attempt(delivery).await {
+                                tracing::warn!(%error, "delivery attempt not recorded; its lease will expire");
+                            }
+                            drop(slot);
+                            // A finished attempt may unblock an ordered queue or free a slot.
+                            dispatcher.wakeup.notify_one();
+                        });
+                    }
+                    n_claimed
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "claiming deliveries failed");
+                    0
+                }
+            };
+            if n_claimed > 0 && n_claimed == room {
+                continue;
+            }
+            let sleep_for = self.idle_sleep().await;
+            tokio::select! {
+                () = self.wakeup.notified() => {}
+                () = tokio::time::sleep(sleep_for) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        let drained = tokio::time::timeout(self.settings.shutdown_grace, async {
+            while attempts.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            attempts.abort_all();
+        }
+        self.release_unfinished().await;
+    }
+
+    /// How long to sleep when there is nothing to do right now.
+    async fn idle_sleep(&self) -> Duration {
+        let fallback = self.settings.idle_poll;
+        match self.store.next_due_at().await {
+            Ok(Some(due)) => {
+                let wait = due - self.clock.now();
+                Duration::try_from(wait)
+                    .unwrap_or(Duration::ZERO)
+                    .min(fallback)
+            }
+            Ok(None) => fallback,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the next due time");
+                Duration::from_secs(1)
+            }
+        }
+    }
+
+    async fn release_unfinished(&self) {
+        let unfinished: Vec<String> = self
+            .claimed
+            .lock()
+            .map(|mut held| held.drain().collect())
+            .unwrap_or_default();
+        let now = self.clock.now();
+        for delivery_id in unfinished {
+            if let Err(error) = self.store.release(&delivery_id, now).await {
+                tracing::warn!(%error, %delivery_id, "could not release a delivery at shutdown");
+            }
+        }
+    }
+
+    fn forget(&self, delivery_id: &str) {
+        if let Ok(mut held) = self.claimed.lock() {
+            held.remove(delivery_id);
+        }
+    }
+
+    /// Takes a token from the endpoint's bucket, or says how long until one is there.
+    fn take_rate_token(
+        &self,
+        endpoint_id: &str,
+        rate_per_s: u32,
+        now: OffsetDateTime,
+    ) -> Option<Duration> {
+        let rate = f64::from(rate_per_s.max(1));
+        let Ok(mut buckets) = self.rate_buckets.lock() else {
+            return None;
+        };
+        let bucket = buckets.entry(endpoint_id.to_owned()).or_insert(RateBucket {
+            tokens: rate,
+            refilled_at: now,
+        });
+        let elapsed = (now - bucket.refilled_at).as_seconds_f64().max(0.0);
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
+        bucket.refilled_at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
+        }
+    }
+
+    /// Sends one claimed delivery and records the outcome.
+    async fn attempt(&self, delivery: ClaimedDelivery) -> Result<(), DispatchError> {
+        let result = self.attempt_inner(&delivery).await;
+        self.forget(&delivery.delivery_id);
+        result
+    }
+
+    async fn attempt_inner(&self, delivery: &ClaimedDelivery) -> Result<(), DispatchError> {
+        let endpoint = &delivery.endpoint;
+        let started_at = self.clock.now();
+        if let Some(rate) = endpoint.rate_limit_per_s
+            && let Some(wait) = self.take_rate_token(&endpoint.id, rate, started_at)
+        {
+            self.store
+                .release(&delivery.delivery_id, started_at + wait)
+                .await?;
+            return Ok(());
+        }
+        let event = &delivery.event;
+        let options = RenderOptions {
+            tenant_id: &endpoint.tenant_id,
+            issuer: &delivery.tenant_issuer,
+        };
+        let body = Bytes::from(render_bytes(event, endpoint.format, &options));
+        let native = match (endpoint.format, event.taxonomy) {
+            (RenderFormat::Native, Taxonomy::Authgear) => NativeSignature::AuthgearBodyHex,
+            (RenderFormat::Native, Taxonomy::Asgardeo) => NativeSignature::HubSignatureSha256,
+            _ => NativeSignature::None,
+        };
+        let mut secrets = Vec::with_capacity(2);
+        match SigningSecret::parse(&endpoint.secret) {
+            Ok(secret) => secrets.push(secret),
+            Err(error) => {
+                tracing::error!(endpoint = %endpoint.id, %error, "stored endpoint secret is unusable")
+            }
+        }
+        if let (Some(previous), Some(expires_at)) = (
+            &endpoint.previous_secret,
+            endpoint.previous_secret_expires_at,
+        ) && expires_at > started_at
+            && let Ok(secret) = SigningSecret::parse(previous)
+        {
+            secrets.push(secret);
+        }
+        let secret_refs: Vec<&SigningSecret> = secrets.iter().collect();
+        let mut headers: Vec<(String, String)> = endpoint
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let outbound = match SignedHeaders::new(
+            &secret_refs,
+            &event.id,
+            started_at.unix_timestamp(),
+            &body,
+            native,
+        ) {
+            Ok(signed) => {
+                headers.extend(
+                    signed
+                        .into_pairs()
+                        .into_iter()
+                        .map(|(name, value)| (name.to_owned(), value)),
+                );
+                self.client
+                    .send(OutboundRequest {
+                        url: endpoint.url.clone(),
+                        headers,
+                        body,
+                        timeout: Duration::from_millis(endpoint.timeout_ms),
+                    })
+                    .await
+            }
+            Err(error) => OutboundResult::Failed {
+                error: OutboundError::Other(format!("cannot sign: {error}")),
+                latency: Duration::ZERO,
+            },
+        };
+        let finished_at = self.clock.now();
+        let (attempt_result, status, excerpt, error_text) = match &outbound {
+            OutboundResult::Responded {
+                status,
+                retry_after,
+                body_excerpt,
+                ..
+            } => (
+                AttemptResult::Response {
+                    status: *status,
+                    retry_after: retry_after
+                        .as_deref()
+                        .and_then(|value| parse_retry_after(value, finished_at)),
+                },
+                Some(*status),
+                Some(body_excerpt.clone()),
+                (!(200..300).contains(status)).then(|| format!("HTTP {status}")),
+            ),
+            OutboundResult::Failed {
+                error: OutboundError::Timeout,
+                ..
+            } => (
+                AttemptResult::TimedOut,
+                None,
+                None,
+                Some("timed out".to_owned()),
+            ),
+            OutboundResult::Failed { error, .. } => (
+                AttemptResult::TransportFailed,
+                None,
+                None,
+                Some(error.to_string()),
+            ),
+        };
+        let n_attempts = delivery.n_attempts + 1;
+        let schedule = RetrySchedule::from_seconds(&endpoint.retry_schedule_s).unwrap_or_default();
+        let decision = decide_after_attempt(
+            &attempt_result,
+            n_attempts,
+            &schedule,
+            &mut rand::thread_rng(),
+        );
+        let mut disable_endpoint = None;
+        let next = match decision {
+            Decision::Delivered => NextStep::Delivered,
+            Decision::RetryAfter(delay) => NextStep::RetryAt(finished_at + delay),
+            Decision::Exhausted => NextStep::Exhausted,
+            Decision::EndpointGone => {
+                disable_endpoint = Some("gone".to_owned());
+                NextStep::Exhausted
+            }
+        };
+        let failing_since = endpoint.failing_since.unwrap_or(started_at);
+        if next != NextStep::Delivered
+            && disable_endpoint.is_none()
+            && should_auto_disable(failing_since, finished_at, self.settings.auto_disable_after)
+        {
+            disable_endpoint = Some("failing_too_long".to_owned());
+        }
+        let latency = outbound.latency();
+        metrics::histogram!("herald_attempt_duration_seconds").record(latency.as_secs_f64());
+        let outcome_label = match next {
+            NextStep::Delivered => "delivered",
+            NextStep::RetryAt(_) => "retry",
+            NextStep::Exhausted => "exhausted",
+        };
+        metrics::counter!("herald_deliveries_total", "outcome" => outcome_label).increment(1);
+        if next != NextStep::Delivered {
+            metrics::counter!("herald_endpoint_failures_total", "endpoint" => endpoint.id.clone())
+                .increment(1);
+        }
+        if next == NextStep::Delivered {
+            let end_to_end = finished_at - event.occurred_at.max(delivery.created_at);
+            metrics::histogram!("herald_delivery_lag_seconds")
+                .record(end_to_end.as_seconds_f64().max(0.0));
+        }
+        self.store
+            .record_attempt(AttemptOutcome {
+                tenant_id: endpoint.tenant_id.clone(),
+                endpoint_id: endpoint.id.clone(),
+                attempt: AttemptRecord {
+                    delivery_id: delivery.delivery_id.clone(),
+                    attempt_number: n_attempts,
+                    started_at,
+                    status,
+                    latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+                    response_excerpt: excerpt,
+                    error: error_text.clone(),
+                },
+                next,
+                disable_endpoint: disable_endpoint.clone(),
+                now: finished_at,
+            })
+            .await?;
+        self.emit_operational_events(
+            delivery,
+            next,
+            disable_endpoint.as_deref(),
+            status,
+            error_text,
+            n_attempts,
+            finished_at,
+        )
+        .await
+    }
+
+    /// Publishes `herald.endpoint.disabled` and `herald.delivery.exhausted` into the tenant's log,
+    /// so a tenant can subscribe to its own delivery trouble. Deliveries of Herald's own events
+    /// raise none, so a failing subscriber of them cannot cause an endless chain.
+    #[allow(clippy::too_many_arguments)]
+    async fn emit_operational_events(
+        &self,
+        delivery: &ClaimedDelivery,
+        next: NextStep,
+        disable_reason: Option<&str>,
+        last_status: Option<u16>,
+        last_error: Option<String>,
+        n_attempts: u32,
+        now: OffsetDateTime,
+    ) -> Result<(), DispatchError> {
+        if delivery.event.taxonomy == Taxonomy::Herald {
+            return Ok(());
+        }
+        let endpoint = &delivery.endpoint;
+        let mut events = Vec::new();
+        if let Some(reason) = disable_reason {
+            events.push(operational_event("herald.endpoint.disabled", json!({
+                "endpoint_id": endpoint.id, "url": endpoint.url, "reason": reason, "last_status": last_status,
+            }), now));
+        }
+        if next == NextStep::Exhausted {
+            events.push(operational_event("herald.delivery.exhausted", json!({
+                "delivery_id": delivery.delivery_id, "endpoint_id": endpoint.id, "event_id": delivery.event.id,
+                "event_type": delivery.event.event_type, "n_attempts": n_attempts, "last_status": last_status,
+                "last_error": last_error,
+            }), now));
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        let published = self.store.publish(&endpoint.tenant_id, events, now).await?;
+        if published.iter().any(|outcome| outcome.n_deliveries > 0) {
+            self.wakeup.notify_one();
+        }
+        Ok(())
+    }
+}
+
+fn operational_event(
+    event_type: &str,
+    payload: serde_json::Value,
+    now: OffsetDateTime,
+) -> NewEvent {
+    NewEvent {
+        id: new_event_id(),
+        taxonomy: Taxonomy::Herald,
+        event_type: event_type.to_owned(),
+        subject: None,
+        occurred_at: now,
+        payload,
+        context: Map::new(),
+        producer: Map::new(),
+    }
+}

@@ -1,0 +1,18 @@
+//! Everything in Herald that calls out over the network.
+//!
+//! - [`ssrf`]: the SSRF guard's policy, pure: which addresses may be reached
+//!   ([`ssrf::NetworkPolicy::check_ip`]) and which user-given URLs may be stored
+//!   ([`ssrf::NetworkPolicy::check_url`]).
+//! - [`http_client`]: the one outbound HTTP client, which applies that policy at connect time
+//!   to every resolved address, never follows redirects, pools connections, and bounds each
+//!   exchange by its timeout.
+//! - [`dispatcher`]: the delivery worker, with a single-step `run_once` for tests and the
+//!   background `run` loop.
+//!
+//! Architecture invariant: no outbound request leaves Herald except through
+//! [`http_client::HttpClient`], so no request can skip the guard. The policy itself does no
+//! I/O; resolving names and connecting happen only in `http_client`.
+
+pub mod dispatcher;
+pub mod http_client;
+pub mod ssrf;
