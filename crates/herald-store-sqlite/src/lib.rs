@@ -238,6 +238,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn has_admin_key(&self) -> StoreResult<bool> {
+        self.read(|connection| {
+            connection
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM api_keys WHERE tenant_id IS NULL)",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(map_backend)
+        })
+        .await
+    }
+
     async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
         let key_hash = key_hash.to_owned();
         self.read(move |connection| {

@@ -198,6 +198,29 @@ pub async fn tenants_and_api_keys(store: Arc<dyn Store>) {
         ("key_1", Some("acme"))
     );
     assert!(store.find_api_key("aa12").await.expect("find").is_none());
+    assert!(
+        !store.has_admin_key().await.expect("admin?"),
+        "a tenant key is no admin key"
+    );
+    store
+        .create_api_key(ApiKeyRecord {
+            id: "key_admin".into(),
+            tenant_id: None,
+            key_hash: "bb22".into(),
+            created_at: at(3),
+        })
+        .await
+        .expect("admin key");
+    assert!(store.has_admin_key().await.expect("admin?"));
+    assert_eq!(
+        store
+            .find_api_key("bb22")
+            .await
+            .expect("find")
+            .expect("exists")
+            .tenant_id,
+        None
+    );
 }
 
 pub async fn custom_types_are_per_tenant(store: Arc<dyn Store>) {

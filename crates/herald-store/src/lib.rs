@@ -44,6 +44,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn get_tenant(&self, tenant_id: &str) -> StoreResult<Option<Tenant>>;
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
     async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<()>;
+    /// Whether any admin key (a key without a tenant) is stored.
+    async fn has_admin_key(&self) -> StoreResult<bool>;
     /// The key whose SHA-256 hash is `key_hash`.
     async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
 

@@ -22,6 +22,8 @@ enum Command {
     Catalog(commands::catalog::CatalogCommand),
     /// Check that files are valid event envelopes of catalog types.
     Validate(commands::validate::ValidateArgs),
+    /// Run Herald: the API and the delivery workers.
+    Serve(herald::config::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Catalog(command) => commands::catalog::run(command),
         Command::Validate(args) => commands::validate::run(&args),
+        Command::Serve(args) => commands::serve::run(&args),
     };
     match outcome {
         Ok(code) => code,

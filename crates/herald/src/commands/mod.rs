@@ -1,4 +1,5 @@
 //! One module per `herald` subcommand.
 
 pub mod catalog;
+pub mod serve;
 pub mod validate;

@@ -1,0 +1,222 @@
+//! `herald serve`: opens the store, sets up the admin key, starts the API and the delivery
+//! dispatcher, and stops both cleanly.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use herald_api::{ApiSettings, AppState, CustomTypes};
+use herald_core::clock::Clock;
+use herald_core::ids::prefixed_id;
+use herald_core::secret::{generate_api_key, hash_api_key};
+use herald_delivery::dispatcher::{Dispatcher, DispatcherSettings};
+use herald_delivery::http_client::HttpClient;
+use herald_delivery::ssrf::NetworkPolicy;
+use herald_store::Store;
+use herald_store::models::ApiKeyRecord;
+use herald_store_sqlite::SqliteStore;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{Database, ServeSettings};
+
+/// What a caller controls besides the settings: the clock, and whether the background loops run
+/// (tests drive the dispatcher step by step instead).
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub settings: ServeSettings,
+    pub clock: Arc<dyn Clock>,
+    pub run_background_work: bool,
+    pub dispatcher: DispatcherSettings,
+}
+
+/// A started server.
+#[derive(Debug)]
+pub struct RunningServer {
+    pub address: SocketAddr,
+    pub store: Arc<dyn Store>,
+    pub dispatcher: Arc<Dispatcher>,
+    /// The admin key made at first start, when `HERALD_ADMIN_KEY` was not set.
+    pub generated_admin_key: Option<String>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting requests, lets in-flight attempts finish (or releases them), and returns
+    /// when everything has stopped.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a server task failed while stopping");
+            }
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder: `metrics` has one global recorder, so several servers
+/// in one process (tests) share it.
+fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                tracing::warn!(%error, "metrics are not available");
+                None
+            }
+        })
+        .clone()
+}
+
+async fn open_store(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
+    match database {
+        Database::Sqlite(path) => {
+            let path = path.clone();
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                .await
+                .context("failed to open the database")?
+                .context("failed to open the SQLite database")?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// The admin key's hash; on a first start without `HERALD_ADMIN_KEY`, a new key is made, stored
+/// hashed, and returned so it can be shown once.
+async fn admin_key(
+    store: &Arc<dyn Store>,
+    settings: &ServeSettings,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<(String, Option<String>)> {
+    if let Some(key) = &settings.admin_key {
+        return Ok((hash_api_key(key), None));
+    }
+    if store.has_admin_key().await? {
+        // Stored admin keys are found like tenant keys; nothing matches this empty hash.
+        return Ok((String::new(), None));
+    }
+    let key = generate_api_key("hk_admin");
+    store
+        .create_api_key(ApiKeyRecord {
+            id: prefixed_id("key"),
+            tenant_id: None,
+            key_hash: hash_api_key(&key),
+            created_at: clock.now(),
+        })
+        .await
+        .context("failed to store the admin key")?;
+    Ok((String::new(), Some(key)))
+}
+
+/// Removes expired events in small batches until none is left; returns how many went.
+pub async fn run_retention_once(
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    retention_days: u32,
+) -> anyhow::Result<u64> {
+    let cutoff = clock.now() - time::Duration::days(i64::from(retention_days));
+    let mut n_removed = 0;
+    loop {
+        let removed = store.remove_expired(cutoff, 500).await?;
+        n_removed += removed;
+        if removed == 0 {
+            return Ok(n_removed);
+        }
+        // Small transactions keep publishes flowing while a large backlog is cleaned.
+        tokio::task::yield_now().await;
+    }
+}
+
+pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
+    let ServerOptions {
+        settings,
+        clock,
+        run_background_work,
+        dispatcher: dispatcher_settings,
+    } = options;
+    let store = open_store(&settings.database).await?;
+    let (admin_key_hash, generated_admin_key) = admin_key(&store, &settings, &clock).await?;
+    let custom_types = CustomTypes::from_records(store.list_custom_types(None).await?);
+    let policy = NetworkPolicy::with_allowed(settings.allow_network.iter().copied());
+    let client = HttpClient::new(policy.clone()).context("failed to build the HTTP client")?;
+    let wakeup = Arc::new(Notify::new());
+    let mut dispatcher_settings = dispatcher_settings;
+    dispatcher_settings.auto_disable_after =
+        Duration::from_secs(u64::from(settings.auto_disable_days) * 24 * 3600);
+    let dispatcher = Dispatcher::new(
+        Arc::clone(&store),
+        client,
+        Arc::clone(&clock),
+        dispatcher_settings,
+        Arc::clone(&wakeup),
+    );
+    let state = AppState {
+        store: Arc::clone(&store),
+        clock: Arc::clone(&clock),
+        admin_key_hash: admin_key_hash.into(),
+        network_policy: Arc::new(policy),
+        delivery_wakeup: Arc::clone(&wakeup),
+        settings: Arc::new(ApiSettings {
+            max_body_bytes: settings.max_body_bytes,
+            ..ApiSettings::default()
+        }),
+        custom_types: Arc::new(custom_types),
+        metrics: metrics_handle(),
+    };
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut server_shutdown = shutdown_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let served = axum::serve(listener, herald_api::router(state))
+            .with_graceful_shutdown(async move {
+                let _ = server_shutdown.wait_for(|stop| *stop).await;
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the HTTP server stopped");
+        }
+    }));
+    if run_background_work {
+        tasks.push(tokio::spawn(
+            Arc::clone(&dispatcher).run(shutdown_rx.clone()),
+        ));
+        let (store, clock, days) = (
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            settings.retention_days,
+        );
+        let mut retention_shutdown = shutdown_rx;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                match run_retention_once(&store, &clock, days).await {
+                    Ok(0) => {}
+                    Ok(n_removed) => tracing::info!(n_removed, "expired events removed"),
+                    Err(error) => {
+                        tracing::warn!(error = %format!("{error:#}"), "retention cleanup failed")
+                    }
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    _ = retention_shutdown.wait_for(|stop| *stop) => return,
+                }
+            }
+        }));
+    }
+    tracing::info!(%address, "Herald is listening");
+    Ok(RunningServer {
+        address,
+        store,
+        dispatcher,
+        generated_admin_key,
+        shutdown,
+        tasks,
+    })
+}

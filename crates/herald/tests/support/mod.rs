@@ -1,0 +1,338 @@
+//! Shared test harness: a real Herald server in-process on port 0 with a fresh SQLite file, a
+//! manual clock and the dispatcher driven step by step; and a real HTTP receiver on port 0 that
+//! records what arrives and answers as each test scripts it.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use herald::config::{Database, ServeSettings};
+use herald::server::{RunningServer, ServerOptions, start};
+use herald_core::clock::{Clock, ManualClock};
+use herald_delivery::dispatcher::DispatcherSettings;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+
+pub struct TestApp {
+    pub server: RunningServer,
+    pub base: String,
+    pub clock: Arc<ManualClock>,
+    pub http: reqwest::Client,
+    pub directory: tempfile::TempDir,
+}
+
+pub fn settings(directory: &std::path::Path) -> ServeSettings {
+    ServeSettings {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database: Database::Sqlite(directory.join("herald.db")),
+        allow_network: vec!["127.0.0.0/8".parse().expect("cidr")],
+        max_body_bytes: 256 * 1024,
+        retention_days: 30,
+        auto_disable_days: 5,
+        log_json: false,
+        admin_key: Some(ADMIN_KEY.to_owned()),
+    }
+}
+
+impl TestApp {
+    /// A server on a fresh database; background loops off, so tests call [`TestApp::deliver`].
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(configure: impl FnOnce(&mut ServerOptions)) -> Self {
+        let directory = tempfile::tempdir().expect("tempdir");
+        Self::spawn_in(directory, configure).await
+    }
+
+    /// A server on the database in `directory` (to restart on the same file).
+    pub async fn spawn_in(
+        directory: tempfile::TempDir,
+        configure: impl FnOnce(&mut ServerOptions),
+    ) -> Self {
+        let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+        let mut options = ServerOptions {
+            settings: settings(directory.path()),
+            clock: Arc::clone(&clock) as Arc<dyn Clock>,
+            run_background_work: false,
+            dispatcher: DispatcherSettings::default(),
+        };
+        configure(&mut options);
+        let server = start(options).await.expect("server starts");
+        let base = format!("http://{}", server.address);
+        herald::install_tls_provider();
+        TestApp {
+            server,
+            base,
+            clock,
+            http: reqwest::Client::new(),
+            directory,
+        }
+    }
+
+    /// Stops the server and hands back its directory, for a restart on the same file.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.server.shutdown().await;
+        self.directory
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let (status, _, text) = self
+            .call_raw(
+                method,
+                path,
+                key,
+                body.map(|body| body.to_string()),
+                "application/json",
+            )
+            .await;
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<String>,
+        content_type: &str,
+    ) -> (StatusCode, HeaderMap, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.header("content-type", content_type).body(body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        (status, headers, text)
+    }
+
+    /// Creates a tenant and returns one of its API keys.
+    pub async fn tenant(&self, id: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/v1/tenants",
+                Some(ADMIN_KEY),
+                Some(&json!({"id": id, "name": id})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = self
+            .call(
+                "POST",
+                &format!("/v1/tenants/{id}/api-keys"),
+                Some(ADMIN_KEY),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["key"].as_str().expect("key").to_owned()
+    }
+
+    /// Creates an endpoint; returns its id and secret.
+    pub async fn endpoint(&self, tenant: &str, key: &str, body: Value) -> (String, String) {
+        let (status, created) = self
+            .call(
+                "POST",
+                &format!("/v1/tenants/{tenant}/endpoints"),
+                Some(key),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        (
+            created["id"].as_str().expect("id").to_owned(),
+            created["secret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
+    pub async fn publish(&self, tenant: &str, key: &str, event: &Value) -> Value {
+        let (status, body) = self
+            .call(
+                "POST",
+                &format!("/v1/tenants/{tenant}/events"),
+                Some(key),
+                Some(event),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body
+    }
+
+    /// One dispatcher step: claims what is due now and attempts it all.
+    pub async fn deliver(&self) -> usize {
+        self.server
+            .dispatcher
+            .run_once()
+            .await
+            .expect("dispatcher step")
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    pub async fn deliveries(&self, tenant: &str, key: &str, endpoint_id: &str) -> Vec<Value> {
+        let (status, body) = self
+            .call(
+                "GET",
+                &format!("/v1/tenants/{tenant}/endpoints/{endpoint_id}/deliveries"),
+                Some(key),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"].as_array().expect("data").clone()
+    }
+}
+
+/// How the receiver answers one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Status(u16),
+    WithHeaders(u16, Vec<(&'static str, String)>),
+    /// Waits before answering (a slow endpoint).
+    After(Duration, u16),
+}
+
+#[derive(Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+#[derive(Clone)]
+struct ReceiverState {
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    arrivals: mpsc::UnboundedSender<Received>,
+}
+
+/// A webhook receiver on 127.0.0.1:0. Unscripted requests get 200.
+pub struct Receiver {
+    pub address: SocketAddr,
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    arrivals: mpsc::UnboundedReceiver<Received>,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let script = Arc::new(Mutex::new(VecDeque::new()));
+        let (sender, arrivals) = mpsc::unbounded_channel();
+        let state = ReceiverState {
+            script: Arc::clone(&script),
+            arrivals: sender,
+        };
+        let app = axum::Router::new().fallback(receive).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver {
+            address,
+            script,
+            arrivals,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Queues answers for the next requests, in order.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.script.lock().expect("script").extend(replies);
+    }
+
+    /// The next request that arrives, waiting at most 10 s.
+    pub async fn next(&mut self) -> Received {
+        tokio::time::timeout(Duration::from_secs(10), self.arrivals.recv())
+            .await
+            .expect("a request arrives within 10 s")
+            .expect("receiver running")
+    }
+
+    /// Every request that has arrived so far, without waiting.
+    pub fn drain(&mut self) -> Vec<Received> {
+        let mut received = Vec::new();
+        while let Ok(request) = self.arrivals.try_recv() {
+            received.push(request);
+        }
+        received
+    }
+}
+
+async fn receive(
+    axum::extract::State(state): axum::extract::State<ReceiverState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let reply = state
+        .script
+        .lock()
+        .expect("script")
+        .pop_front()
+        .unwrap_or(Reply::Status(200));
+    let _ = state.arrivals.send(Received {
+        path: uri.path().to_owned(),
+        headers,
+        body,
+    });
+    let (status, extra_headers) = match reply {
+        Reply::Status(status) => (status, Vec::new()),
+        Reply::WithHeaders(status, headers) => (status, headers),
+        Reply::After(delay, status) => {
+            tokio::time::sleep(delay).await;
+            (status, Vec::new())
+        }
+    };
+    let mut response = (StatusCode::from_u16(status).expect("status"), "ok").into_response();
+    for (name, value) in extra_headers {
+        response
+            .headers_mut()
+            .insert(name, value.parse().expect("header value"));
+    }
+    response
+}
