@@ -24,6 +24,20 @@ enum Command {
     Validate(commands::validate::ValidateArgs),
     /// Run Herald: the API and the delivery workers.
     Serve(herald::config::ServeArgs),
+    /// Publish events to a running Herald (one envelope, a JSON array, or JSON lines).
+    Publish(commands::client::PublishArgs),
+    /// Manage a tenant's endpoints.
+    #[command(subcommand)]
+    Endpoints(commands::client::EndpointsCommand),
+    /// Inspect deliveries.
+    #[command(subcommand)]
+    Deliveries(commands::client::DeliveriesCommand),
+    /// Deliver events to an endpoint again.
+    Replay(commands::client::ReplayArgs),
+    /// Check the signatures of a delivery you received.
+    Verify(commands::verify::VerifyArgs),
+    /// Run a small local webhook receiver that prints and saves what arrives.
+    Receive(commands::receive::ReceiveArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +46,12 @@ fn main() -> ExitCode {
         Command::Catalog(command) => commands::catalog::run(command),
         Command::Validate(args) => commands::validate::run(&args),
         Command::Serve(args) => commands::serve::run(&args),
+        Command::Publish(args) => commands::client::publish(&args),
+        Command::Endpoints(command) => commands::client::endpoints(&command),
+        Command::Deliveries(command) => commands::client::deliveries(&command),
+        Command::Replay(args) => commands::client::replay(&args),
+        Command::Verify(args) => commands::verify::run(&args),
+        Command::Receive(args) => commands::receive::run(&args),
     };
     match outcome {
         Ok(code) => code,

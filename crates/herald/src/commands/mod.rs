@@ -1,5 +1,8 @@
 //! One module per `herald` subcommand.
 
 pub mod catalog;
+pub mod client;
+pub mod receive;
 pub mod serve;
 pub mod validate;
+pub mod verify;

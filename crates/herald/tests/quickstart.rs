@@ -1,0 +1,206 @@
+//! The README's quickstart, run as a newcomer would: `herald serve` and `herald receive` as real
+//! processes, the CLI to create an endpoint and publish a seed event, `herald verify` on what
+//! arrived.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const ADMIN_KEY: &str = "quickstart-admin-key-0123456789";
+
+/// Kills the child process when the test ends, whatever happens.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `herald ARGS` and waits for the stderr line announcing `marker` + an address.
+fn start(args: &[&str], marker: &str) -> (Process, String) {
+    let mut process = Process(
+        Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(args)
+            .env("HERALD_ADMIN_KEY", ADMIN_KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("herald starts"),
+    );
+    let stderr = process.0.stderr.take().expect("stderr");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = receiver
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no {marker:?} line from herald {args:?}"));
+        if let Some(rest) = line.split(marker).nth(1) {
+            let address = rest
+                .split_whitespace()
+                .next()
+                .expect("address")
+                .trim_end_matches('/')
+                .to_owned();
+            return (process, address);
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 POST, enough to create a tenant without another client library.
+fn post(address: &str, path: &str, key: &str, body: &str) -> Value {
+    let host = address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).expect("connects");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response");
+    assert!(head.starts_with("HTTP/1.1 201"), "{response}");
+    serde_json::from_str(body).expect("JSON")
+}
+
+fn herald(args: &[&str], key: &str, server: &str) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .env("HERALD_API_KEY", key)
+        .env("HERALD_URL", server)
+        .output()
+        .expect("runs");
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn a_newcomer_sees_a_seed_event_delivered_and_verified() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let database = directory.path().join("herald.db");
+    let received = directory.path().join("received");
+    let (_server, server) = start(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            database.to_str().expect("path"),
+            "--allow-network",
+            "127.0.0.0/8",
+        ],
+        "Herald listening on ",
+    );
+    let (_receiver, receiver) = start(
+        &[
+            "receive",
+            "--listen",
+            "127.0.0.1:0",
+            "--save-dir",
+            received.to_str().expect("path"),
+        ],
+        "receiving on ",
+    );
+    post(
+        &server,
+        "/v1/tenants",
+        ADMIN_KEY,
+        r#"{"id":"acme","name":"Acme"}"#,
+    );
+    let key = post(&server, "/v1/tenants/acme/api-keys", ADMIN_KEY, "")["key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+
+    let (code, out) = herald(
+        &[
+            "endpoints",
+            "create",
+            "--tenant",
+            "acme",
+            "--url",
+            &format!("{receiver}/hooks"),
+            "--filter",
+            "*",
+        ],
+        &key,
+        &server,
+    );
+    assert_eq!(code, 0, "{out}");
+    let endpoint: Value = serde_json::from_str(&out).expect("endpoint JSON");
+    let secret = endpoint["secret"].as_str().expect("secret");
+
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../herald-catalog/tests/fixtures/asgardeo/loginSuccess.json");
+    let (code, out) = herald(
+        &["publish", "--tenant", "acme", seed.to_str().expect("path")],
+        &key,
+        &server,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"seq\": 1"), "{out}");
+
+    let body_file = received.join("1.body");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !body_file.exists() {
+        assert!(Instant::now() < deadline, "the delivery did not arrive");
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+    let arrived: Value =
+        serde_json::from_slice(&std::fs::read(&body_file).expect("body")).expect("JSON");
+    let published: Value =
+        serde_json::from_str(&std::fs::read_to_string(&seed).expect("seed")).expect("JSON");
+    assert_eq!(arrived, published);
+
+    let headers_file = received.join("1.headers");
+    let verify = |secret: &str| {
+        herald(
+            &[
+                "verify",
+                "--secret",
+                secret,
+                "--headers",
+                headers_file.to_str().expect("path"),
+                "--body",
+                body_file.to_str().expect("path"),
+            ],
+            &key,
+            &server,
+        )
+    };
+    let (code, out) = verify(secret);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("webhook-signature: valid") && out.contains("x-hub-signature: valid"),
+        "{out}"
+    );
+    let (code, out) = verify("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    assert_eq!(code, 1, "a wrong secret fails: {out}");
+
+    let (code, out) = herald(
+        &[
+            "deliveries",
+            "list",
+            "--tenant",
+            "acme",
+            "--endpoint",
+            endpoint["id"].as_str().expect("id"),
+        ],
+        &key,
+        &server,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("delivered"), "{out}");
+}
