@@ -66,6 +66,27 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonIn<T> {
     }
 }
 
+/// Like [`JsonIn`], for requests whose members are all optional: an empty body means defaults.
+#[derive(Debug)]
+pub struct OptionalJsonIn<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonIn<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> ApiResult<Self> {
+        let has_body = request.headers().contains_key(header::CONTENT_TYPE)
+            || request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|length| length.as_bytes() != b"0");
+        if !has_body {
+            return Ok(OptionalJsonIn(T::default()));
+        }
+        let JsonIn(value) = JsonIn::<T>::from_request(request, state).await?;
+        Ok(OptionalJsonIn(value))
+    }
+}
+
 /// Deserializes, turning serde's message into a problem at the member's path where it names one.
 pub fn from_value<T: DeserializeOwned>(value: Value) -> ApiResult<T> {
     serde_json::from_value(value).map_err(|error| {

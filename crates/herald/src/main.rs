@@ -38,6 +38,8 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Run a small local webhook receiver that prints and saves what arrives.
     Receive(commands::receive::ReceiveArgs),
+    /// Measure throughput and latency on this machine (loopback only).
+    Bench(commands::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => commands::client::replay(&args),
         Command::Verify(args) => commands::verify::run(&args),
         Command::Receive(args) => commands::receive::run(&args),
+        Command::Bench(args) => commands::bench::run(&args),
     };
     match outcome {
         Ok(code) => code,

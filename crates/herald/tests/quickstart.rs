@@ -204,3 +204,57 @@ fn a_newcomer_sees_a_seed_event_delivered_and_verified() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("delivered"), "{out}");
 }
+
+#[test]
+fn serve_stops_cleanly_on_sigterm_and_sigint() {
+    for signal in ["-TERM", "-INT"] {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let database = directory.path().join("herald.db");
+        let (mut server, address) = start(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                database.to_str().expect("path"),
+            ],
+            "Herald listening on ",
+        );
+        post(
+            &address,
+            "/v1/tenants",
+            ADMIN_KEY,
+            r#"{"id":"acme","name":"Acme"}"#,
+        );
+        let status = Command::new("kill")
+            .args([signal, &server.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let exit = loop {
+            if let Some(exit) = server.0.try_wait().expect("wait") {
+                break exit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "herald did not stop after SIG{signal}"
+            );
+            std::thread::park_timeout(Duration::from_millis(20));
+        };
+        assert!(exit.success(), "{signal}: {exit:?}");
+        // The file is intact and reopens with what was written.
+        let (_again, address) = start(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                database.to_str().expect("path"),
+            ],
+            "Herald listening on ",
+        );
+        let key = post(&address, "/v1/tenants/acme/api-keys", ADMIN_KEY, "");
+        assert_eq!(key["tenant"], "acme");
+    }
+}

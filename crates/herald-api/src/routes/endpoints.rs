@@ -18,7 +18,7 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 use crate::auth::TenantScope;
-use crate::body::JsonIn;
+use crate::body::{JsonIn, OptionalJsonIn};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::events::format_time;
 use crate::state::AppState;
@@ -133,7 +133,7 @@ pub struct EndpointListOut {
     pub data: Vec<EndpointOut>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateIn {
     /// The new secret; generated when absent.
@@ -451,7 +451,7 @@ pub async fn rotate_secret(
     State(state): State<AppState>,
     scope: TenantScope,
     Path(path_ids): Path<(String, String)>,
-    JsonIn(input): JsonIn<RotateIn>,
+    OptionalJsonIn(input): OptionalJsonIn<RotateIn>,
 ) -> ApiResult<Json<RotateOut>> {
     let endpoint_id = path_ids.1;
     let mut record = find(&state, &scope.tenant_id, &endpoint_id).await?;

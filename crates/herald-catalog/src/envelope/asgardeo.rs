@@ -3,13 +3,13 @@
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use super::{Event, RawEnvelope, RenderOptions, json_kind, take_string};
+use super::{Event, RawEnvelope, RenderOptions, json_kind, take_event_id};
 use crate::taxonomy::Taxonomy;
 use crate::validation::{Problem, escape_pointer_token};
 
 pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, Vec<Problem>) {
     let mut problems = Vec::new();
-    let id = take_string(&mut document, "jti", "", &mut problems);
+    let id = take_event_id(&mut document, "jti", "", &mut problems);
     let occurred_at = match document.get("iat") {
         None | Some(Value::Null) => None,
         Some(Value::Number(number)) => match number.as_i64().and_then(from_unix_ms) {

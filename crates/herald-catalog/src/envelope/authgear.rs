@@ -5,13 +5,13 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use super::canonical::{HERALD_OUTPUT_MEMBERS, take_occurred_at, take_producer};
-use super::{Event, RawEnvelope, RenderOptions, json_kind, take_string};
+use super::{Event, RawEnvelope, RenderOptions, json_kind, take_event_id, take_string};
 use crate::taxonomy::Taxonomy;
 use crate::validation::Problem;
 
 pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, Vec<Problem>) {
     let mut problems = Vec::new();
-    let id = take_string(&mut document, "id", "", &mut problems);
+    let id = take_event_id(&mut document, "id", "", &mut problems);
     let event_type = take_string(&mut document, "type", "", &mut problems);
     // A producer's seq is replaced by Herald's log position, so it is dropped here.
     document.remove("seq");

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{Event, RawEnvelope, RenderOptions, json_kind, take_string};
+use super::{Event, RawEnvelope, RenderOptions, json_kind, take_event_id, take_string};
 use crate::taxonomy::Taxonomy;
 use crate::validation::Problem;
 
@@ -15,7 +15,7 @@ pub(super) const HERALD_OUTPUT_MEMBERS: [&str; 3] = ["seq", "tenant", "taxonomy"
 
 pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, Vec<Problem>) {
     let mut problems = Vec::new();
-    let id = take_string(&mut document, "id", "", &mut problems);
+    let id = take_event_id(&mut document, "id", "", &mut problems);
     let event_type = take_string(&mut document, "type", "", &mut problems);
     let subject = take_string(&mut document, "subject", "", &mut problems);
     let occurred_at = take_occurred_at(&mut document, &mut problems);

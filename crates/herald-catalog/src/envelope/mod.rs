@@ -351,5 +351,25 @@ fn take_string(
     }
 }
 
+/// Takes the producer's event id out of `object`. The id travels as the `webhook-id` header of
+/// every delivery, so it must be visible ASCII without spaces: any other id could never be sent,
+/// and is refused here rather than accepted and then retried until exhausted.
+fn take_event_id(
+    object: &mut Map<String, Value>,
+    key: &str,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    let id = take_string(object, key, path, problems)?;
+    if id.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Some(id);
+    }
+    problems.push(Problem::new(
+        format!("{path}/{}", escape_pointer_token(key)),
+        "an event id is visible ASCII without spaces: it is sent in the `webhook-id` header",
+    ));
+    None
+}
+
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{Event, RawEnvelope, RenderOptions, json_kind, take_string};
+use super::{Event, RawEnvelope, RenderOptions, json_kind, take_event_id, take_string};
 use crate::taxonomy::Taxonomy;
 use crate::validation::Problem;
 
@@ -22,7 +22,7 @@ pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, V
             return (None, problems);
         }
     };
-    let id = take_string(&mut metadata, "eventId", "/metadata", &mut problems);
+    let id = take_event_id(&mut metadata, "eventId", "/metadata", &mut problems);
     let event_type = take_string(&mut metadata, "type", "/metadata", &mut problems);
     if event_type.is_none()
         && !problems

@@ -1,5 +1,6 @@
 //! One module per `herald` subcommand.
 
+pub mod bench;
 pub mod catalog;
 pub mod client;
 pub mod receive;

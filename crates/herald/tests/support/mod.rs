@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -193,8 +193,68 @@ impl TestApp {
             .expect("dispatcher step")
     }
 
+    /// Dispatcher steps until one finds nothing due; returns how many attempts were made.
+    /// Bounded, so a delivery that keeps falling due at once cannot hang a test.
+    pub async fn deliver_until_idle(&self) -> usize {
+        let mut n_attempts = 0;
+        for _ in 0..100 {
+            let n_step = self.deliver().await;
+            if n_step == 0 {
+                return n_attempts;
+            }
+            n_attempts += n_step;
+        }
+        panic!("deliveries were still due after 100 dispatcher steps");
+    }
+
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
+    }
+
+    /// The server's (manual) time.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// A GET that must answer 200.
+    pub async fn get(&self, path: &str, key: &str) -> Value {
+        let (status, body) = self.call("GET", path, Some(key), None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    pub async fn delivery(&self, tenant: &str, key: &str, delivery_id: &str) -> Value {
+        self.get(
+            &format!("/v1/tenants/{tenant}/deliveries/{delivery_id}"),
+            key,
+        )
+        .await
+    }
+
+    pub async fn attempts(&self, tenant: &str, key: &str, delivery_id: &str) -> Vec<Value> {
+        let body = self
+            .get(
+                &format!("/v1/tenants/{tenant}/deliveries/{delivery_id}/attempts"),
+                key,
+            )
+            .await;
+        body["data"].as_array().expect("data").clone()
+    }
+
+    /// The endpoint's only delivery.
+    pub async fn only_delivery(&self, tenant: &str, key: &str, endpoint_id: &str) -> Value {
+        let deliveries = self.deliveries(tenant, key, endpoint_id).await;
+        assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+        deliveries[0].clone()
+    }
+
+    /// The events of the tenant's log, from the start, optionally of one type.
+    pub async fn events(&self, tenant: &str, key: &str, event_type: Option<&str>) -> Vec<Value> {
+        let query = event_type.map_or(String::new(), |event_type| format!("?type={event_type}"));
+        let body = self
+            .get(&format!("/v1/tenants/{tenant}/events{query}"), key)
+            .await;
+        body["data"].as_array().expect("data").clone()
     }
 
     pub async fn deliveries(&self, tenant: &str, key: &str, endpoint_id: &str) -> Vec<Value> {
@@ -238,11 +298,21 @@ impl Received {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("JSON body")
     }
+
+    /// The Standard Webhooks id: the event's id.
+    pub fn webhook_id(&self) -> &str {
+        self.header("webhook-id")
+    }
 }
+
+/// Scripted answers for requests carrying one `webhook-id`, consulted before the general script;
+/// attempts that run concurrently arrive in any order, so a test that fails one event says which.
+type EventScripts = Arc<Mutex<HashMap<String, VecDeque<Reply>>>>;
 
 #[derive(Clone)]
 struct ReceiverState {
     script: Arc<Mutex<VecDeque<Reply>>>,
+    by_event: EventScripts,
     arrivals: mpsc::UnboundedSender<Received>,
 }
 
@@ -250,15 +320,18 @@ struct ReceiverState {
 pub struct Receiver {
     pub address: SocketAddr,
     script: Arc<Mutex<VecDeque<Reply>>>,
+    by_event: EventScripts,
     arrivals: mpsc::UnboundedReceiver<Received>,
 }
 
 impl Receiver {
     pub async fn start() -> Self {
         let script = Arc::new(Mutex::new(VecDeque::new()));
+        let by_event = EventScripts::default();
         let (sender, arrivals) = mpsc::unbounded_channel();
         let state = ReceiverState {
             script: Arc::clone(&script),
+            by_event: Arc::clone(&by_event),
             arrivals: sender,
         };
         let app = axum::Router::new().fallback(receive).with_state(state);
@@ -272,6 +345,7 @@ impl Receiver {
         Receiver {
             address,
             script,
+            by_event,
             arrivals,
         }
     }
@@ -285,12 +359,38 @@ impl Receiver {
         self.script.lock().expect("script").extend(replies);
     }
 
+    /// Queues answers for the next requests that carry the event `event_id` (`webhook-id`).
+    pub fn script_for_event(&self, event_id: &str, replies: impl IntoIterator<Item = Reply>) {
+        self.by_event
+            .lock()
+            .expect("script")
+            .entry(event_id.to_owned())
+            .or_default()
+            .extend(replies);
+    }
+
     /// The next request that arrives, waiting at most 10 s.
     pub async fn next(&mut self) -> Received {
-        tokio::time::timeout(Duration::from_secs(10), self.arrivals.recv())
+        self.next_within(Duration::from_secs(10))
             .await
             .expect("a request arrives within 10 s")
-            .expect("receiver running")
+    }
+
+    /// The next request that arrives within `wait`, if any.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Received> {
+        tokio::time::timeout(wait, self.arrivals.recv())
+            .await
+            .ok()
+            .map(|received| received.expect("receiver running"))
+    }
+
+    /// The next `n` requests, each waited for as by [`Receiver::next`].
+    pub async fn take(&mut self, n: usize) -> Vec<Received> {
+        let mut received = Vec::with_capacity(n);
+        for _ in 0..n {
+            received.push(self.next().await);
+        }
+        received
     }
 
     /// Every request that has arrived so far, without waiting.
@@ -309,11 +409,19 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let reply = state
-        .script
-        .lock()
-        .expect("script")
-        .pop_front()
+    let event_reply = headers
+        .get("webhook-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|event_id| {
+            state
+                .by_event
+                .lock()
+                .expect("script")
+                .get_mut(event_id)
+                .and_then(VecDeque::pop_front)
+        });
+    let reply = event_reply
+        .or_else(|| state.script.lock().expect("script").pop_front())
         .unwrap_or(Reply::Status(200));
     let _ = state.arrivals.send(Received {
         path: uri.path().to_owned(),
