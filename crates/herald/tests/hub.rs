@@ -1679,3 +1679,89 @@ async fn loopback_is_refused_unless_an_allowed_network_opens_it() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_endpoint_that_only_fails_for_five_days_is_disabled() {
+    let app = TestApp::spawn().await;
+    let key = app.tenant("acme").await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::Status(500), Reply::Status(500), Reply::Status(500)]);
+    let three_days = 3 * 24 * 3600;
+    let (endpoint_id, _) = app
+        .endpoint("acme", &key, json!({"url": receiver.url("/hook"), "filters": ["*"], "retry_schedule_s": [three_days, three_days]}))
+        .await;
+    app.publish(
+        "acme",
+        &key,
+        &user_created("evt-1", "00000000-0000-4000-8000-000000000001"),
+    )
+    .await;
+    for step in 0..3 {
+        assert_eq!(app.deliver().await, 1, "attempt {}", step + 1);
+        let endpoint = app
+            .get(&format!("/v1/tenants/acme/endpoints/{endpoint_id}"), &key)
+            .await;
+        assert_eq!(
+            endpoint["enabled"],
+            step < 2,
+            "after attempt {}: {endpoint}",
+            step + 1
+        );
+        // The schedule's jitter is ±20%: 3.6 days is past every due time it can pick.
+        app.advance(Duration::from_secs(three_days * 6 / 5 + 60));
+    }
+    let endpoint = app
+        .get(&format!("/v1/tenants/acme/endpoints/{endpoint_id}"), &key)
+        .await;
+    assert_eq!(endpoint["disabled_reason"], "failing_too_long");
+    let disabled = app
+        .events("acme", &key, Some("herald.endpoint.disabled"))
+        .await;
+    assert_eq!(disabled.len(), 1);
+    assert_eq!(disabled[0]["payload"]["reason"], "failing_too_long");
+}
+
+#[tokio::test]
+async fn the_rate_limit_spreads_deliveries_over_time() {
+    let app = TestApp::spawn().await;
+    let key = app.tenant("acme").await;
+    let mut receiver = Receiver::start().await;
+    let (endpoint_id, _) = app
+        .endpoint(
+            "acme",
+            &key,
+            json!({"url": receiver.url("/hook"), "filters": ["*"], "rate_limit_per_s": 2}),
+        )
+        .await;
+    for n in 0..5 {
+        app.publish(
+            "acme",
+            &key,
+            &user_created(
+                &format!("evt-{n}"),
+                &format!("00000000-0000-4000-8000-00000000000{n}"),
+            ),
+        )
+        .await;
+    }
+    app.deliver().await;
+    assert_eq!(receiver.take(2).await.len(), 2);
+    let deliveries = app.deliveries("acme", &key, &endpoint_id).await;
+    let waiting = deliveries
+        .iter()
+        .filter(|delivery| delivery["state"] == "pending")
+        .count();
+    assert_eq!(waiting, 3, "{deliveries:?}");
+    assert!(receiver.drain().is_empty(), "no more than the bucket held");
+    app.deliver().await;
+    assert!(
+        receiver.drain().is_empty(),
+        "nothing is due before the bucket refills"
+    );
+    app.advance(Duration::from_secs(1));
+    app.deliver_until_idle().await;
+    assert_eq!(receiver.take(2).await.len(), 2);
+    app.advance(Duration::from_secs(1));
+    app.deliver_until_idle().await;
+    assert_eq!(receiver.take(1).await.len(), 1);
+}
