@@ -13,48 +13,76 @@ use serde_json::Value;
 const ADMIN_KEY: &str = "quickstart-admin-key-0123456789";
 
 /// Kills the child process when the test ends, whatever happens.
-struct Process(Child);
+struct Process(Option<Child>);
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+impl Process {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
+    /// Hands the child over, for a test that waits for it to exit by itself.
+    fn into_child(mut self) -> Child {
+        self.0.take().expect("running")
     }
 }
 
-/// Starts `herald ARGS` and waits for the stderr line announcing `marker` + an address.
-fn start(args: &[&str], marker: &str) -> (Process, String) {
-    let mut process = Process(
+/// Lines the process prints, on stdout or stderr, as they come.
+type Lines = std::sync::mpsc::Receiver<String>;
+
+/// Waits at most 20 s for a line containing `marker`; returns the rest of that line.
+fn wait_for_line(lines: &Lines, marker: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no line with {marker:?} within 20 s"));
+        if let Some(rest) = line.split(marker).nth(1) {
+            return rest.to_owned();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts `herald ARGS` and waits for the line announcing `marker` + an address.
+fn start(args: &[&str], marker: &str) -> (Process, String, Lines) {
+    let mut process = Process(Some(
         Command::new(env!("CARGO_BIN_EXE_herald"))
             .args(args)
             .env("HERALD_ADMIN_KEY", ADMIN_KEY)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("herald starts"),
-    );
-    let stderr = process.0.stderr.take().expect("stderr");
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let line = receiver
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("no {marker:?} line from herald {args:?}"));
-        if let Some(rest) = line.split(marker).nth(1) {
-            let address = rest
-                .split_whitespace()
-                .next()
-                .expect("address")
-                .trim_end_matches('/')
-                .to_owned();
-            return (process, address);
-        }
-    }
+    ));
+    let (sender, lines) = std::sync::mpsc::channel();
+    let child = process.0.as_mut().expect("running");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let forward = |stream: Box<dyn Read + Send>, sender: std::sync::mpsc::Sender<String>| {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+    };
+    forward(Box::new(stdout), sender.clone());
+    forward(Box::new(stderr), sender);
+    let rest = wait_for_line(&lines, marker);
+    let address = rest
+        .split_whitespace()
+        .next()
+        .expect("address")
+        .trim_end_matches('/')
+        .to_owned();
+    (process, address, lines)
 }
 
 /// A minimal HTTP/1.1 POST, enough to create a tenant without another client library.
@@ -91,7 +119,7 @@ fn a_newcomer_sees_a_seed_event_delivered_and_verified() {
     let directory = tempfile::tempdir().expect("tempdir");
     let database = directory.path().join("herald.db");
     let received = directory.path().join("received");
-    let (_server, server) = start(
+    let (_server, server, _) = start(
         &[
             "serve",
             "--listen",
@@ -103,7 +131,7 @@ fn a_newcomer_sees_a_seed_event_delivered_and_verified() {
         ],
         "Herald listening on ",
     );
-    let (_receiver, receiver) = start(
+    let (_receiver, receiver, receiver_lines) = start(
         &[
             "receive",
             "--listen",
@@ -152,12 +180,8 @@ fn a_newcomer_sees_a_seed_event_delivered_and_verified() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("\"seq\": 1"), "{out}");
 
+    wait_for_line(&receiver_lines, "--- delivery 1 to /hooks");
     let body_file = received.join("1.body");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !body_file.exists() {
-        assert!(Instant::now() < deadline, "the delivery did not arrive");
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
     let arrived: Value =
         serde_json::from_slice(&std::fs::read(&body_file).expect("body")).expect("JSON");
     let published: Value =
@@ -210,7 +234,7 @@ fn serve_stops_cleanly_on_sigterm_and_sigint() {
     for signal in ["-TERM", "-INT"] {
         let directory = tempfile::tempdir().expect("tempdir");
         let database = directory.path().join("herald.db");
-        let (mut server, address) = start(
+        let (server, address, _) = start(
             &[
                 "serve",
                 "--listen",
@@ -227,24 +251,22 @@ fn serve_stops_cleanly_on_sigterm_and_sigint() {
             r#"{"id":"acme","name":"Acme"}"#,
         );
         let status = Command::new("kill")
-            .args([signal, &server.0.id().to_string()])
+            .args([signal, &server.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let exit = loop {
-            if let Some(exit) = server.0.try_wait().expect("wait") {
-                break exit;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "herald did not stop after SIG{signal}"
-            );
-            std::thread::park_timeout(Duration::from_millis(20));
-        };
+        let mut child = server.into_child();
+        let (sender, exited) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = sender.send(child.wait());
+        });
+        let exit = exited
+            .recv_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|_| panic!("herald did not stop within 15 s of SIG{signal}"))
+            .expect("waited");
         assert!(exit.success(), "{signal}: {exit:?}");
         // The file is intact and reopens with what was written.
-        let (_again, address) = start(
+        let (_again, address, _) = start(
             &[
                 "serve",
                 "--listen",

@@ -76,10 +76,6 @@ async fn receive(
         .iter()
         .map(|(name, value)| format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())))
         .collect();
-    println!(
-        "--- delivery {number} to {uri}\n{header_lines}\n{}\n",
-        String::from_utf8_lossy(&body)
-    );
     let save = |extension: &str, content: &[u8]| {
         let path = receiver.save_dir.join(format!("{number}.{extension}"));
         if let Err(error) = std::fs::write(&path, content) {
@@ -88,5 +84,10 @@ async fn receive(
     };
     save("headers", header_lines.as_bytes());
     save("body", &body);
+    // Printed after saving, so whoever sees this line finds the files in place.
+    println!(
+        "--- delivery {number} to {uri}\n{header_lines}\n{}\n",
+        String::from_utf8_lossy(&body)
+    );
     receiver.status
 }
