@@ -16,17 +16,17 @@ use async_trait::async_trait;
 use herald_catalog::filter::matches_any;
 use herald_core::delivery::DeliveryState;
 use herald_store::models::{
-    ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DeliveryFilter,
-    DeliveryRecord, EndpointRecord, EventFilter, NewEvent, NextStep, Published, ReplaySelector,
-    StoredEvent, Tenant,
+    ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DecisionRecord,
+    DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, NewEvent, NextStep,
+    Published, ReplaySelector, StoredEvent, Tenant,
 };
 use herald_store::{Store, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use time::{Duration, OffsetDateTime};
 
 use crate::rows::{
-    DELIVERY_COLUMNS, ENDPOINT_COLUMNS, EVENT_COLUMNS, from_ms, json_text, map_backend, ms,
-    read_delivery, read_endpoint, read_event,
+    DECISION_COLUMNS, DELIVERY_COLUMNS, ENDPOINT_COLUMNS, EVENT_COLUMNS, HOOK_COLUMNS, from_ms,
+    json_text, map_backend, ms, read_decision, read_delivery, read_endpoint, read_event, read_hook,
 };
 
 /// The SQLite store. Cloning shares the connections.
@@ -829,8 +829,167 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn create_hook(&self, hook: HookRecord) -> StoreResult<HookRecord> {
+        self.write(move |transaction| {
+            let tenant_exists: Option<i64> = transaction
+                .query_row(
+                    "SELECT 1 FROM tenants WHERE id = ?1",
+                    params![hook.tenant_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(map_backend)?;
+            if tenant_exists.is_none() {
+                return Err(StoreError::NotFound(format!("tenant {:?}", hook.tenant_id)));
+            }
+            rows::write_hook(transaction, &hook, true)?;
+            Ok(hook)
+        })
+        .await
+    }
+
+    async fn list_hooks(&self, tenant_id: &str) -> StoreResult<Vec<HookRecord>> {
+        let tenant_id = tenant_id.to_owned();
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {HOOK_COLUMNS} FROM hooks WHERE tenant_id = ?1
+                     ORDER BY event_type, position, created_at, id"
+                ))
+                .map_err(map_backend)?;
+            let rows = statement
+                .query_map(params![tenant_id], read_hook)
+                .map_err(map_backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
+        })
+        .await
+    }
+
+    async fn get_hook(&self, tenant_id: &str, hook_id: &str) -> StoreResult<Option<HookRecord>> {
+        let (tenant_id, hook_id) = (tenant_id.to_owned(), hook_id.to_owned());
+        self.read(move |connection| {
+            connection
+                .query_row(
+                    &format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE tenant_id = ?1 AND id = ?2"),
+                    params![tenant_id, hook_id],
+                    read_hook,
+                )
+                .optional()
+                .map_err(map_backend)
+        })
+        .await
+    }
+
+    async fn update_hook(&self, hook: HookRecord) -> StoreResult<HookRecord> {
+        self.write(move |transaction| {
+            let exists: Option<i64> = transaction
+                .query_row(
+                    "SELECT 1 FROM hooks WHERE tenant_id = ?1 AND id = ?2",
+                    params![hook.tenant_id, hook.id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(map_backend)?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("hook {:?}", hook.id)));
+            }
+            rows::write_hook(transaction, &hook, false)?;
+            Ok(hook)
+        })
+        .await
+    }
+
+    async fn delete_hook(&self, tenant_id: &str, hook_id: &str) -> StoreResult<bool> {
+        let (tenant_id, hook_id) = (tenant_id.to_owned(), hook_id.to_owned());
+        self.write(move |transaction| {
+            let removed = transaction
+                .execute(
+                    "DELETE FROM hooks WHERE tenant_id = ?1 AND id = ?2",
+                    params![tenant_id, hook_id],
+                )
+                .map_err(map_backend)?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
+    async fn record_decisions(&self, decisions: Vec<DecisionRecord>) -> StoreResult<()> {
+        self.write(move |transaction| {
+            let mut statement = transaction
+                .prepare_cached(&format!(
+                    "INSERT INTO decisions ({DECISION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                ))
+                .map_err(map_backend)?;
+            for decision in &decisions {
+                statement
+                    .execute(params![
+                        decision.id,
+                        decision.tenant_id,
+                        decision.event_type,
+                        decision.event_id,
+                        decision.is_allowed,
+                        json_text(&decision.reasons),
+                        json_text(&decision.trace),
+                        i64::try_from(decision.latency_us).unwrap_or(i64::MAX),
+                        ms(decision.created_at),
+                    ])
+                    .map_err(map_backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_decisions(
+        &self,
+        tenant_id: &str,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<DecisionRecord>> {
+        let (tenant_id, after_id) = (tenant_id.to_owned(), after_id.map(str::to_owned));
+        self.read(move |connection| {
+            let after_rowid: i64 = match &after_id {
+                None => 0,
+                Some(after_id) => connection
+                    .query_row(
+                        "SELECT rowid_ FROM decisions WHERE tenant_id = ?1 AND id = ?2",
+                        params![tenant_id, after_id],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(map_backend)?
+                    .unwrap_or(0),
+            };
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {DECISION_COLUMNS} FROM decisions WHERE tenant_id = ?1 AND rowid_ > ?2
+                     ORDER BY rowid_ LIMIT ?3"
+                ))
+                .map_err(map_backend)?;
+            let rows = statement
+                .query_map(
+                    params![
+                        tenant_id,
+                        after_rowid,
+                        i64::try_from(limit).unwrap_or(i64::MAX)
+                    ],
+                    read_decision,
+                )
+                .map_err(map_backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
+        })
+        .await
+    }
+
     async fn remove_expired(&self, cutoff: OffsetDateTime, batch: usize) -> StoreResult<u64> {
         self.write(move |transaction| {
+            let decisions_removed = transaction
+                .execute(
+                    "DELETE FROM decisions WHERE rowid_ IN (
+                         SELECT rowid_ FROM decisions WHERE created_at < ?1 LIMIT ?2)",
+                    params![ms(cutoff), i64::try_from(batch).unwrap_or(i64::MAX)],
+                )
+                .map_err(map_backend)?;
             let removed = transaction
                 .execute(
                     "DELETE FROM events WHERE rowid IN (
@@ -838,7 +997,7 @@ impl Store for SqliteStore {
                     params![ms(cutoff), i64::try_from(batch).unwrap_or(i64::MAX)],
                 )
                 .map_err(map_backend)?;
-            Ok(removed as u64)
+            Ok((removed + decisions_removed) as u64)
         })
         .await
     }

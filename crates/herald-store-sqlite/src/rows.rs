@@ -6,7 +6,8 @@ use herald_catalog::envelope::{Event, RenderFormat};
 use herald_catalog::taxonomy::Taxonomy;
 use herald_core::delivery::DeliveryState;
 use herald_store::models::{
-    AttemptRecord, CustomTypeRecord, DeliveryRecord, EndpointRecord, Ordering, StoredEvent, Tenant,
+    AttemptRecord, CustomTypeRecord, DecisionRecord, DeliveryRecord, EndpointRecord, HookRecord,
+    Ordering, StoredEvent, Tenant,
 };
 use herald_store::{StoreError, StoreResult};
 use rusqlite::types::Type;
@@ -232,5 +233,77 @@ pub(crate) fn read_attempt(row: &Row<'_>) -> rusqlite::Result<AttemptRecord> {
         latency_ms: row.get::<_, i64>(4)?.try_into().unwrap_or(0),
         response_excerpt: row.get(5)?,
         error: row.get(6)?,
+    })
+}
+
+pub(crate) const HOOK_COLUMNS: &str = "id, tenant_id, event_type, url, position, timeout_ms, \
+     failure_policy, secret, enabled, created_at, updated_at";
+
+pub(crate) fn read_hook(row: &Row<'_>) -> rusqlite::Result<HookRecord> {
+    Ok(HookRecord {
+        id: row.get(0)?,
+        tenant_id: row.get(1)?,
+        event_type: row.get(2)?,
+        url: row.get(3)?,
+        position: row.get(4)?,
+        timeout_ms: row.get::<_, i64>(5)?.try_into().unwrap_or(0),
+        failure_policy: parsed_column(row, 6)?,
+        secret: row.get(7)?,
+        enabled: row.get(8)?,
+        created_at: from_ms(row.get(9)?),
+        updated_at: from_ms(row.get(10)?),
+    })
+}
+
+pub(crate) fn write_hook(
+    transaction: &Transaction<'_>,
+    hook: &HookRecord,
+    insert: bool,
+) -> StoreResult<()> {
+    let sql = if insert {
+        format!(
+            "INSERT INTO hooks ({HOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        )
+    } else {
+        "UPDATE hooks SET event_type = ?3, url = ?4, position = ?5, timeout_ms = ?6, failure_policy = ?7,
+             secret = ?8, enabled = ?9, created_at = ?10, updated_at = ?11
+         WHERE id = ?1 AND tenant_id = ?2"
+            .to_owned()
+    };
+    transaction
+        .execute(
+            &sql,
+            params![
+                hook.id,
+                hook.tenant_id,
+                hook.event_type,
+                hook.url,
+                hook.position,
+                i64::try_from(hook.timeout_ms).unwrap_or(i64::MAX),
+                hook.failure_policy.as_str(),
+                hook.secret,
+                hook.enabled,
+                ms(hook.created_at),
+                ms(hook.updated_at),
+            ],
+        )
+        .map_err(map_backend)?;
+    Ok(())
+}
+
+pub(crate) const DECISION_COLUMNS: &str = "id, tenant_id, event_type, event_id, is_allowed, reasons, \
+     trace, latency_us, created_at";
+
+pub(crate) fn read_decision(row: &Row<'_>) -> rusqlite::Result<DecisionRecord> {
+    Ok(DecisionRecord {
+        id: row.get(0)?,
+        tenant_id: row.get(1)?,
+        event_type: row.get(2)?,
+        event_id: row.get(3)?,
+        is_allowed: row.get(4)?,
+        reasons: json_column(row, 5)?,
+        trace: json_column(row, 6)?,
+        latency_us: row.get::<_, i64>(7)?.try_into().unwrap_or(0),
+        created_at: from_ms(row.get(8)?),
     })
 }

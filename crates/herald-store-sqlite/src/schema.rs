@@ -6,7 +6,10 @@ use rusqlite::Connection;
 use crate::rows::map_backend;
 
 /// The migrations, in order; `user_version` counts how many have run.
-const MIGRATIONS: [&str; 1] = [include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_hooks.sql"),
+];
 
 /// Per-connection settings. WAL lets readers proceed while the writer commits; `synchronous =
 /// FULL` makes every commit durable before it returns, which is what a 202 promises.

@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
 use crate::models::{
-    ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DeliveryFilter,
-    DeliveryRecord, EndpointRecord, EventFilter, NewEvent, Published, ReplaySelector, StoredEvent,
-    Tenant,
+    ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DecisionRecord,
+    DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, NewEvent, Published,
+    ReplaySelector, StoredEvent, Tenant,
 };
 
 /// What went wrong in storage. Backend detail is kept for the logs; callers decide by kind.
@@ -135,8 +135,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Deliveries waiting or in flight, across tenants (a gauge).
     async fn count_pending(&self) -> StoreResult<u64>;
 
+    // --- blocking hooks and their decisions ---
+    async fn create_hook(&self, hook: HookRecord) -> StoreResult<HookRecord>;
+    /// The tenant's hooks, by event type, then position, then creation.
+    async fn list_hooks(&self, tenant_id: &str) -> StoreResult<Vec<HookRecord>>;
+    async fn get_hook(&self, tenant_id: &str, hook_id: &str) -> StoreResult<Option<HookRecord>>;
+    /// Replaces the hook's settings; `NotFound` when it is not the tenant's.
+    async fn update_hook(&self, hook: HookRecord) -> StoreResult<HookRecord>;
+    async fn delete_hook(&self, tenant_id: &str, hook_id: &str) -> StoreResult<bool>;
+    async fn record_decisions(&self, decisions: Vec<DecisionRecord>) -> StoreResult<()>;
+    /// The tenant's decisions made after `after_id` (a cursor), oldest first.
+    async fn list_decisions(
+        &self,
+        tenant_id: &str,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<DecisionRecord>>;
+
     // --- retention and erasure ---
-    /// Removes up to `batch` events received before `cutoff`, with their deliveries and attempts.
+    /// Removes up to `batch` events received before `cutoff`, with their deliveries and attempts,
+    /// and up to `batch` hook decisions made before it.
     async fn remove_expired(&self, cutoff: OffsetDateTime, batch: usize) -> StoreResult<u64>;
     /// Empties the payload, context and producer fields of every event of `subject` and cancels
     /// their waiting deliveries. Returns the number of events erased.
