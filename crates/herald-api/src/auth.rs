@@ -43,12 +43,53 @@ where
         if constant_time_eq(presented_hash.as_bytes(), state.admin_key_hash.as_bytes()) {
             return Ok(Caller::Admin);
         }
-        match state.store.find_api_key(&presented_hash).await? {
+        if let Some(caller) = state.known_keys.get(&presented_hash) {
+            return Ok(caller);
+        }
+        let caller = match state.store.find_api_key(&presented_hash).await? {
             Some(record) => match record.tenant_id {
-                Some(tenant_id) => Ok(Caller::Tenant(tenant_id)),
-                None => Ok(Caller::Admin),
+                Some(tenant_id) => Caller::Tenant(tenant_id),
+                None => Caller::Admin,
             },
-            None => Err(ApiError::Unauthorized),
+            None => return Err(ApiError::Unauthorized),
+        };
+        state.known_keys.remember(presented_hash, caller.clone());
+        Ok(caller)
+    }
+}
+
+/// Keys already seen, by hash, so a hot path (a blocking evaluation) needs no database read to
+/// authenticate. Only keys that exist are kept, so guessing cannot fill it; keys are never
+/// revoked today, so a remembered key cannot go stale (a revocation must `forget` it).
+#[derive(Debug, Default)]
+pub struct KnownKeys {
+    by_hash: std::sync::RwLock<HashMap<String, Caller>>,
+}
+
+/// Past this many keys the memory is cleared and refilled from the store as keys are used.
+const KNOWN_KEYS_LIMIT: usize = 10_000;
+
+impl KnownKeys {
+    fn get(&self, key_hash: &str) -> Option<Caller> {
+        self.by_hash.read().ok()?.get(key_hash).cloned()
+    }
+
+    /// Whether a tenant key of `tenant_id` was seen, which proves the tenant exists (tenants
+    /// are never deleted).
+    fn tenant_exists(&self, tenant_id: &str) -> bool {
+        self.by_hash.read().is_ok_and(|by_hash| {
+            by_hash
+                .values()
+                .any(|caller| matches!(caller, Caller::Tenant(id) if id == tenant_id))
+        })
+    }
+
+    fn remember(&self, key_hash: String, caller: Caller) {
+        if let Ok(mut by_hash) = self.by_hash.write() {
+            if by_hash.len() >= KNOWN_KEYS_LIMIT {
+                by_hash.clear();
+            }
+            by_hash.insert(key_hash, caller);
         }
     }
 }
@@ -102,7 +143,9 @@ where
             Caller::Tenant(_) => Err(not_found()),
             Caller::Admin => {
                 let state = AppState::from_ref(state);
-                if state.store.get_tenant(&tenant_id).await?.is_none() {
+                if !state.known_keys.tenant_exists(&tenant_id)
+                    && state.store.get_tenant(&tenant_id).await?.is_none()
+                {
                     return Err(not_found());
                 }
                 Ok(TenantScope { tenant_id })

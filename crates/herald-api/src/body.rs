@@ -1,9 +1,13 @@
-//! Request bodies: read with a size limit, required to be JSON, parsed with the error's line and
-//! column, and deserialized into `*In` types with the JSON path of any mismatch.
+//! Request bodies: read with a size limit, required to be JSON, parsed strictly (a repeated member
+//! name is refused) with the error's line and column, and deserialized into `*In` types with the
+//! JSON path of any mismatch. Query strings too, so that every malformed request is answered in
+//! problem+json rather than with axum's plain-text rejections.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::header;
+use axum::http::request::Parts;
+use herald_catalog::json::{JsonError, parse_strict};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -39,16 +43,23 @@ impl FromRequest<AppState> for JsonBytes {
     }
 }
 
-/// Parses bytes as JSON, reporting the line and column of a syntax error.
+/// Parses bytes as strict JSON: a syntax error (too deep, invalid UTF-8, a number out of range
+/// included) is a 400 with its line and column; a member name repeated in one object is a 422 at
+/// that member's path, since consumers disagree on which of the two values counts.
 pub fn parse_json(bytes: &[u8]) -> ApiResult<Value> {
-    serde_json::from_slice(bytes).map_err(|error| ApiError::MalformedJson {
-        line: error.line(),
-        column: error.column(),
-        message: error
-            .to_string()
-            .rsplit_once(" at line ")
-            .map(|(message, _)| message.to_owned())
-            .unwrap_or_else(|| error.to_string()),
+    parse_strict(bytes).map_err(|error| match error {
+        JsonError::Syntax {
+            line,
+            column,
+            message,
+        } => ApiError::MalformedJson {
+            line,
+            column,
+            message,
+        },
+        JsonError::DuplicateMember { .. } => {
+            ApiError::invalid(error.path().to_owned(), error.to_string())
+        }
     })
 }
 
@@ -102,4 +113,25 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> ApiResult<T> {
             .unwrap_or_default();
         ApiError::invalid(path, message)
     })
+}
+
+/// A query string deserialized into `T`; a malformed one (`after_seq=abc`, a number out of range,
+/// a repeated parameter) is a 400 problem naming the parameter.
+#[derive(Debug)]
+pub struct QueryIn<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryIn<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> ApiResult<Self> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(value)| QueryIn(value))
+            .map_err(|rejection| {
+                let text = rejection.body_text();
+                let reason = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text);
+                ApiError::BadRequest(format!("invalid query string: {reason}"))
+            })
+    }
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod openapi;
+pub mod recorder;
 pub mod routes;
 pub mod state;
 
@@ -13,7 +14,8 @@ use axum::Router;
 use axum::routing::get;
 use utoipa::OpenApi;
 
-pub use crate::state::{ApiSettings, AppState, CustomTypes};
+pub use crate::recorder::DecisionRecorder;
+pub use crate::state::{ApiSettings, AppState, CustomTypes, HooksCache};
 
 /// Every route of the API, with its state.
 pub fn router(state: AppState) -> Router {
@@ -25,6 +27,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::endpoints::router())
         .merge(routes::deliveries::router())
         .merge(routes::subjects::router())
+        .merge(routes::hooks::router())
+        .merge(routes::blocking::router())
         .route(
             "/v1/openapi.json",
             get(|| async { axum::Json(openapi::ApiDoc::openapi()) }),

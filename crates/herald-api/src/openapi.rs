@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
-use crate::routes::{catalog, deliveries, endpoints, events, subjects, tenants};
+use crate::routes::{blocking, catalog, deliveries, endpoints, events, hooks, subjects, tenants};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -16,6 +16,8 @@ use crate::routes::{catalog, deliveries, endpoints, events, subjects, tenants};
         endpoints::rotate_secret, endpoints::replay,
         deliveries::list_for_endpoint, deliveries::get_one, deliveries::list_attempts, deliveries::retry,
         subjects::erase,
+        hooks::create, hooks::list, hooks::get_one, hooks::update, hooks::delete,
+        blocking::evaluate, blocking::list,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

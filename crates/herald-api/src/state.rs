@@ -9,7 +9,7 @@ use herald_catalog::taxonomy::Taxonomy;
 use herald_core::clock::Clock;
 use herald_delivery::ssrf::NetworkPolicy;
 use herald_store::Store;
-use herald_store::models::CustomTypeRecord;
+use herald_store::models::{CustomTypeRecord, HookRecord};
 use tokio::sync::Notify;
 
 use crate::error::{ApiError, ApiResult};
@@ -23,6 +23,8 @@ pub struct ApiSettings {
     pub max_batch: usize,
     /// How long a rotated-out secret keeps signing.
     pub secret_overlap: time::Duration,
+    /// The most a chain of blocking hooks may take, checked before each hook.
+    pub hook_chain_deadline: std::time::Duration,
 }
 
 impl Default for ApiSettings {
@@ -31,6 +33,7 @@ impl Default for ApiSettings {
             max_body_bytes: 256 * 1024,
             max_batch: 1_000,
             secret_overlap: time::Duration::hours(24),
+            hook_chain_deadline: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -48,6 +51,72 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     pub custom_types: Arc<CustomTypes>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The outbound client blocking hooks are called with (it shares the delivery client's pool).
+    pub hook_client: herald_delivery::http_client::HttpClient,
+    pub hooks: Arc<HooksCache>,
+    pub decisions: crate::recorder::DecisionRecorder,
+    pub known_keys: Arc<crate::auth::KnownKeys>,
+}
+
+/// Each tenant's enabled hooks by event type, in position order, read from the store on first use
+/// and dropped whenever the tenant's hooks change. Evaluating a blocking event then needs no
+/// database round trip before the first hook is called.
+/// One tenant's enabled hooks, by event type, each list in call order.
+type HookChains = HashMap<String, Vec<HookRecord>>;
+
+#[derive(Debug, Default)]
+pub struct HooksCache {
+    by_tenant: RwLock<HashMap<String, Arc<HookChains>>>,
+    /// Bumped by every change, so a read that raced with a change is not cached.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl HooksCache {
+    /// The tenant's enabled hooks for `event_type`, in call order.
+    pub async fn chain_for(
+        &self,
+        store: &dyn Store,
+        tenant_id: &str,
+        event_type: &str,
+    ) -> ApiResult<Vec<HookRecord>> {
+        let cached = self
+            .by_tenant
+            .read()
+            .ok()
+            .and_then(|map| map.get(tenant_id).cloned());
+        let by_type = match cached {
+            Some(by_type) => by_type,
+            None => {
+                let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+                let mut by_type: HookChains = HashMap::new();
+                for hook in store.list_hooks(tenant_id).await? {
+                    if hook.enabled {
+                        by_type
+                            .entry(hook.event_type.clone())
+                            .or_default()
+                            .push(hook);
+                    }
+                }
+                let by_type = Arc::new(by_type);
+                if let Ok(mut map) = self.by_tenant.write()
+                    && self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation
+                {
+                    map.insert(tenant_id.to_owned(), Arc::clone(&by_type));
+                }
+                by_type
+            }
+        };
+        Ok(by_type.get(event_type).cloned().unwrap_or_default())
+    }
+
+    /// Forgets a tenant's hooks after a change, so the next evaluation reads them again.
+    pub fn invalidate(&self, tenant_id: &str) {
+        if let Ok(mut map) = self.by_tenant.write() {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            map.remove(tenant_id);
+        }
+    }
 }
 
 /// Each tenant's custom event types, compiled once and kept in memory.
@@ -91,6 +160,46 @@ impl CustomTypes {
             .ok()
             .and_then(|map| map.get(tenant_id).cloned());
         TenantTypes { custom }
+    }
+
+    /// The tenant's catalog, sure to include `event_type` if any node has registered it: a type
+    /// this node does not know is looked up in the store (another node may have added it) before
+    /// the event is judged unknown.
+    pub async fn lookup_knowing(
+        &self,
+        store: &dyn Store,
+        tenant_id: &str,
+        event_type: Option<&str>,
+    ) -> ApiResult<TenantTypes> {
+        let types = self.lookup_for(tenant_id);
+        let Some(event_type) = event_type else {
+            return Ok(types);
+        };
+        if types.lookup(event_type).is_some() {
+            return Ok(types);
+        }
+        let records = store.list_custom_types(Some(tenant_id)).await?;
+        if !records.iter().any(|record| record.name == event_type) {
+            return Ok(types);
+        }
+        let mut catalog = Catalog::default();
+        for record in records {
+            match compile_custom_type(spec_of(record)) {
+                Ok(definition) => {
+                    if let Err(error) = catalog.insert(definition) {
+                        tracing::warn!(%error, "custom event type skipped");
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "stored custom event type skipped"),
+            }
+        }
+        let catalog = Arc::new(catalog);
+        if let Ok(mut map) = self.by_tenant.write() {
+            map.insert(tenant_id.to_owned(), Arc::clone(&catalog));
+        }
+        Ok(TenantTypes {
+            custom: Some(catalog),
+        })
     }
 
     /// Adds a compiled custom type to a tenant's set (after it was stored).

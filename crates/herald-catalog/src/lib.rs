@@ -11,10 +11,12 @@
 //! - [`validation`]: the problems a payload can have, each with its JSON pointer.
 //! - [`filter`]: which event types an endpoint subscribes to.
 //! - [`envelope`]: detecting, parsing and rendering the vendors' native envelopes.
+//! - [`json`]: strict JSON for untrusted bodies (a repeated member name is refused).
 
 pub mod catalog;
 pub mod definition;
 pub mod envelope;
 pub mod filter;
+pub mod json;
 pub mod taxonomy;
 pub mod validation;

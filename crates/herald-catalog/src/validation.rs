@@ -12,12 +12,26 @@ pub struct Problem {
     pub message: String,
 }
 
+/// The longest message a problem keeps, in bytes. Messages quote the value at fault (an unknown
+/// type name, a value outside an enum), and a hostile body can make that value as long as the
+/// body limit allows; the answer should stay a readable sentence, not an echo of the input.
+pub const MAX_MESSAGE_LEN: usize = 1024;
+
 impl Problem {
-    /// A problem at `path`.
+    /// A problem at `path`; a message longer than [`MAX_MESSAGE_LEN`] is cut short, with `…`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        if message.len() > MAX_MESSAGE_LEN {
+            let mut end = MAX_MESSAGE_LEN;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
         Problem {
             path: path.into(),
-            message: message.into(),
+            message,
         }
     }
 

@@ -144,12 +144,22 @@ impl HttpClient {
     /// POSTs the request and reports the answer or the failure; never returns early with an
     /// error, because every outcome is something the caller records.
     pub async fn send(&self, request: OutboundRequest) -> OutboundResult {
+        self.send_reading(request, EXCERPT_LIMIT).await
+    }
+
+    /// [`HttpClient::send`], keeping up to `body_limit` bytes of the answer instead of the
+    /// excerpt: for callers that act on the body (blocking hooks), not just record it.
+    pub async fn send_reading(
+        &self,
+        request: OutboundRequest,
+        body_limit: usize,
+    ) -> OutboundResult {
         let started = Instant::now();
         // `Duration::MAX` cannot be added to an instant; a year stands in for "no limit".
         let deadline = started
             .checked_add(request.timeout)
             .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 60 * 60));
-        match self.exchange(request, deadline).await {
+        match self.exchange(request, deadline, body_limit).await {
             Ok(answer) => OutboundResult::Responded {
                 status: answer.status,
                 retry_after: answer.retry_after,
@@ -168,6 +178,7 @@ impl HttpClient {
         &self,
         request: OutboundRequest,
         deadline: Instant,
+        body_limit: usize,
     ) -> Result<Answer, OutboundError> {
         // IP literals never reach the resolver, so they are judged here; names are judged by
         // the resolver on the addresses they resolve to.
@@ -190,7 +201,7 @@ impl HttpClient {
         let status = response.status().as_u16();
         let retry_after = header_text(response.headers(), &RETRY_AFTER);
         let location = header_text(response.headers(), &LOCATION);
-        let body_excerpt = read_excerpt(&mut response, deadline).await;
+        let body_excerpt = read_excerpt(&mut response, deadline, body_limit).await;
         Ok(Answer {
             status,
             retry_after,
@@ -293,16 +304,16 @@ fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
 }
 
-/// Reads the body until [`EXCERPT_LIMIT`] bytes are in hand, the body ends, or the deadline
+/// Reads the body until `limit` bytes are in hand, the body ends, or the deadline
 /// passes, holding at most one chunk beyond the limit: a huge or endless body costs nothing.
 /// The rest is never read; dropping the response closes that connection instead of returning
 /// it to the pool, which is the right trade for an endpoint that talks too much.
-async fn read_excerpt(response: &mut reqwest::Response, deadline: Instant) -> String {
-    let mut excerpt = Vec::with_capacity(EXCERPT_LIMIT);
+async fn read_excerpt(response: &mut reqwest::Response, deadline: Instant, limit: usize) -> String {
+    let mut excerpt = Vec::with_capacity(limit.min(64 * 1024));
     loop {
         match tokio::time::timeout_at(deadline, response.chunk()).await {
             Ok(Ok(Some(chunk))) => {
-                let room = EXCERPT_LIMIT - excerpt.len();
+                let room = limit - excerpt.len();
                 if chunk.len() >= room {
                     excerpt.extend_from_slice(&chunk[..room]);
                     break;
@@ -322,13 +333,13 @@ async fn read_excerpt(response: &mut reqwest::Response, deadline: Instant) -> St
             }
         }
     }
-    lossy_excerpt(&excerpt)
+    lossy_excerpt(&excerpt, limit)
 }
 
 /// A cut in the middle of a multi-byte character is ours, not the body's, so a full excerpt
 /// drops that partial character instead of ending in a replacement mark.
-fn lossy_excerpt(bytes: &[u8]) -> String {
-    let full = bytes.len() >= EXCERPT_LIMIT;
+fn lossy_excerpt(bytes: &[u8], limit: usize) -> String {
+    let full = bytes.len() >= limit;
     let bytes = match std::str::from_utf8(bytes) {
         Err(error) if full && error.error_len().is_none() => &bytes[..error.valid_up_to()],
         _ => bytes,

@@ -6,6 +6,7 @@
 //! - [`http_client`]: the one outbound HTTP client, which applies that policy at connect time
 //!   to every resolved address, never follows redirects, pools connections, and bounds each
 //!   exchange by its timeout.
+//! - [`hooks`]: the blocking-hook runner: a chain of hooks called in order with deadlines.
 //! - [`dispatcher`]: the delivery worker, with a single-step `run_once` for tests and the
 //!   background `run` loop.
 //!
@@ -14,5 +15,6 @@
 //! I/O; resolving names and connecting happen only in `http_client`.
 
 pub mod dispatcher;
+pub mod hooks;
 pub mod http_client;
 pub mod ssrf;

@@ -235,12 +235,18 @@ impl fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
+/// The longest URL accepted, in bytes. Webhook URLs are short; a long one is stored, listed and
+/// sent on every attempt, and most servers refuse request lines much longer than this anyway.
+pub const MAX_URL_LEN: usize = 4096;
+
 /// Why a URL is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UrlRefused {
     #[error("not a valid URL: {0}")]
     Invalid(String),
+    #[error("the URL has {len} bytes; at most {max} are accepted")]
+    TooLong { len: usize, max: usize },
     #[error("the URL scheme must be http or https, not {0:?}")]
     Scheme(String),
     #[error("the URL must not carry a user name or password")]
@@ -359,6 +365,12 @@ impl NetworkPolicy {
     /// resolver; names, `localhost` included, are left to the resolver, which judges the
     /// addresses they actually resolve to.
     pub(crate) fn check_url_except_names(&self, url: &str) -> Result<Url, UrlRefused> {
+        if url.len() > MAX_URL_LEN {
+            return Err(UrlRefused::TooLong {
+                len: url.len(),
+                max: MAX_URL_LEN,
+            });
+        }
         let url = Url::parse(url).map_err(|error| UrlRefused::Invalid(error.to_string()))?;
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(UrlRefused::Scheme(url.scheme().to_owned()));

@@ -34,6 +34,9 @@ use crate::rows::{
 pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
+    /// The exclusive lock on `<file>.lock`, held as long as any clone lives (see
+    /// [`SqliteStore::open`]).
+    _process_lock: Arc<std::fs::File>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -46,15 +49,25 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
+    ///
+    /// One process at a time owns a file: the store holds an exclusive lock on `<file>.lock`
+    /// (released by the kernel when the process ends, however it ends), and a second process is
+    /// refused. That is what makes crash recovery immediate: any delivery still `in_flight` when
+    /// the file is opened was leased by a process that is gone, so it is handed back at once
+    /// instead of waiting for its lease to run out (the lease exists for PostgreSQL, where other
+    /// nodes may still be working).
     pub fn open(path: &Path) -> StoreResult<Self> {
+        let process_lock = lock_for_this_process(path)?;
         let writer = Connection::open(path).map_err(map_backend)?;
         schema::configure(&writer)?;
         schema::migrate(&writer)?;
+        release_leases_of_dead_processes(&writer)?;
         let reader = Connection::open(path).map_err(map_backend)?;
         schema::configure(&reader)?;
         Ok(SqliteStore {
             writer: Arc::new(Mutex::new(writer)),
             reader: Arc::new(Mutex::new(reader)),
+            _process_lock: Arc::new(process_lock),
         })
     }
 
@@ -92,6 +105,53 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// Takes the exclusive lock on `<path>.lock`, or says which file another process holds.
+fn lock_for_this_process(path: &Path) -> StoreResult<std::fs::File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|error| {
+            StoreError::Backend(format!("cannot open {}: {error}", lock_path.display()))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
+            "{} is in use by another Herald process (it holds {})",
+            path.display(),
+            lock_path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(error)) => Err(StoreError::Backend(format!(
+            "cannot lock {}: {error}",
+            lock_path.display()
+        ))),
+    }
+}
+
+/// Hands back every delivery left `in_flight` by a process that died (SIGKILL, power cut): it is
+/// due again at once, with its attempt count unchanged, since its attempt was never recorded.
+fn release_leases_of_dead_processes(connection: &Connection) -> StoreResult<()> {
+    let n_released = connection
+        .execute(
+            "UPDATE deliveries SET state = CASE WHEN n_attempts = 0 THEN 'pending' ELSE 'scheduled' END,
+                 lease_until = NULL
+             WHERE state = 'in_flight'",
+            [],
+        )
+        .map_err(map_backend)?;
+    if n_released > 0 {
+        tracing::info!(
+            n_released,
+            "deliveries left in flight by a stopped process are due again"
+        );
+    }
+    Ok(())
 }
 
 async fn run_blocking<T, F>(work: F) -> StoreResult<T>

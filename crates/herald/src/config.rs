@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -18,9 +19,13 @@ pub struct ServeArgs {
     /// Address to listen on. [default: 127.0.0.1:8470]
     #[arg(long, env = "HERALD_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Database: a SQLite file path (or `sqlite://path`). [default: herald.db]
+    /// Database: a SQLite file path (or `sqlite://path`), or `postgres://user@host/db` for a
+    /// cluster of Herald nodes sharing one PostgreSQL. [default: herald.db]
     #[arg(long, env = "HERALD_DB", value_name = "PATH|URL")]
     pub db: Option<String>,
+    /// Most PostgreSQL connections this node keeps open. [default: 16]
+    #[arg(long, env = "HERALD_DB_POOL_SIZE")]
+    pub db_pool_size: Option<usize>,
     /// Let deliveries reach this network, which the SSRF guard refuses otherwise (repeatable;
     /// e.g. 127.0.0.0/8 for a receiver on this machine).
     #[arg(
@@ -39,9 +44,64 @@ pub struct ServeArgs {
     /// Days an endpoint may only fail before it is disabled. [default: 5]
     #[arg(long, env = "HERALD_AUTO_DISABLE_DAYS")]
     pub auto_disable_days: Option<u32>,
+    /// The most a chain of blocking hooks may take, in milliseconds. [default: 10000]
+    #[arg(long, env = "HERALD_HOOK_CHAIN_DEADLINE_MS")]
+    pub hook_chain_deadline_ms: Option<u64>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "HERALD_LOG_JSON")]
     pub log_json: bool,
+    /// Seconds a node's claim on a delivery lasts before another node may take the delivery
+    /// over; must exceed every endpoint's timeout. Hidden: the default (90 s) suits production,
+    /// and the knob exists so tests of a dying node need not wait that long. [default: 90]
+    #[arg(long, env = "HERALD_LEASE_SECONDS", hide = true)]
+    pub lease_seconds: Option<u64>,
+}
+
+/// The shortest delivery lease `--lease-seconds` accepts.
+pub const MIN_LEASE: Duration = Duration::from_secs(2);
+
+/// What a lease must leave beyond an endpoint's timeout: after the exchange the node still
+/// records the attempt, and a lease that ran out first would let another node send it again.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(1);
+
+impl ServeArgs {
+    /// The delivery lease `--lease-seconds` asks for, if it does; refused below [`MIN_LEASE`].
+    pub fn lease(&self) -> anyhow::Result<Option<Duration>> {
+        let Some(seconds) = self.lease_seconds else {
+            return Ok(None);
+        };
+        let lease = Duration::from_secs(seconds);
+        if lease < MIN_LEASE {
+            bail!(
+                "--lease-seconds must be at least {} (and longer than every endpoint's timeout)",
+                MIN_LEASE.as_secs()
+            );
+        }
+        Ok(Some(lease))
+    }
+}
+
+/// Refuses a lease that an endpoint's timeout (`(endpoint id, timeout_ms)`) could outlast: the
+/// node sending to that endpoint would lose its claim mid-attempt, and another node would send
+/// the same delivery again.
+pub fn check_lease_covers(
+    lease: Duration,
+    endpoint_timeouts: impl IntoIterator<Item = (String, u64)>,
+) -> anyhow::Result<()> {
+    let longest = endpoint_timeouts
+        .into_iter()
+        .max_by_key(|(_, timeout_ms)| *timeout_ms);
+    if let Some((endpoint_id, timeout_ms)) = longest
+        && Duration::from_millis(timeout_ms) + LEASE_MARGIN > lease
+    {
+        bail!(
+            "--lease-seconds {} is too short: endpoint {endpoint_id} has a {timeout_ms} ms \
+             timeout, and a lease must exceed the longest endpoint timeout by {} s",
+            lease.as_secs(),
+            LEASE_MARGIN.as_secs()
+        );
+    }
+    Ok(())
 }
 
 /// The same settings as they may appear in `herald.toml`.
@@ -50,11 +110,13 @@ pub struct ServeArgs {
 struct FileSettings {
     listen: Option<SocketAddr>,
     db: Option<String>,
+    db_pool_size: Option<usize>,
     #[serde(default)]
     allow_network: Vec<IpNet>,
     max_body_bytes: Option<usize>,
     retention_days: Option<u32>,
     auto_disable_days: Option<u32>,
+    hook_chain_deadline_ms: Option<u64>,
     log_json: Option<bool>,
 }
 
@@ -62,6 +124,11 @@ struct FileSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
     Sqlite(PathBuf),
+    /// A PostgreSQL URL and the pool size.
+    Postgres {
+        url: String,
+        pool_size: usize,
+    },
 }
 
 /// The settings in force.
@@ -73,6 +140,7 @@ pub struct ServeSettings {
     pub max_body_bytes: usize,
     pub retention_days: u32,
     pub auto_disable_days: u32,
+    pub hook_chain_deadline_ms: u64,
     pub log_json: bool,
     /// From `HERALD_ADMIN_KEY`; never from a file, so it is not committed by accident.
     pub admin_key: Option<String>,
@@ -108,13 +176,18 @@ impl ServeSettings {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8470))),
-            database: parse_database(&db)?,
+            database: parse_database(&db, args.db_pool_size.or(file.db_pool_size).unwrap_or(16))?,
             allow_network,
             max_body_bytes: args
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(256 * 1024),
             retention_days: args.retention_days.or(file.retention_days).unwrap_or(30),
+            hook_chain_deadline_ms: args
+                .hook_chain_deadline_ms
+                .or(file.hook_chain_deadline_ms)
+                .unwrap_or(10_000)
+                .clamp(1, 60_000),
             auto_disable_days: args
                 .auto_disable_days
                 .or(file.auto_disable_days)
@@ -136,9 +209,15 @@ fn read_file(path: &Path, must_exist: bool) -> anyhow::Result<FileSettings> {
     }
 }
 
-fn parse_database(text: &str) -> anyhow::Result<Database> {
+pub fn parse_database(text: &str, pool_size: usize) -> anyhow::Result<Database> {
     if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        bail!("PostgreSQL is not supported by this version of Herald yet: use a SQLite file path");
+        if !(1..=1000).contains(&pool_size) {
+            bail!("the database pool size is between 1 and 1000");
+        }
+        return Ok(Database::Postgres {
+            url: text.to_owned(),
+            pool_size,
+        });
     }
     let path = text.strip_prefix("sqlite://").unwrap_or(text);
     if path.is_empty() {
@@ -154,15 +233,22 @@ mod tests {
     #[test]
     fn databases_parse() {
         assert_eq!(
-            parse_database("herald.db").unwrap(),
+            parse_database("herald.db", 16).unwrap(),
             Database::Sqlite("herald.db".into())
         );
         assert_eq!(
-            parse_database("sqlite:///var/lib/h.db").unwrap(),
+            parse_database("sqlite:///var/lib/h.db", 16).unwrap(),
             Database::Sqlite("/var/lib/h.db".into())
         );
-        assert!(parse_database("postgres://x").is_err());
-        assert!(parse_database("").is_err());
+        assert_eq!(
+            parse_database("postgres://postgres@127.0.0.1/herald", 8).unwrap(),
+            Database::Postgres {
+                url: "postgres://postgres@127.0.0.1/herald".into(),
+                pool_size: 8
+            }
+        );
+        assert!(parse_database("postgres://x", 0).is_err());
+        assert!(parse_database("", 16).is_err());
     }
 
     #[test]

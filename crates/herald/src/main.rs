@@ -24,6 +24,8 @@ enum Command {
     Validate(commands::validate::ValidateArgs),
     /// Run Herald: the API and the delivery workers.
     Serve(herald::config::ServeArgs),
+    /// Bring the database schema up to date (before a rolling restart of a cluster).
+    Migrate(commands::migrate::MigrateArgs),
     /// Publish events to a running Herald (one envelope, a JSON array, or JSON lines).
     Publish(commands::client::PublishArgs),
     /// Manage a tenant's endpoints.
@@ -32,6 +34,11 @@ enum Command {
     /// Inspect deliveries.
     #[command(subcommand)]
     Deliveries(commands::client::DeliveriesCommand),
+    /// Manage a tenant's blocking hooks.
+    #[command(subcommand)]
+    Hooks(commands::client::HooksCommand),
+    /// Ask whether a blocking event's operation may happen (exit 0 allowed, 1 refused).
+    Evaluate(commands::client::EvaluateArgs),
     /// Deliver events to an endpoint again.
     Replay(commands::client::ReplayArgs),
     /// Check the signatures of a delivery you received.
@@ -48,10 +55,13 @@ fn main() -> ExitCode {
         Command::Catalog(command) => commands::catalog::run(command),
         Command::Validate(args) => commands::validate::run(&args),
         Command::Serve(args) => commands::serve::run(&args),
+        Command::Migrate(args) => commands::migrate::run(&args),
         Command::Publish(args) => commands::client::publish(&args),
         Command::Endpoints(command) => commands::client::endpoints(&command),
         Command::Deliveries(command) => commands::client::deliveries(&command),
         Command::Replay(args) => commands::client::replay(&args),
+        Command::Hooks(command) => commands::client::hooks(&command),
+        Command::Evaluate(args) => commands::client::evaluate(&args),
         Command::Verify(args) => commands::verify::run(&args),
         Command::Receive(args) => commands::receive::run(&args),
         Command::Bench(args) => commands::bench::run(&args),

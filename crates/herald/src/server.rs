@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use herald_api::{ApiSettings, AppState, CustomTypes};
+use herald_api::{ApiSettings, AppState, CustomTypes, DecisionRecorder, HooksCache};
 use herald_core::clock::Clock;
 use herald_core::ids::prefixed_id;
 use herald_core::secret::{generate_api_key, hash_api_key};
@@ -15,6 +15,7 @@ use herald_delivery::http_client::HttpClient;
 use herald_delivery::ssrf::NetworkPolicy;
 use herald_store::Store;
 use herald_store::models::ApiKeyRecord;
+use herald_store_postgres::{PostgresStore, WakeupListener};
 use herald_store_sqlite::SqliteStore;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::{Notify, watch};
@@ -42,6 +43,8 @@ pub struct RunningServer {
     pub generated_admin_key: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Kept alive for as long as the server runs; dropping it stops listening.
+    _wakeups: Option<WakeupListener>,
 }
 
 impl RunningServer {
@@ -72,15 +75,24 @@ fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
-async fn open_store(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
+/// The opened store, and for PostgreSQL the handle that can subscribe to other nodes' wakeups.
+pub async fn open_store(
+    database: &Database,
+) -> anyhow::Result<(Arc<dyn Store>, Option<PostgresStore>)> {
     match database {
+        Database::Postgres { url, pool_size } => {
+            let store = PostgresStore::connect(url, *pool_size)
+                .await
+                .context("failed to connect to PostgreSQL")?;
+            Ok((Arc::new(store.clone()), Some(store)))
+        }
         Database::Sqlite(path) => {
             let path = path.clone();
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
                 .await
                 .context("failed to open the database")?
                 .context("failed to open the SQLite database")?;
-            Ok(Arc::new(store))
+            Ok((Arc::new(store), None))
         }
     }
 }
@@ -138,12 +150,24 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         run_background_work,
         dispatcher: dispatcher_settings,
     } = options;
-    let store = open_store(&settings.database).await?;
+    let (store, postgres) = open_store(&settings.database).await?;
     let (admin_key_hash, generated_admin_key) = admin_key(&store, &settings, &clock).await?;
     let custom_types = CustomTypes::from_records(store.list_custom_types(None).await?);
     let policy = NetworkPolicy::with_allowed(settings.allow_network.iter().copied());
     let client = HttpClient::new(policy.clone()).context("failed to build the HTTP client")?;
+    let hook_client = client.clone();
     let wakeup = Arc::new(Notify::new());
+    // Nodes sharing PostgreSQL wake each other through LISTEN/NOTIFY, so an idle cluster sleeps
+    // until there is work instead of polling.
+    let wakeups = match &postgres {
+        Some(postgres) => Some(
+            postgres
+                .listen_for_wakeups(Arc::clone(&wakeup))
+                .await
+                .context("failed to LISTEN for other nodes' work")?,
+        ),
+        None => None,
+    };
     let mut dispatcher_settings = dispatcher_settings;
     dispatcher_settings.auto_disable_after =
         Duration::from_secs(u64::from(settings.auto_disable_days) * 24 * 3600);
@@ -162,10 +186,15 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         delivery_wakeup: Arc::clone(&wakeup),
         settings: Arc::new(ApiSettings {
             max_body_bytes: settings.max_body_bytes,
+            hook_chain_deadline: Duration::from_millis(settings.hook_chain_deadline_ms),
             ..ApiSettings::default()
         }),
         custom_types: Arc::new(custom_types),
         metrics: metrics_handle(),
+        hook_client,
+        hooks: Arc::new(HooksCache::default()),
+        decisions: DecisionRecorder::start(Arc::clone(&store)),
+        known_keys: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -218,5 +247,6 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         generated_admin_key,
         shutdown,
         tasks,
+        _wakeups: wakeups,
     })
 }

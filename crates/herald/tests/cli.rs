@@ -153,6 +153,10 @@ fn validate_refuses_bad_files_with_their_location() {
             bad_enum.to_string(),
             format!("/events/{uri}/initiatorType: \"ROBOT\" is not one of"),
         ),
+        (
+            r#"{"type": "user.created", "type": "user.deleted", "payload": {}}"#.to_owned(),
+            "/type: duplicate member \"type\" at line 1, column 31".to_owned(),
+        ),
     ];
     for (body, expected) in cases {
         let (code, out) = validate_text(&body);

@@ -1,6 +1,6 @@
 //! Deliveries and their attempts: what was sent where, how it went, and retrying by hand.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::TenantScope;
+use crate::body::QueryIn;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::events::format_time;
 use crate::state::AppState;
@@ -116,7 +117,7 @@ pub async fn list_for_endpoint(
     State(state): State<AppState>,
     scope: TenantScope,
     Path(path_ids): Path<(String, String)>,
-    Query(query): Query<DeliveryQuery>,
+    QueryIn(query): QueryIn<DeliveryQuery>,
 ) -> ApiResult<Json<DeliveryPageOut>> {
     let endpoint_id = path_ids.1;
     if state

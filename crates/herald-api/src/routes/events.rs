@@ -1,11 +1,11 @@
 //! `/v1/tenants/{tenant}/events`: publish one event or a batch, read the log by cursor.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use herald_catalog::catalog::TypeLookup;
-use herald_catalog::envelope::{EnvelopeError, ParsedEvent, parse_envelope};
+use herald_catalog::envelope::{EnvelopeError, ParsedEvent, declared_type, parse_envelope};
 use herald_catalog::validation::Problem;
 use herald_core::ids::new_event_id;
 use herald_store::models::{EventFilter, NewEvent, StoredEvent};
@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::TenantScope;
-use crate::body::{JsonBytes, parse_json};
+use crate::body::{JsonBytes, QueryIn, parse_json};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -173,7 +173,14 @@ pub async fn publish(
     JsonBytes(body): JsonBytes,
 ) -> ApiResult<(StatusCode, Json<PublishedOut>)> {
     let document = parse_json(&body)?;
-    let lookup = state.custom_types.lookup_for(&scope.tenant_id);
+    let lookup = state
+        .custom_types
+        .lookup_knowing(
+            state.store.as_ref(),
+            &scope.tenant_id,
+            declared_type(&document),
+        )
+        .await?;
     let parsed = parse_one(&lookup, document, "").map_err(ApiError::invalid_all)?;
     let event = new_event(parsed, state.clock.now());
     let mut published = store_events(&state, &scope.tenant_id, vec![event]).await?;
@@ -223,7 +230,19 @@ pub async fn publish_batch(
             ),
         ));
     }
-    let lookup = state.custom_types.lookup_for(&scope.tenant_id);
+    // One unknown type is enough to look for types other nodes registered.
+    let unknown = {
+        let known = state.custom_types.lookup_for(&scope.tenant_id);
+        documents
+            .iter()
+            .filter_map(declared_type)
+            .find(|name| known.lookup(name).is_none())
+            .map(str::to_owned)
+    };
+    let lookup = state
+        .custom_types
+        .lookup_knowing(state.store.as_ref(), &scope.tenant_id, unknown.as_deref())
+        .await?;
     let now = state.clock.now();
     let mut events = Vec::with_capacity(documents.len());
     let mut problems = Vec::new();
@@ -246,7 +265,7 @@ pub async fn publish_batch(
 pub async fn list(
     State(state): State<AppState>,
     scope: TenantScope,
-    Query(query): Query<ListQuery>,
+    QueryIn(query): QueryIn<ListQuery>,
 ) -> ApiResult<Json<EventPageOut>> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {

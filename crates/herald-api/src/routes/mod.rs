@@ -1,9 +1,11 @@
 //! One module per API resource, each exposing its router.
 
+pub mod blocking;
 pub mod catalog;
 pub mod deliveries;
 pub mod endpoints;
 pub mod events;
 pub mod health;
+pub mod hooks;
 pub mod subjects;
 pub mod tenants;

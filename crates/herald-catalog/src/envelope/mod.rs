@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::catalog::TypeLookup;
+use crate::json::{JsonError, parse_strict};
 use crate::taxonomy::Taxonomy;
 use crate::validation::{Problem, escape_pointer_token};
 
@@ -106,26 +107,27 @@ impl EnvelopeError {
     }
 }
 
-/// Parses raw bytes: first as JSON (reporting line and column), then as an envelope.
+/// Parses raw bytes: first as strict JSON (reporting line and column; a repeated member name is a
+/// problem at its path), then as an envelope.
 pub fn parse_envelope_bytes(
     lookup: &impl TypeLookup,
     body: &[u8],
 ) -> Result<ParsedEvent, EnvelopeError> {
-    let document: Value =
-        serde_json::from_slice(body).map_err(|error| EnvelopeError::Malformed {
-            line: error.line(),
-            column: error.column(),
-            message: strip_position(&error.to_string()),
-        })?;
+    let document = parse_strict(body).map_err(|error| match error {
+        JsonError::Syntax {
+            line,
+            column,
+            message,
+        } => EnvelopeError::Malformed {
+            line,
+            column,
+            message,
+        },
+        JsonError::DuplicateMember { .. } => {
+            EnvelopeError::one(error.path().to_owned(), error.to_string())
+        }
+    })?;
     parse_envelope(lookup, document)
-}
-
-/// serde_json appends " at line L column C" to its messages; we report the position separately.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(index) => message[..index].to_owned(),
-        None => message.to_owned(),
-    }
 }
 
 /// Which envelope a document is, by its members.
@@ -150,6 +152,22 @@ pub fn detect_shape(document: &Map<String, Value>) -> Option<EnvelopeShape> {
         Some(EnvelopeShape::Flat)
     } else {
         None
+    }
+}
+
+/// The event type a document says it carries, found the way [`parse_envelope`] finds it, without
+/// validating anything: lets a caller make sure the type is known before parsing.
+pub fn declared_type(document: &Value) -> Option<&str> {
+    let object = document.as_object()?;
+    match detect_shape(object)? {
+        EnvelopeShape::Asgardeo => object
+            .get("events")?
+            .as_object()?
+            .keys()
+            .next()
+            .map(String::as_str),
+        EnvelopeShape::Onewelcome => object.get("metadata")?.get("type")?.as_str(),
+        EnvelopeShape::Flat => object.get("type")?.as_str(),
     }
 }
 

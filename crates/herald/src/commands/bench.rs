@@ -31,6 +31,96 @@ pub struct BenchArgs {
     /// Stop waiting for deliveries after this many seconds.
     #[arg(long, global = true, default_value_t = 300)]
     max_seconds: u64,
+    /// Run on PostgreSQL: a server URL such as postgres://postgres@127.0.0.1:5432; a fresh
+    /// database is created for the run and dropped after it. SQLite in a temporary file otherwise.
+    #[arg(long, global = true)]
+    postgres: Option<String>,
+    /// Herald processes sharing the database (PostgreSQL only); publishers spread over them.
+    #[arg(long, global = true, default_value_t = 1)]
+    nodes: usize,
+}
+
+/// The servers under test, and the PostgreSQL database made for them.
+struct Cluster {
+    nodes: Vec<ServerProcess>,
+    postgres: Option<(String, String)>,
+    _directory: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start(args: &BenchArgs, admin_key: &str) -> anyhow::Result<Self> {
+        let directory = tempfile::tempdir()?;
+        let Some(server_url) = &args.postgres else {
+            if args.nodes != 1 {
+                bail!("--nodes needs --postgres: one SQLite file belongs to one process");
+            }
+            let database = directory.path().join("bench.db");
+            let node = ServerProcess::start(database.as_os_str(), admin_key)?;
+            return Ok(Cluster {
+                nodes: vec![node],
+                postgres: None,
+                _directory: directory,
+            });
+        };
+        let name = format!("herald_bench_{}", now_us());
+        let (client, connection) = tokio_postgres::connect(server_url, tokio_postgres::NoTls)
+            .await
+            .with_context(|| format!("failed to connect to {server_url}"))?;
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
+        let mut url = url::Url::parse(server_url).context("--postgres is not a URL")?;
+        url.set_path(&format!("/{name}"));
+        let database_url = url.to_string();
+        // One node first, so the schema is created once before the others connect.
+        let mut nodes = vec![ServerProcess::start(
+            std::ffi::OsStr::new(&database_url),
+            admin_key,
+        )?];
+        for _ in 1..args.nodes.max(1) {
+            nodes.push(ServerProcess::start(
+                std::ffi::OsStr::new(&database_url),
+                admin_key,
+            )?);
+        }
+        Ok(Cluster {
+            nodes,
+            postgres: Some((server_url.clone(), name)),
+            _directory: directory,
+        })
+    }
+
+    fn bases(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|node| format!("http://{}", node.address))
+            .collect()
+    }
+
+    /// The largest peak RSS of any node, and the CPU time of all of them.
+    fn usage(&self) -> (Option<f64>, Option<f64>) {
+        let usages: Vec<_> = self.nodes.iter().map(ServerProcess::usage).collect();
+        let peak = usages.iter().filter_map(|(rss, _)| *rss).reduce(f64::max);
+        let cpu = usages.iter().map(|(_, cpu)| *cpu).sum::<Option<f64>>();
+        (peak, cpu)
+    }
+
+    async fn stop(mut self) {
+        self.nodes.clear();
+        if let Some((server_url, name)) = self.postgres.take()
+            && let Ok((client, connection)) =
+                tokio_postgres::connect(&server_url, tokio_postgres::NoTls).await
+        {
+            tokio::spawn(connection);
+            if let Err(error) = client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+            {
+                eprintln!("could not drop the benchmark database {name}: {error}");
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -46,6 +136,12 @@ enum Scenario {
         events: usize,
         #[arg(long, default_value_t = 10)]
         endpoints: usize,
+    },
+    /// Evaluate blocking events through a chain of three hooks that answer at once, and measure
+    /// the time Herald adds around the hooks' own.
+    Hooks {
+        #[arg(long, default_value_t = 10_000)]
+        evaluations: usize,
     },
     /// Publish at a fixed rate and measure latency.
     Steady {
@@ -115,7 +211,7 @@ impl Drop for ServerProcess {
 }
 
 impl ServerProcess {
-    fn start(database: &std::path::Path, admin_key: &str) -> anyhow::Result<Self> {
+    fn start(database: &std::ffi::OsStr, admin_key: &str) -> anyhow::Result<Self> {
         let mut child = Command::new(std::env::current_exe()?)
             .args([
                 "serve",
@@ -203,11 +299,12 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
             1,
             Some(*rate),
         ),
+        Scenario::Hooks { evaluations } => return run_hooks(args, *evaluations).await,
     };
-    let directory = tempfile::tempdir()?;
     let admin_key = format!("bench-admin-{}", now_us());
-    let server = ServerProcess::start(&directory.path().join("bench.db"), &admin_key)?;
-    let base = format!("http://{}", server.address);
+    let cluster = Cluster::start(args, &admin_key).await?;
+    let bases = cluster.bases();
+    let base = bases[0].clone();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
@@ -267,8 +364,9 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
     let next_number = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut publishers = tokio::task::JoinSet::new();
-    for _ in 0..args.concurrency {
-        let (client, base, key) = (client.clone(), base.clone(), key.clone());
+    for publisher_index in 0..args.concurrency {
+        let base = bases[publisher_index % bases.len()].clone();
+        let (client, key) = (client.clone(), key.clone());
         let (next_number, errors) = (Arc::clone(&next_number), Arc::clone(&errors));
         publishers.spawn(async move {
             loop {
@@ -304,7 +402,8 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
         }
         let _ = tokio::time::timeout(Duration::from_millis(500), state.progress.notified()).await;
     }
-    let (peak_rss_mib, cpu_seconds) = server.usage();
+    let (peak_rss_mib, cpu_seconds) = cluster.usage();
+    cluster.stop().await;
     let arrivals = state
         .arrivals
         .lock()
@@ -318,6 +417,8 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
     latencies.sort_unstable();
     Ok(json!({
         "scenario": name,
+        "backend": if args.postgres.is_some() { "postgres" } else { "sqlite" },
+        "nodes": bases.len(),
         "events": n_events,
         "endpoints": n_endpoints,
         "publishers": args.concurrency,
@@ -334,15 +435,150 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
     }))
 }
 
+/// Three hooks that allow at once, one evaluation at a time: per evaluation, the caller's round
+/// trip and the sum of the hooks' exchanges as Herald timed them; the difference is Herald's own
+/// overhead (the caller's HTTP hop to Herald included).
+async fn run_hooks(args: &BenchArgs, n_evaluations: usize) -> anyhow::Result<Value> {
+    let admin_key = format!("bench-admin-{}", now_us());
+    let cluster = Cluster::start(args, &admin_key).await?;
+    let base = cluster.bases()[0].clone();
+    let client = reqwest::Client::builder().build()?;
+    let post = |path: String, key: String, body: Value| {
+        let request = client
+            .post(format!("{base}{path}"))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        async move {
+            let response = request.send().await?;
+            let status = response.status();
+            let text = response.text().await?;
+            if !status.is_success() {
+                bail!("{status}: {text}");
+            }
+            Ok::<Value, anyhow::Error>(serde_json::from_str(&text).unwrap_or(Value::Null))
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook_address = listener.local_addr()?;
+    let hook_server =
+        axum::Router::new().fallback(|| async { axum::Json(json!({"is_allowed": true})) });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, hook_server).await;
+    });
+    post(
+        "/v1/tenants".into(),
+        admin_key.clone(),
+        json!({"id": "bench", "name": "Benchmark"}),
+    )
+    .await?;
+    let key = post(
+        "/v1/tenants/bench/api-keys".into(),
+        admin_key.clone(),
+        json!({}),
+    )
+    .await?["key"]
+        .as_str()
+        .context("no key")?
+        .to_owned();
+    for position in 1..=3 {
+        post("/v1/tenants/bench/hooks".into(), key.clone(), json!({"event_type": "user.pre_create", "url": format!("http://{hook_address}/hook/{position}"), "position": position})).await?;
+    }
+    let event = json!({"id": "bench", "type": "user.pre_create", "payload": {"user": {"id": "u1", "standard_attributes": {"email": "ada@example.com"}}, "identities": []}, "context": {"timestamp": 1_764_000_000, "triggered_by": "user"}});
+    eprintln!("hooks: {n_evaluations} evaluations through 3 instant hooks...");
+    let mut round_trips_us = Vec::with_capacity(n_evaluations);
+    let mut overheads_us = Vec::with_capacity(n_evaluations);
+    let mut hooks_us = Vec::with_capacity(n_evaluations);
+    let mut n_refused = 0usize;
+    let started = Instant::now();
+    for index in 0..n_evaluations {
+        let sent = Instant::now();
+        let decision = post(
+            "/v1/tenants/bench/blocking-events".into(),
+            key.clone(),
+            event.clone(),
+        )
+        .await?;
+        let round_trip_us = sent.elapsed().as_micros() as u64;
+        if decision["is_allowed"] != true {
+            n_refused += 1;
+        }
+        let hook_time_us: f64 = decision["trace"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry["latency_ms"].as_f64())
+            .sum::<f64>()
+            * 1000.0;
+        round_trips_us.push(round_trip_us);
+        hooks_us.push(hook_time_us as u64);
+        overheads_us.push(round_trip_us.saturating_sub(hook_time_us as u64));
+        if (index + 1) % 2_000 == 0 {
+            eprintln!("  {}/{n_evaluations}", index + 1);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let (peak_rss_mib, cpu_seconds) = cluster.usage();
+    cluster.stop().await;
+    for values in [&mut round_trips_us, &mut overheads_us, &mut hooks_us] {
+        values.sort_unstable();
+    }
+    let summary = |values: &[u64]| json!({"p50": percentile(values, 0.5), "p90": percentile(values, 0.9), "p99": percentile(values, 0.99), "max": percentile(values, 1.0)});
+    Ok(json!({
+        "scenario": "hooks",
+        "backend": if args.postgres.is_some() { "postgres" } else { "sqlite" },
+        "evaluations": n_evaluations,
+        "hooks_per_chain": 3,
+        "refused": n_refused,
+        "evaluations_per_s": n_evaluations as f64 / seconds,
+        "round_trip_ms": summary(&round_trips_us),
+        "hooks_time_ms": summary(&hooks_us),
+        "herald_overhead_ms": summary(&overheads_us),
+        "server_peak_rss_mib": peak_rss_mib,
+        "server_cpu_seconds": cpu_seconds,
+    }))
+}
+
 fn print_table(report: &Value) {
+    if report["scenario"] == "hooks" {
+        let number = |value: &Value| {
+            value
+                .as_f64()
+                .map_or("-".to_owned(), |number| format!("{number:.3}"))
+        };
+        let line = |label: &str, value: &Value| {
+            println!(
+                "{label:<20}p50 {}  p90 {}  p99 {}  max {}",
+                number(&value["p50"]),
+                number(&value["p90"]),
+                number(&value["p99"]),
+                number(&value["max"])
+            )
+        };
+        println!(
+            "scenario            hooks ({} evaluations, 3 hooks, {} refused)",
+            report["evaluations"], report["refused"]
+        );
+        line("round trip ms", &report["round_trip_ms"]);
+        line("hooks' own ms", &report["hooks_time_ms"]);
+        line("Herald overhead ms", &report["herald_overhead_ms"]);
+        println!(
+            "server              peak RSS {} MiB, CPU {} s",
+            number(&report["server_peak_rss_mib"]),
+            number(&report["server_cpu_seconds"])
+        );
+        return;
+    }
     let number = |value: &Value| {
         value
             .as_f64()
             .map_or("-".to_owned(), |number| format!("{number:.1}"))
     };
     println!(
-        "scenario            {}",
-        report["scenario"].as_str().unwrap_or_default()
+        "scenario            {} ({}, {} node(s))",
+        report["scenario"].as_str().unwrap_or_default(),
+        report["backend"].as_str().unwrap_or_default(),
+        report["nodes"]
     );
     println!(
         "events x endpoints  {} x {}  ({} publishers)",

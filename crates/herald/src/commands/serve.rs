@@ -2,26 +2,40 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use herald::config::{ServeArgs, ServeSettings};
-use herald::server::{ServerOptions, start};
+use herald::config::{ServeArgs, ServeSettings, check_lease_covers};
+use herald::server::{RunningServer, ServerOptions, start};
 use herald_core::clock::SystemClock;
 use herald_delivery::dispatcher::DispatcherSettings;
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = ServeSettings::resolve(args)?;
+    let lease = args.lease()?;
     init_logging(settings.log_json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let mut dispatcher = DispatcherSettings::default();
+    if let Some(lease) = lease {
+        dispatcher.lease = lease;
+    }
     runtime.block_on(async move {
         let server = start(ServerOptions {
             settings,
             clock: Arc::new(SystemClock),
             run_background_work: true,
-            dispatcher: DispatcherSettings::default(),
+            dispatcher,
         })
         .await?;
+        if let Some(lease) = lease {
+            // Checked before the node announces itself, so nothing relies on a node whose
+            // leases its endpoints could outlast.
+            if let Err(error) = check_endpoint_timeouts(&server, lease).await {
+                server.shutdown().await;
+                return Err(error);
+            }
+        }
         if let Some(key) = &server.generated_admin_key {
             // Shown once, on the terminal only (never in the logs): Herald keeps just its hash.
             eprintln!("\nHerald admin key (shown once; store it now, it cannot be recovered):\n\n    {key}\n\nUse it as `Authorization: Bearer <key>`, or set HERALD_ADMIN_KEY to choose your own.\n");
@@ -33,6 +47,23 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Refuses a shortened lease that an existing endpoint's timeout could outlast. Endpoints made
+/// later are not checked against it, which is why the flag is hidden and says so.
+async fn check_endpoint_timeouts(server: &RunningServer, lease: Duration) -> anyhow::Result<()> {
+    let mut endpoint_timeouts = Vec::new();
+    for tenant in server.store.list_tenants().await? {
+        for endpoint in server.store.list_endpoints(&tenant.id).await? {
+            endpoint_timeouts.push((endpoint.id, endpoint.timeout_ms));
+        }
+    }
+    check_lease_covers(lease, endpoint_timeouts)?;
+    tracing::warn!(
+        lease_seconds = lease.as_secs(),
+        "delivery lease shortened; every endpoint's timeout must stay below it"
+    );
+    Ok(())
 }
 
 fn init_logging(json: bool) {

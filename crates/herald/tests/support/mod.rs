@@ -37,6 +37,7 @@ pub fn settings(directory: &std::path::Path) -> ServeSettings {
         max_body_bytes: 256 * 1024,
         retention_days: 30,
         auto_disable_days: 5,
+        hook_chain_deadline_ms: 10_000,
         log_json: false,
         admin_key: Some(ADMIN_KEY.to_owned()),
     }
@@ -443,4 +444,180 @@ async fn receive(
             .insert(name, value.parse().expect("header value"));
     }
     response
+}
+
+// ---- `herald serve` as a child process ----------------------------------------------------------
+
+/// Lines a child process prints, on stdout or stderr, as they come.
+pub type Lines = mpsc::UnboundedReceiver<String>;
+
+/// `herald serve` as a real child process on port 0, killed when dropped. Every line it prints
+/// arrives on [`HeraldProcess::lines`], so a test waits on what the process says, never on a timer.
+pub struct HeraldProcess {
+    child: Option<std::process::Child>,
+    /// `http://127.0.0.1:PORT`, as the process announced it.
+    pub base: String,
+    pub lines: Lines,
+    /// The lines [`HeraldProcess::wait_for_line`] has read so far.
+    pub seen: Vec<String>,
+}
+
+impl HeraldProcess {
+    /// Starts `herald serve --listen 127.0.0.1:0 --db DATABASE ARGS...` with the admin key
+    /// [`ADMIN_KEY`] and `env`, and waits at most 20 s for it to announce its address.
+    pub async fn serve(database: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        // The test's own reqwest clients need it.
+        herald::install_tls_provider();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(database)
+            .args(args)
+            .env("HERALD_ADMIN_KEY", ADMIN_KEY)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("herald starts");
+        let (sender, lines) = mpsc::unbounded_channel();
+        let streams: [Box<dyn std::io::Read + Send>; 2] = [
+            Box::new(child.stdout.take().expect("stdout")),
+            Box::new(child.stderr.take().expect("stderr")),
+        ];
+        for stream in streams {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    let _ = sender.send(line);
+                }
+            });
+        }
+        let mut process = HeraldProcess {
+            child: Some(child),
+            base: String::new(),
+            lines,
+            seen: Vec::new(),
+        };
+        let announced = process
+            .wait_for_line("Herald listening on ", Duration::from_secs(20))
+            .await;
+        process.base = announced.trim().trim_end_matches('/').to_owned();
+        process
+    }
+
+    /// Waits at most `wait` for a line containing `marker`; returns the rest of that line.
+    pub async fn wait_for_line(&mut self, marker: &str, wait: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no line with {marker:?} within {wait:?}"))
+                .unwrap_or_else(|| panic!("herald ended before printing {marker:?}"));
+            let rest = line.split(marker).nth(1).map(str::to_owned);
+            self.seen.push(line);
+            if let Some(rest) = rest {
+                return rest;
+            }
+        }
+    }
+
+    /// SIGKILL: the process dies at once, wherever it is, as in a crash or a power cut.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL sent");
+            child.wait().expect("reaped");
+        }
+    }
+
+    /// SIGTERM, then waits at most 15 s for a clean exit; returns every line it printed.
+    pub async fn stop(mut self) -> Vec<String> {
+        let mut child = self.child.take().expect("running");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let exited = tokio::task::spawn_blocking(move || child.wait());
+        let status = tokio::time::timeout(Duration::from_secs(15), exited)
+            .await
+            .expect("herald stops within 15 s of SIGTERM")
+            .expect("joined")
+            .expect("waited");
+        assert!(status.success(), "{status:?}");
+        // The output threads end when the pipes close, which ends the channel.
+        let mut printed = std::mem::take(&mut self.seen);
+        while let Ok(Some(line)) =
+            tokio::time::timeout(Duration::from_secs(5), self.lines.recv()).await
+        {
+            printed.push(line);
+        }
+        printed
+    }
+
+    /// A request to the process with an optional bearer key and JSON body; the status and the
+    /// body as JSON (or as a string when it is not JSON).
+    pub async fn call(
+        &self,
+        http: &reqwest::Client,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = http.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("request sent");
+        let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
+        let text = response.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+}
+
+impl Drop for HeraldProcess {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Receiver {
+    /// A receiver on a listener the test made (to choose the moment a port starts accepting).
+    pub async fn start_on(listener: tokio::net::TcpListener) -> Self {
+        let script = Arc::new(Mutex::new(VecDeque::new()));
+        let by_event = EventScripts::default();
+        let (sender, arrivals) = mpsc::unbounded_channel();
+        let state = ReceiverState {
+            script: Arc::clone(&script),
+            by_event: Arc::clone(&by_event),
+            arrivals: sender,
+        };
+        let app = axum::Router::new().fallback(receive).with_state(state);
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver {
+            address,
+            script,
+            by_event,
+            arrivals,
+        }
+    }
 }

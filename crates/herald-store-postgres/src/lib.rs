@@ -1,0 +1,1145 @@
+//! Herald's scale-out store: one PostgreSQL database shared by several Herald nodes, behind the
+//! [`Store`] trait.
+//!
+//! It behaves as the SQLite backend does (the conformance suite pins both) and adds what sharing
+//! needs:
+//!
+//! - **Seq in commit order.** A publish locks its tenant's row, which holds the counter, until it
+//!   commits; see "Seq across nodes" in `docs/ARCHITECTURE.md`.
+//! - **Claims with leases** (`FOR UPDATE SKIP LOCKED`), ordering and concurrency limits that hold
+//!   across nodes: see `claims.rs`.
+//! - **Wakeups** with `LISTEN`/`NOTIFY` instead of polling: see `wakeups.rs` and
+//!   [`PostgresStore::listen_for_wakeups`].
+//!
+//! Every transaction runs at `READ COMMITTED`: each statement sees what committed before it
+//! started, which is what lets a statement that follows a lock see the lock holder's work.
+//! Connections come from a `deadpool` pool; no TLS yet.
+
+mod claims;
+mod rows;
+mod schema;
+mod wakeups;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction,
+};
+use herald_catalog::filter::matches_any;
+use herald_core::delivery::DeliveryState;
+use herald_core::ids::{prefix, prefixed_id};
+use herald_store::models::{
+    ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DecisionRecord,
+    DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, NewEvent, NextStep,
+    Published, ReplaySelector, StoredEvent, Tenant,
+};
+use herald_store::{Store, StoreError, StoreResult};
+use time::{Duration, OffsetDateTime};
+use tokio::sync::Notify;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::rows::{
+    ATTEMPT_COLUMNS, CUSTOM_TYPE_COLUMNS, DECISION_COLUMNS, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
+    EVENT_COLUMNS, EndpointParams, HOOK_COLUMNS, TENANT_COLUMNS, get, json_text, map_backend,
+    map_pool, ms, read_all, read_attempt, read_custom_type, read_decision, read_delivery,
+    read_endpoint, read_event, read_hook, read_tenant, to_i64,
+};
+pub use crate::wakeups::WakeupListener;
+
+/// How long a request waits for a free pooled connection before the database counts as
+/// unavailable: short, so that while PostgreSQL is down a publish is answered 503 promptly
+/// instead of hanging.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long opening one connection may take when the URL does not say.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+const UNFINISHED: &str = "('pending','scheduled','in_flight')";
+
+/// The PostgreSQL store. Cloning shares the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    /// For the dedicated listening connection, which lives outside the pool.
+    config: tokio_postgres::Config,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The configuration may hold a password: it is not printed.
+        formatter
+            .debug_struct("PostgresStore")
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses a `postgres://` URL (or a `key=value` connection string). The URL is never repeated in
+/// an error, as it may hold a password.
+fn parse_config(url: &str) -> StoreResult<tokio_postgres::Config> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|error| {
+        StoreError::Backend(format!("the PostgreSQL connection URL is invalid: {error}"))
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("herald");
+    }
+    Ok(config)
+}
+
+/// Brings the database's schema up to date (for `herald migrate`); safe to run from several
+/// nodes at once.
+pub async fn migrate(url: &str) -> StoreResult<()> {
+    migrate_with(&parse_config(url)?).await
+}
+
+async fn migrate_with(config: &tokio_postgres::Config) -> StoreResult<()> {
+    let (mut client, connection) = config.connect(NoTls).await.map_err(map_backend)?;
+    let driver = tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(error = %map_backend(error), "the migration connection ended");
+        }
+    });
+    let migrated = schema::migrate(&mut client).await;
+    // Dropping the client closes the connection, which ends the driver task.
+    drop(client);
+    let _ = driver.await;
+    migrated
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url`, brings its schema up to date, and keeps a pool of at
+    /// most `pool_size` connections.
+    pub async fn connect(url: &str, pool_size: usize) -> StoreResult<Self> {
+        let config = parse_config(url)?;
+        migrate_with(&config).await?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                // A connection is reused after a cheap liveness check, not a round trip.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|error| StoreError::Backend(format!("connection pool: {error}")))?;
+        Ok(PostgresStore { pool, config })
+    }
+
+    /// Wakes `wakeup` whenever any node (this one included) commits a change in due delivery
+    /// work: a publish that created deliveries, a retry, a replay, a release, a lease, a scheduled
+    /// retry, an endpoint update. Notifications arrive until the returned listener is dropped.
+    /// When this returns, the listener is already subscribed.
+    pub async fn listen_for_wakeups(&self, wakeup: Arc<Notify>) -> StoreResult<WakeupListener> {
+        WakeupListener::start(self.config.clone(), wakeup).await
+    }
+
+    async fn client(&self) -> StoreResult<Object> {
+        self.pool.get().await.map_err(map_pool)
+    }
+}
+
+// --- small helpers over prepared (and per-connection cached) statements ---
+
+pub(crate) async fn query<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<Vec<Row>> {
+    let statement = client.prepare_cached(sql).await.map_err(map_backend)?;
+    client.query(&statement, params).await.map_err(map_backend)
+}
+
+pub(crate) async fn query_opt<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<Option<Row>> {
+    let statement = client.prepare_cached(sql).await.map_err(map_backend)?;
+    client
+        .query_opt(&statement, params)
+        .await
+        .map_err(map_backend)
+}
+
+pub(crate) async fn query_one<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<Row> {
+    let statement = client.prepare_cached(sql).await.map_err(map_backend)?;
+    client
+        .query_one(&statement, params)
+        .await
+        .map_err(map_backend)
+}
+
+pub(crate) async fn execute<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<u64> {
+    let statement = client.prepare_cached(sql).await.map_err(map_backend)?;
+    client
+        .execute(&statement, params)
+        .await
+        .map_err(map_backend)
+}
+
+/// Announces, at commit, that due work changed (see `wakeups.rs`).
+async fn notify(transaction: &Transaction<'_>) -> StoreResult<()> {
+    transaction
+        .batch_execute(wakeups::NOTIFY)
+        .await
+        .map_err(map_backend)
+}
+
+/// One delivery to create: the event it carries, for one endpoint.
+struct NewDelivery<'a> {
+    endpoint_id: &'a str,
+    event_seq: i64,
+    event_id: &'a str,
+    event_type: &'a str,
+    subject: Option<&'a str>,
+}
+
+/// Creates pending deliveries, due at `now`, in one statement.
+async fn insert_deliveries(
+    transaction: &Transaction<'_>,
+    tenant_id: &str,
+    deliveries: &[NewDelivery<'_>],
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = deliveries
+        .iter()
+        .map(|_| prefixed_id(prefix::DELIVERY))
+        .collect();
+    let endpoint_ids: Vec<&str> = deliveries.iter().map(|d| d.endpoint_id).collect();
+    let event_seqs: Vec<i64> = deliveries.iter().map(|d| d.event_seq).collect();
+    let event_ids: Vec<&str> = deliveries.iter().map(|d| d.event_id).collect();
+    let event_types: Vec<&str> = deliveries.iter().map(|d| d.event_type).collect();
+    let subjects: Vec<Option<&str>> = deliveries.iter().map(|d| d.subject).collect();
+    // `unnest` keeps array order, so the rows get ascending `rowid_` in the order given.
+    execute(
+        transaction,
+        "INSERT INTO deliveries (id, tenant_id, endpoint_id, event_seq, event_id, event_type,
+             subject, state, n_attempts, next_attempt_at, created_at, updated_at)
+         SELECT d.id, $1, d.endpoint_id, d.event_seq, d.event_id, d.event_type, d.subject,
+             'pending', 0, $8, $8, $8
+         FROM unnest($2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[])
+             AS d(id, endpoint_id, event_seq, event_id, event_type, subject)",
+        &[
+            &tenant_id,
+            &ids,
+            &endpoint_ids,
+            &event_seqs,
+            &event_ids,
+            &event_types,
+            &subjects,
+            &ms(now),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn endpoint_by_id<C: GenericClient>(
+    client: &C,
+    tenant_id: &str,
+    endpoint_id: &str,
+) -> StoreResult<Option<EndpointRecord>> {
+    query_opt(
+        client,
+        &format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = $1 AND id = $2"),
+        &[&tenant_id, &endpoint_id],
+    )
+    .await?
+    .as_ref()
+    .map(read_endpoint)
+    .transpose()
+}
+
+async fn delivery_by_id<C: GenericClient>(
+    client: &C,
+    tenant_id: &str,
+    delivery_id: &str,
+) -> StoreResult<Option<DeliveryRecord>> {
+    query_opt(
+        client,
+        &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id = $2"),
+        &[&tenant_id, &delivery_id],
+    )
+    .await?
+    .as_ref()
+    .map(read_delivery)
+    .transpose()
+}
+
+async fn tenant_exists<C: GenericClient>(client: &C, tenant_id: &str) -> StoreResult<bool> {
+    Ok(
+        query_opt(client, "SELECT 1 FROM tenants WHERE id = $1", &[&tenant_id])
+            .await?
+            .is_some(),
+    )
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_tenant(&self, tenant: Tenant) -> StoreResult<Tenant> {
+        let client = self.client().await?;
+        let inserted = execute(
+            &client,
+            "INSERT INTO tenants (id, name, issuer, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO NOTHING",
+            &[
+                &tenant.id,
+                &tenant.name,
+                &tenant.issuer,
+                &ms(tenant.created_at),
+            ],
+        )
+        .await?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!("tenant {:?}", tenant.id)));
+        }
+        Ok(tenant)
+    }
+
+    async fn get_tenant(&self, tenant_id: &str) -> StoreResult<Option<Tenant>> {
+        let client = self.client().await?;
+        query_opt(
+            &client,
+            &format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"),
+            &[&tenant_id],
+        )
+        .await?
+        .as_ref()
+        .map(read_tenant)
+        .transpose()
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let client = self.client().await?;
+        // Byte order, as SQLite sorts, whatever the database's collation.
+        let rows = query(
+            &client,
+            &format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id COLLATE \"C\""),
+            &[],
+        )
+        .await?;
+        read_all(&rows, read_tenant)
+    }
+
+    async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<()> {
+        let client = self.client().await?;
+        execute(
+            &client,
+            "INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES ($1, $2, $3, $4)",
+            &[&key.id, &key.tenant_id, &key.key_hash, &ms(key.created_at)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn has_admin_key(&self) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let row = query_one(
+            &client,
+            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE tenant_id IS NULL)",
+            &[],
+        )
+        .await?;
+        get(&row, 0)
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let client = self.client().await?;
+        let Some(row) = query_opt(
+            &client,
+            "SELECT id, tenant_id, key_hash, created_at FROM api_keys WHERE key_hash = $1",
+            &[&key_hash],
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(ApiKeyRecord {
+            id: get(&row, 0)?,
+            tenant_id: get(&row, 1)?,
+            key_hash: get(&row, 2)?,
+            created_at: rows::from_ms(get(&row, 3)?),
+        }))
+    }
+
+    async fn create_custom_type(&self, record: CustomTypeRecord) -> StoreResult<()> {
+        let client = self.client().await?;
+        let inserted = execute(
+            &client,
+            &format!(
+                "INSERT INTO custom_types ({CUSTOM_TYPE_COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (tenant_id, name) DO NOTHING"
+            ),
+            &[
+                &record.tenant_id,
+                &record.name,
+                &record.description,
+                &record.module,
+                &record.subject_pointer,
+                &json_text(&record.schema),
+                &record.example.as_ref().map(json_text),
+                &ms(record.created_at),
+            ],
+        )
+        .await?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "event type {:?}",
+                record.name
+            )));
+        }
+        Ok(())
+    }
+
+    async fn list_custom_types(
+        &self,
+        tenant_id: Option<&str>,
+    ) -> StoreResult<Vec<CustomTypeRecord>> {
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            &format!(
+                "SELECT {CUSTOM_TYPE_COLUMNS} FROM custom_types
+                 WHERE $1::text IS NULL OR tenant_id = $1
+                 ORDER BY tenant_id COLLATE \"C\", name COLLATE \"C\""
+            ),
+            &[&tenant_id],
+        )
+        .await?;
+        read_all(&rows, read_custom_type)
+    }
+
+    async fn create_endpoint(&self, endpoint: EndpointRecord) -> StoreResult<EndpointRecord> {
+        let client = self.client().await?;
+        if !tenant_exists(&client, &endpoint.tenant_id).await? {
+            return Err(StoreError::NotFound(format!(
+                "tenant {:?}",
+                endpoint.tenant_id
+            )));
+        }
+        let params = EndpointParams::new(&endpoint)?;
+        execute(
+            &client,
+            &format!(
+                "INSERT INTO endpoints ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7,
+                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+            ),
+            &params.values(&endpoint),
+        )
+        .await?;
+        Ok(endpoint)
+    }
+
+    async fn get_endpoint(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+    ) -> StoreResult<Option<EndpointRecord>> {
+        let client = self.client().await?;
+        endpoint_by_id(&client, tenant_id, endpoint_id).await
+    }
+
+    async fn list_endpoints(&self, tenant_id: &str) -> StoreResult<Vec<EndpointRecord>> {
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            &format!(
+                "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = $1
+                 ORDER BY created_at, id COLLATE \"C\""
+            ),
+            &[&tenant_id],
+        )
+        .await?;
+        read_all(&rows, read_endpoint)
+    }
+
+    async fn update_endpoint(&self, endpoint: EndpointRecord) -> StoreResult<EndpointRecord> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(map_backend)?;
+        let params = EndpointParams::new(&endpoint)?;
+        let updated = execute(
+            &transaction,
+            "UPDATE endpoints SET url = $3, description = $4, filters = $5, format = $6,
+                 secret = $7, previous_secret = $8, previous_secret_expires_at = $9,
+                 ordering = $10, retry_schedule_s = $11, timeout_ms = $12, max_concurrency = $13,
+                 rate_limit_per_s = $14, headers = $15, enabled = $16, disabled_reason = $17,
+                 failing_since = $18, created_at = $19, updated_at = $20
+             WHERE id = $1 AND tenant_id = $2",
+            &params.values(&endpoint),
+        )
+        .await?;
+        if updated == 0 {
+            return Err(StoreError::NotFound(format!("endpoint {:?}", endpoint.id)));
+        }
+        // Re-enabling, a looser ordering or a higher limit can make waiting work due.
+        if endpoint.enabled {
+            notify(&transaction).await?;
+        }
+        transaction.commit().await.map_err(map_backend)?;
+        Ok(endpoint)
+    }
+
+    async fn delete_endpoint(&self, tenant_id: &str, endpoint_id: &str) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let removed = execute(
+            &client,
+            "DELETE FROM endpoints WHERE tenant_id = $1 AND id = $2",
+            &[&tenant_id, &endpoint_id],
+        )
+        .await?;
+        Ok(removed > 0)
+    }
+
+    async fn publish(
+        &self,
+        tenant_id: &str,
+        events: Vec<NewEvent>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<Published>> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(map_backend)?;
+        // The tenant row holds the counter. Locking it makes every other publisher of this tenant
+        // wait here until this transaction commits or rolls back, so seqs are handed out in
+        // commit order (see "Seq across nodes" in docs/ARCHITECTURE.md). `NO KEY UPDATE` leaves
+        // other tables' foreign key checks on the tenant unblocked.
+        let Some(tenant) = query_opt(
+            &transaction,
+            "SELECT next_seq FROM tenants WHERE id = $1 FOR NO KEY UPDATE",
+            &[&tenant_id],
+        )
+        .await?
+        else {
+            return Err(StoreError::NotFound(format!("tenant {tenant_id:?}")));
+        };
+        let mut next_seq: i64 = get(&tenant, 0)?;
+        // `FOR KEY SHARE` keeps these endpoints from being deleted before the deliveries that
+        // refer to them are inserted; it does not block updates of their settings.
+        let endpoint_rows = query(
+            &transaction,
+            &format!(
+                "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = $1 AND enabled
+                 ORDER BY created_at, id COLLATE \"C\" FOR KEY SHARE"
+            ),
+            &[&tenant_id],
+        )
+        .await?;
+        let endpoints = read_all(&endpoint_rows, read_endpoint)?;
+        let received_at = ms(now);
+        let mut published: Vec<Published> = Vec::with_capacity(events.len());
+        let mut deliveries = Vec::new();
+        for event in &events {
+            let inserted = query_opt(
+                &transaction,
+                "INSERT INTO events (tenant_id, seq, id, taxonomy, event_type, subject,
+                     occurred_at, received_at, payload, context, producer)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (tenant_id, id) DO NOTHING
+                 RETURNING seq",
+                &[
+                    &tenant_id,
+                    &next_seq,
+                    &event.id,
+                    &event.taxonomy.as_str(),
+                    &event.event_type,
+                    &event.subject,
+                    &ms(event.occurred_at),
+                    &received_at,
+                    &json_text(&event.payload),
+                    &json_text(&serde_json::Value::Object(event.context.clone())),
+                    &json_text(&serde_json::Value::Object(event.producer.clone())),
+                ],
+            )
+            .await?;
+            if inserted.is_none() {
+                // Already in the log (from an earlier publish or earlier in this batch).
+                let existing = query_one(
+                    &transaction,
+                    "SELECT seq FROM events WHERE tenant_id = $1 AND id = $2",
+                    &[&tenant_id, &event.id],
+                )
+                .await?;
+                published.push(Published {
+                    id: event.id.clone(),
+                    seq: get(&existing, 0)?,
+                    duplicate: true,
+                    n_deliveries: 0,
+                });
+                continue;
+            }
+            let n_before = deliveries.len();
+            deliveries.extend(
+                endpoints
+                    .iter()
+                    .filter(|endpoint| {
+                        matches_any(&endpoint.filters, &event.event_type, event.taxonomy)
+                    })
+                    .map(|endpoint| NewDelivery {
+                        endpoint_id: &endpoint.id,
+                        event_seq: next_seq,
+                        event_id: &event.id,
+                        event_type: &event.event_type,
+                        subject: event.subject.as_deref(),
+                    }),
+            );
+            published.push(Published {
+                id: event.id.clone(),
+                seq: next_seq,
+                duplicate: false,
+                n_deliveries: deliveries.len() - n_before,
+            });
+            next_seq += 1;
+        }
+        insert_deliveries(&transaction, tenant_id, &deliveries, now).await?;
+        execute(
+            &transaction,
+            "UPDATE tenants SET next_seq = $2 WHERE id = $1",
+            &[&tenant_id, &next_seq],
+        )
+        .await?;
+        if !deliveries.is_empty() {
+            notify(&transaction).await?;
+        }
+        transaction.commit().await.map_err(map_backend)?;
+        Ok(published)
+    }
+
+    async fn list_events(
+        &self,
+        tenant_id: &str,
+        filter: &EventFilter,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM events
+                 WHERE tenant_id = $1 AND seq > $2
+                   AND ($3::text IS NULL OR event_type = $3)
+                   AND ($4::text IS NULL OR subject = $4)
+                 ORDER BY seq LIMIT $5"
+            ),
+            &[
+                &tenant_id,
+                &filter.after_seq,
+                &filter.event_type,
+                &filter.subject,
+                &to_i64(filter.limit),
+            ],
+        )
+        .await?;
+        read_all(&rows, read_event)
+    }
+
+    async fn get_event(&self, tenant_id: &str, event_id: &str) -> StoreResult<Option<StoredEvent>> {
+        let client = self.client().await?;
+        query_opt(
+            &client,
+            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND id = $2"),
+            &[&tenant_id, &event_id],
+        )
+        .await?
+        .as_ref()
+        .map(read_event)
+        .transpose()
+    }
+
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(map_backend)?;
+        let claimed = claims::claim_due(&transaction, now, limit, lease).await?;
+        // Other nodes learn of the new lease, so they wake when it expires if this node dies.
+        if !claimed.is_empty() {
+            notify(&transaction).await?;
+        }
+        transaction.commit().await.map_err(map_backend)?;
+        Ok(claimed)
+    }
+
+    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(map_backend)?;
+        let attempt = &outcome.attempt;
+        let status = attempt.status.map(i32::from);
+        execute(
+            &transaction,
+            "INSERT INTO attempts (delivery_id, attempt_number, started_at, status, latency_ms,
+                 response_excerpt, error) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (delivery_id, attempt_number) DO UPDATE SET
+                 started_at = EXCLUDED.started_at, status = EXCLUDED.status,
+                 latency_ms = EXCLUDED.latency_ms, response_excerpt = EXCLUDED.response_excerpt,
+                 error = EXCLUDED.error",
+            &[
+                &attempt.delivery_id,
+                &i64::from(attempt.attempt_number),
+                &ms(attempt.started_at),
+                &status,
+                &to_i64(attempt.latency_ms),
+                &attempt.response_excerpt,
+                &attempt.error,
+            ],
+        )
+        .await?;
+        let (state, next_attempt_at) = match outcome.next {
+            NextStep::Delivered => (DeliveryState::Delivered, None),
+            NextStep::RetryAt(at) => (DeliveryState::Scheduled, Some(ms(at))),
+            NextStep::Exhausted => (DeliveryState::Exhausted, None),
+        };
+        execute(
+            &transaction,
+            "UPDATE deliveries SET state = $2, n_attempts = $3, next_attempt_at = $4,
+                 lease_until = NULL, last_status = $5, last_error = $6, updated_at = $7
+             WHERE id = $1",
+            &[
+                &attempt.delivery_id,
+                &state.as_str(),
+                &i64::from(attempt.attempt_number),
+                &next_attempt_at,
+                &status,
+                &attempt.error,
+                &ms(outcome.now),
+            ],
+        )
+        .await?;
+        let succeeded = outcome.next == NextStep::Delivered;
+        execute(
+            &transaction,
+            "UPDATE endpoints SET
+                 failing_since = CASE WHEN $3 THEN NULL ELSE COALESCE(failing_since, $4) END,
+                 enabled = CASE WHEN $5::text IS NULL THEN enabled ELSE FALSE END,
+                 disabled_reason = COALESCE($5, disabled_reason)
+             WHERE tenant_id = $1 AND id = $2",
+            &[
+                &outcome.tenant_id,
+                &outcome.endpoint_id,
+                &succeeded,
+                &ms(attempt.started_at),
+                &outcome.disable_endpoint,
+            ],
+        )
+        .await?;
+        // The node that made the attempt looks at its queue again by itself; a retry scheduled
+        // for later is announced so that the others know of it should this node die.
+        if next_attempt_at.is_some() {
+            notify(&transaction).await?;
+        }
+        transaction.commit().await.map_err(map_backend)
+    }
+
+    async fn release(&self, delivery_id: &str, next_attempt_at: OffsetDateTime) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(map_backend)?;
+        let released = execute(
+            &transaction,
+            "UPDATE deliveries SET
+                 state = CASE WHEN n_attempts = 0 THEN 'pending' ELSE 'scheduled' END,
+                 next_attempt_at = $2, lease_until = NULL
+             WHERE id = $1 AND state = 'in_flight'",
+            &[&delivery_id, &ms(next_attempt_at)],
+        )
+        .await?;
+        if released > 0 {
+            notify(&transaction).await?;
+        }
+        transaction.commit().await.map_err(map_backend)
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<OffsetDateTime>> {
+        let client = self.client().await?;
+        let row = query_one(
+            &client,
+            "SELECT
+                 (SELECT MIN(d.next_attempt_at) FROM deliveries d
+                  JOIN endpoints e ON e.id = d.endpoint_id
+                  WHERE d.state IN ('pending','scheduled') AND e.enabled),
+                 (SELECT MIN(lease_until) FROM deliveries WHERE state = 'in_flight')",
+            &[],
+        )
+        .await?;
+        let waiting: Option<i64> = get(&row, 0)?;
+        let leased: Option<i64> = get(&row, 1)?;
+        Ok(match (waiting, leased) {
+            (Some(a), Some(b)) => Some(rows::from_ms(a.min(b))),
+            (Some(at), None) | (None, Some(at)) => Some(rows::from_ms(at)),
+            (None, None) => None,
+        })
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant_id: &str,
+        filter: &DeliveryFilter,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let client = self.client().await?;
+        // An unknown cursor starts from the beginning, as in SQLite.
+        let rows = query(
+            &client,
+            &format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries
+                 WHERE tenant_id = $1
+                   AND rowid_ > COALESCE((SELECT rowid_ FROM deliveries
+                                          WHERE tenant_id = $1 AND id = $2), 0)
+                   AND ($3::text IS NULL OR endpoint_id = $3)
+                   AND ($4::text IS NULL OR state = $4)
+                 ORDER BY rowid_ LIMIT $5"
+            ),
+            &[
+                &tenant_id,
+                &filter.after_id,
+                &filter.endpoint_id,
+                &filter.state.map(DeliveryState::as_str),
+                &to_i64(filter.limit),
+            ],
+        )
+        .await?;
+        read_all(&rows, read_delivery)
+    }
+
+    async fn get_delivery(
+        &self,
+        tenant_id: &str,
+        delivery_id: &str,
+    ) -> StoreResult<Option<DeliveryRecord>> {
+        let client = self.client().await?;
+        delivery_by_id(&client, tenant_id, delivery_id).await
+    }
+
+    async fn list_attempts(
+        &self,
+        tenant_id: &str,
+        delivery_id: &str,
+    ) -> StoreResult<Vec<AttemptRecord>> {
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            &format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+                 WHERE d.tenant_id = $1 AND a.delivery_id = $2 ORDER BY a.attempt_number"
+            ),
+            &[&tenant_id, &delivery_id],
+        )
+        .await?;
+        read_all(&rows, read_attempt)
+    }
+
+    async fn retry_delivery(
+        &self,
+        tenant_id: &str,
+        delivery_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<DeliveryRecord>> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(map_backend)?;
+        let changed = execute(
+            &transaction,
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = $3, updated_at = $3
+             WHERE tenant_id = $1 AND id = $2 AND state != 'in_flight'",
+            &[&tenant_id, &delivery_id, &ms(now)],
+        )
+        .await?;
+        if changed > 0 {
+            notify(&transaction).await?;
+        }
+        let delivery = delivery_by_id(&transaction, tenant_id, delivery_id).await?;
+        transaction.commit().await.map_err(map_backend)?;
+        Ok(delivery)
+    }
+
+    async fn replay(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        selector: &ReplaySelector,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(map_backend)?;
+        let Some(endpoint) = endpoint_by_id(&transaction, tenant_id, endpoint_id).await? else {
+            return Err(StoreError::NotFound(format!("endpoint {endpoint_id:?}")));
+        };
+        let (after_seq, received_since, only_id) = match selector {
+            ReplaySelector::Failed => {
+                let changed = execute(
+                    &transaction,
+                    "UPDATE deliveries SET state = 'pending', next_attempt_at = $3, updated_at = $3
+                     WHERE tenant_id = $1 AND endpoint_id = $2 AND state = 'exhausted'",
+                    &[&tenant_id, &endpoint_id, &ms(now)],
+                )
+                .await?;
+                if changed > 0 {
+                    notify(&transaction).await?;
+                }
+                transaction.commit().await.map_err(map_backend)?;
+                return Ok(changed);
+            }
+            ReplaySelector::Event(event_id) => (0, i64::MIN, Some(event_id.as_str())),
+            ReplaySelector::SinceSeq(seq) => (*seq, i64::MIN, None),
+            ReplaySelector::SinceTime(time) => (0, ms(*time), None),
+        };
+        let selected = query(
+            &transaction,
+            "SELECT seq, id, taxonomy, event_type, subject FROM events
+             WHERE tenant_id = $1 AND seq > $2 AND received_at >= $3 AND NOT erased
+               AND ($4::text IS NULL OR id = $4)
+             ORDER BY seq",
+            &[&tenant_id, &after_seq, &received_since, &only_id],
+        )
+        .await?;
+        if let Some(event_id) = only_id
+            && selected.is_empty()
+        {
+            return Err(StoreError::NotFound(format!("event {event_id:?}")));
+        }
+        let mut deliveries = Vec::new();
+        for row in &selected {
+            let taxonomy: &str = get(row, 2)?;
+            let event_type: &str = get(row, 3)?;
+            let wanted = only_id.is_some()
+                || matches_any(
+                    &endpoint.filters,
+                    event_type,
+                    rows::parse_taxonomy(taxonomy)?,
+                );
+            if wanted {
+                deliveries.push(NewDelivery {
+                    endpoint_id,
+                    event_seq: get(row, 0)?,
+                    event_id: get(row, 1)?,
+                    event_type,
+                    subject: get(row, 4)?,
+                });
+            }
+        }
+        insert_deliveries(&transaction, tenant_id, &deliveries, now).await?;
+        if !deliveries.is_empty() {
+            notify(&transaction).await?;
+        }
+        transaction.commit().await.map_err(map_backend)?;
+        Ok(u64::try_from(deliveries.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn count_pending(&self) -> StoreResult<u64> {
+        let client = self.client().await?;
+        let row = query_one(
+            &client,
+            &format!("SELECT COUNT(*) FROM deliveries WHERE state IN {UNFINISHED}"),
+            &[],
+        )
+        .await?;
+        let count: i64 = get(&row, 0)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn create_hook(&self, hook: HookRecord) -> StoreResult<HookRecord> {
+        let client = self.client().await?;
+        if !tenant_exists(&client, &hook.tenant_id).await? {
+            return Err(StoreError::NotFound(format!("tenant {:?}", hook.tenant_id)));
+        }
+        execute(
+            &client,
+            &format!(
+                "INSERT INTO hooks ({HOOK_COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ),
+            &[
+                &hook.id,
+                &hook.tenant_id,
+                &hook.event_type,
+                &hook.url,
+                &hook.position,
+                &to_i64(hook.timeout_ms),
+                &hook.failure_policy.as_str(),
+                &hook.secret,
+                &hook.enabled,
+                &ms(hook.created_at),
+                &ms(hook.updated_at),
+            ],
+        )
+        .await?;
+        Ok(hook)
+    }
+
+    async fn list_hooks(&self, tenant_id: &str) -> StoreResult<Vec<HookRecord>> {
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            &format!(
+                "SELECT {HOOK_COLUMNS} FROM hooks WHERE tenant_id = $1
+                 ORDER BY event_type COLLATE \"C\", position, created_at, id COLLATE \"C\""
+            ),
+            &[&tenant_id],
+        )
+        .await?;
+        read_all(&rows, read_hook)
+    }
+
+    async fn get_hook(&self, tenant_id: &str, hook_id: &str) -> StoreResult<Option<HookRecord>> {
+        let client = self.client().await?;
+        query_opt(
+            &client,
+            &format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE tenant_id = $1 AND id = $2"),
+            &[&tenant_id, &hook_id],
+        )
+        .await?
+        .as_ref()
+        .map(read_hook)
+        .transpose()
+    }
+
+    async fn update_hook(&self, hook: HookRecord) -> StoreResult<HookRecord> {
+        let client = self.client().await?;
+        let updated = execute(
+            &client,
+            "UPDATE hooks SET event_type = $3, url = $4, position = $5, timeout_ms = $6,
+                 failure_policy = $7, secret = $8, enabled = $9, created_at = $10, updated_at = $11
+             WHERE id = $1 AND tenant_id = $2",
+            &[
+                &hook.id,
+                &hook.tenant_id,
+                &hook.event_type,
+                &hook.url,
+                &hook.position,
+                &to_i64(hook.timeout_ms),
+                &hook.failure_policy.as_str(),
+                &hook.secret,
+                &hook.enabled,
+                &ms(hook.created_at),
+                &ms(hook.updated_at),
+            ],
+        )
+        .await?;
+        if updated == 0 {
+            return Err(StoreError::NotFound(format!("hook {:?}", hook.id)));
+        }
+        Ok(hook)
+    }
+
+    async fn delete_hook(&self, tenant_id: &str, hook_id: &str) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let removed = execute(
+            &client,
+            "DELETE FROM hooks WHERE tenant_id = $1 AND id = $2",
+            &[&tenant_id, &hook_id],
+        )
+        .await?;
+        Ok(removed > 0)
+    }
+
+    async fn record_decisions(&self, decisions: Vec<DecisionRecord>) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(map_backend)?;
+        for decision in &decisions {
+            execute(
+                &transaction,
+                &format!(
+                    "INSERT INTO decisions ({DECISION_COLUMNS})
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                ),
+                &[
+                    &decision.id,
+                    &decision.tenant_id,
+                    &decision.event_type,
+                    &decision.event_id,
+                    &decision.is_allowed,
+                    &json_text(&decision.reasons),
+                    &json_text(&decision.trace),
+                    &to_i64(decision.latency_us),
+                    &ms(decision.created_at),
+                ],
+            )
+            .await?;
+        }
+        transaction.commit().await.map_err(map_backend)
+    }
+
+    async fn list_decisions(
+        &self,
+        tenant_id: &str,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<DecisionRecord>> {
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            &format!(
+                "SELECT {DECISION_COLUMNS} FROM decisions
+                 WHERE tenant_id = $1
+                   AND rowid_ > COALESCE((SELECT rowid_ FROM decisions
+                                          WHERE tenant_id = $1 AND id = $2), 0)
+                 ORDER BY rowid_ LIMIT $3"
+            ),
+            &[&tenant_id, &after_id, &to_i64(limit)],
+        )
+        .await?;
+        read_all(&rows, read_decision)
+    }
+
+    async fn remove_expired(&self, cutoff: OffsetDateTime, batch: usize) -> StoreResult<u64> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(map_backend)?;
+        let decisions_removed = execute(
+            &transaction,
+            "DELETE FROM decisions WHERE rowid_ IN (
+                 SELECT rowid_ FROM decisions WHERE created_at < $1 LIMIT $2)",
+            &[&ms(cutoff), &to_i64(batch)],
+        )
+        .await?;
+        // Deliveries and their attempts go with their events (ON DELETE CASCADE).
+        let events_removed = execute(
+            &transaction,
+            "DELETE FROM events WHERE (tenant_id, seq) IN (
+                 SELECT tenant_id, seq FROM events WHERE received_at < $1 LIMIT $2)",
+            &[&ms(cutoff), &to_i64(batch)],
+        )
+        .await?;
+        transaction.commit().await.map_err(map_backend)?;
+        Ok(events_removed + decisions_removed)
+    }
+
+    async fn erase_subject(&self, tenant_id: &str, subject: &str) -> StoreResult<u64> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(map_backend)?;
+        let erased = execute(
+            &transaction,
+            "UPDATE events SET payload = '{}', context = '{}', producer = '{}', erased = TRUE
+             WHERE tenant_id = $1 AND subject = $2",
+            &[&tenant_id, &subject],
+        )
+        .await?;
+        execute(
+            &transaction,
+            "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL
+             WHERE tenant_id = $1 AND subject = $2 AND state IN ('pending','scheduled')",
+            &[&tenant_id, &subject],
+        )
+        .await?;
+        transaction.commit().await.map_err(map_backend)?;
+        Ok(erased)
+    }
+}

@@ -1,0 +1,77 @@
+//! Schema migrations, tracked in the `herald_migrations` table.
+//!
+//! Several nodes may start at once against one database. Each runs the migrations inside one
+//! transaction that first takes a transaction-scoped advisory lock, so the nodes queue up: the
+//! first applies what is missing, the others then find nothing left to do. PostgreSQL's DDL is
+//! transactional, so a migration that fails leaves the schema as it was.
+
+use herald_store::{StoreError, StoreResult};
+use tokio_postgres::Client;
+
+use crate::rows::{get, map_backend};
+
+/// The migrations, in order: (version, name, SQL). Versions are never reused or rewritten.
+const MIGRATIONS: [(i32, &str, &str); 2] = [
+    (
+        1,
+        "0001_initial",
+        include_str!("../migrations/0001_initial.sql"),
+    ),
+    (
+        2,
+        "0002_hooks",
+        include_str!("../migrations/0002_hooks.sql"),
+    ),
+];
+
+/// The advisory lock key migrations hold ("herald" in ASCII). It uses PostgreSQL's one-`bigint`
+/// key space; the per-endpoint claim locks use the two-`int4` one, so the two never collide.
+const MIGRATION_LOCK: i64 = 0x6865_7261_6c64;
+
+/// Applies the migrations this database has not seen yet.
+pub(crate) async fn migrate(client: &mut Client) -> StoreResult<()> {
+    let transaction = client.transaction().await.map_err(map_backend)?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(map_backend)?;
+    transaction
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS herald_migrations (
+                 version     INTEGER PRIMARY KEY,
+                 name        TEXT NOT NULL,
+                 applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+             )",
+        )
+        .await
+        .map_err(map_backend)?;
+    let row = transaction
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM herald_migrations",
+            &[],
+        )
+        .await
+        .map_err(map_backend)?;
+    let applied: i32 = get(&row, 0)?;
+    let known = MIGRATIONS.len();
+    if usize::try_from(applied).unwrap_or(usize::MAX) > known {
+        return Err(StoreError::Backend(format!(
+            "the database schema (version {applied}) is newer than this Herald (version {known}): upgrade Herald"
+        )));
+    }
+    for (version, name, sql) in MIGRATIONS {
+        if version <= applied {
+            continue;
+        }
+        transaction.batch_execute(sql).await.map_err(map_backend)?;
+        transaction
+            .execute(
+                "INSERT INTO herald_migrations (version, name) VALUES ($1, $2)",
+                &[&version, &name],
+            )
+            .await
+            .map_err(map_backend)?;
+        tracing::info!(version, name, "applied a PostgreSQL migration");
+    }
+    transaction.commit().await.map_err(map_backend)
+}

@@ -1,0 +1,144 @@
+//! Cross-node wakeups with `LISTEN`/`NOTIFY`.
+//!
+//! Every write that changes when delivery work is due sends `NOTIFY herald_deliveries` inside its
+//! own transaction, so the notification goes out exactly when the change commits and never for a
+//! change that rolled back. A [`WakeupListener`] keeps one dedicated connection (outside the pool:
+//! `LISTEN` belongs to a session, and the connection must be read continuously) and turns each
+//! notification into a [`Notify`] permit for the dispatcher. Permits coalesce, so a burst of
+//! publishes wakes a sleeping dispatcher once; an idle cluster exchanges nothing at all.
+//!
+//! A notification sent while the listener was disconnected is lost. After every (re)connection the
+//! listener therefore wakes the dispatcher once, which then looks at the database itself.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_store::{StoreError, StoreResult};
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
+use tokio_postgres::{AsyncMessage, Config, NoTls};
+
+use crate::rows::map_backend;
+
+/// The channel every node listens on.
+pub(crate) const CHANNEL: &str = "herald_deliveries";
+
+/// The statement that announces a change in due work; sent inside the changing transaction.
+pub(crate) const NOTIFY: &str = "NOTIFY herald_deliveries";
+
+/// The longest wait between reconnection attempts after the listening connection was lost.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(30);
+
+/// Feeds a [`Notify`] from `NOTIFY herald_deliveries` until dropped.
+#[derive(Debug)]
+pub struct WakeupListener {
+    task: JoinHandle<()>,
+}
+
+impl Drop for WakeupListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl WakeupListener {
+    /// Connects, runs `LISTEN`, and returns once notifications are being received: a change
+    /// committed after this returns is sure to wake `wakeup`.
+    pub(crate) async fn start(config: Config, wakeup: Arc<Notify>) -> StoreResult<Self> {
+        let (ready_sender, ready) = oneshot::channel();
+        let task = tokio::spawn(listen_forever(config, wakeup, ready_sender));
+        match ready.await {
+            Ok(Ok(())) => Ok(WakeupListener { task }),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(StoreError::Backend(
+                "the wakeup listener stopped before it was listening".into(),
+            )),
+        }
+    }
+}
+
+/// Listens, reconnecting with a growing delay whenever the connection is lost. The first
+/// connection's failure is reported to the caller instead, so a wrong URL is seen at start.
+async fn listen_forever(
+    config: Config,
+    wakeup: Arc<Notify>,
+    ready: oneshot::Sender<StoreResult<()>>,
+) {
+    let mut ready = Some(ready);
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let outcome = listen_once(&config, &wakeup, &mut ready).await;
+        if let Some(ready) = ready.take() {
+            // Never got as far as listening: the caller decides what to do.
+            let _ = ready.send(outcome.and(Err(StoreError::Unavailable(
+                "the wakeup connection closed at once".into(),
+            ))));
+            return;
+        }
+        match outcome {
+            Ok(listened) => {
+                if listened {
+                    delay = Duration::from_millis(250);
+                }
+                tracing::warn!("the PostgreSQL wakeup connection closed; reconnecting");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the PostgreSQL wakeup connection failed; reconnecting")
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+    }
+}
+
+/// One connection's life: `LISTEN`, then forward notifications until it ends. Returns whether it
+/// got as far as listening.
+async fn listen_once(
+    config: &Config,
+    wakeup: &Notify,
+    ready: &mut Option<oneshot::Sender<StoreResult<()>>>,
+) -> StoreResult<bool> {
+    let (client, mut connection) = config.connect(NoTls).await.map_err(map_backend)?;
+    {
+        // The connection does its I/O only while polled, so it is polled while LISTEN runs too.
+        let statement = format!("LISTEN {CHANNEL}");
+        let listen = client.batch_execute(&statement);
+        tokio::pin!(listen);
+        loop {
+            tokio::select! {
+                result = &mut listen => {
+                    result.map_err(map_backend)?;
+                    break;
+                }
+                message = poll_fn(|context| connection.poll_message(context)) => match message {
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => return Err(map_backend(error)),
+                    None => return Ok(false),
+                },
+            }
+        }
+    }
+    if let Some(ready) = ready.take() {
+        let _ = ready.send(Ok(()));
+    } else {
+        // Reconnected: whatever was announced while we were away must still be looked at.
+        wakeup.notify_one();
+    }
+    loop {
+        match poll_fn(|context| connection.poll_message(context)).await {
+            Some(Ok(AsyncMessage::Notification(notification))) => {
+                if notification.channel() == CHANNEL {
+                    wakeup.notify_one();
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(error)) => {
+                tracing::warn!(error = %map_backend(error), "the PostgreSQL wakeup connection failed");
+                return Ok(true);
+            }
+            // `client` is still held here, so the connection only ends from the server's side.
+            None => return Ok(true),
+        }
+    }
+}

@@ -1,0 +1,873 @@
+//! Security guarantees, each checked end to end over real HTTP:
+//!
+//! - every route of the API (the table is checked against the OpenAPI document, so a new route
+//!   cannot be left out): no key or a wrong key is 401, another tenant's key is 404, a tenant key
+//!   on an admin route is 403;
+//! - API keys are stored only as hashes;
+//! - keys and signing secrets never appear in the logs, even at debug level;
+//! - the SSRF guard: refused ranges at endpoint (and hook) creation with a 422, an allowlist that
+//!   opens exactly its networks, and a name that resolves to loopback refused at delivery time.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use herald_core::secret::hash_api_key;
+use serde_json::{Value, json};
+use support::{ADMIN_KEY, HeraldProcess, Receiver, TestApp};
+
+const PROBLEM_BASE: &str = "https://herald.dev/problems/";
+const ALICE: &str = "5c2d8f3e-7a41-4b6e-9d0c-2f1a6b8e4c37";
+
+fn password_updated(event_id: &str, user_id: &str) -> Value {
+    json!({"id": event_id, "type": "PasswordUpdatedEvent", "payload": {"userId": user_id}})
+}
+
+fn authgear_seed(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../herald-catalog/tests/fixtures/authgear/envelopes")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).expect("seed")).expect("JSON")
+}
+
+// ---- every route: authentication and tenant isolation -------------------------------------------
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Anyone: health, metrics and the API description.
+    Public,
+    /// The admin key only.
+    Admin,
+    /// The admin key, or a key of the tenant in the path.
+    Tenant,
+}
+
+struct Route {
+    method: &'static str,
+    /// As in the OpenAPI document: `{tenant}`, `{endpoint_id}`, ... stand for path parameters.
+    template: &'static str,
+    access: Access,
+    body: Option<Value>,
+}
+
+fn route(
+    method: &'static str,
+    template: &'static str,
+    access: Access,
+    body: Option<Value>,
+) -> Route {
+    Route {
+        method,
+        template,
+        access,
+        body,
+    }
+}
+
+/// Every route the API serves.
+fn every_route() -> Vec<Route> {
+    use Access::{Admin, Public, Tenant};
+    let endpoint = json!({"url": "https://hooks.example.com/sneaky", "filters": ["*"]});
+    let hook = json!({"event_type": "user.pre_create", "url": "https://hooks.example.com/sneaky"});
+    let custom_type = json!({"type": "acme.badge.awarded", "description": "A badge.", "schema": {"type": "object"}});
+    vec![
+        route("GET", "/healthz", Public, None),
+        route("GET", "/readyz", Public, None),
+        route("GET", "/metrics", Public, None),
+        route("GET", "/v1/openapi.json", Public, None),
+        route(
+            "POST",
+            "/v1/tenants",
+            Admin,
+            Some(json!({"id": "sneaky", "name": "Sneaky"})),
+        ),
+        route("GET", "/v1/tenants", Admin, None),
+        route("POST", "/v1/tenants/{tenant}/api-keys", Admin, None),
+        route("GET", "/v1/tenants/{tenant}", Tenant, None),
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/events",
+            Tenant,
+            Some(password_updated("evt-planted", ALICE)),
+        ),
+        route("GET", "/v1/tenants/{tenant}/events", Tenant, None),
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/events:batch",
+            Tenant,
+            Some(json!({"events": [password_updated("evt-planted", ALICE)]})),
+        ),
+        route(
+            "GET",
+            "/v1/tenants/{tenant}/events/{event_id}",
+            Tenant,
+            None,
+        ),
+        route("GET", "/v1/tenants/{tenant}/catalog", Tenant, None),
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/catalog",
+            Tenant,
+            Some(custom_type),
+        ),
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/endpoints",
+            Tenant,
+            Some(endpoint),
+        ),
+        route("GET", "/v1/tenants/{tenant}/endpoints", Tenant, None),
+        route(
+            "GET",
+            "/v1/tenants/{tenant}/endpoints/{endpoint_id}",
+            Tenant,
+            None,
+        ),
+        route(
+            "PATCH",
+            "/v1/tenants/{tenant}/endpoints/{endpoint_id}",
+            Tenant,
+            Some(json!({"enabled": false})),
+        ),
+        route(
+            "DELETE",
+            "/v1/tenants/{tenant}/endpoints/{endpoint_id}",
+            Tenant,
+            None,
+        ),
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/endpoints/{endpoint_id}/secret/rotate",
+            Tenant,
+            Some(json!({})),
+        ),
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/endpoints/{endpoint_id}/replay",
+            Tenant,
+            Some(json!({"since_seq": 0})),
+        ),
+        route(
+            "GET",
+            "/v1/tenants/{tenant}/endpoints/{endpoint_id}/deliveries",
+            Tenant,
+            None,
+        ),
+        route(
+            "GET",
+            "/v1/tenants/{tenant}/deliveries/{delivery_id}",
+            Tenant,
+            None,
+        ),
+        route(
+            "GET",
+            "/v1/tenants/{tenant}/deliveries/{delivery_id}/attempts",
+            Tenant,
+            None,
+        ),
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/deliveries/{delivery_id}/retry",
+            Tenant,
+            None,
+        ),
+        route(
+            "DELETE",
+            "/v1/tenants/{tenant}/subjects/{subject}",
+            Tenant,
+            None,
+        ),
+        route("POST", "/v1/tenants/{tenant}/hooks", Tenant, Some(hook)),
+        route("GET", "/v1/tenants/{tenant}/hooks", Tenant, None),
+        route("GET", "/v1/tenants/{tenant}/hooks/{hook_id}", Tenant, None),
+        route(
+            "PATCH",
+            "/v1/tenants/{tenant}/hooks/{hook_id}",
+            Tenant,
+            Some(json!({"enabled": false})),
+        ),
+        route(
+            "DELETE",
+            "/v1/tenants/{tenant}/hooks/{hook_id}",
+            Tenant,
+            None,
+        ),
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/blocking-events",
+            Tenant,
+            Some(authgear_seed("user.pre_create.json")),
+        ),
+        route("GET", "/v1/tenants/{tenant}/blocking-events", Tenant, None),
+    ]
+}
+
+/// The ids of tenant acme's resources, to fill the templates with.
+struct AcmeIds {
+    event_id: String,
+    endpoint_id: String,
+    delivery_id: String,
+    hook_id: String,
+}
+
+fn fill(template: &str, tenant: &str, ids: &AcmeIds) -> String {
+    template
+        .replace("{tenant}", tenant)
+        .replace("{event_id}", &ids.event_id)
+        .replace("{endpoint_id}", &ids.endpoint_id)
+        .replace("{delivery_id}", &ids.delivery_id)
+        .replace("{hook_id}", &ids.hook_id)
+        .replace("{subject}", ALICE)
+}
+
+/// A request with the raw `Authorization` value `authorization` (none when `None`).
+async fn call_with(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    body: Option<&Value>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = app.http.request(method, format!("{}{path}", app.base));
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let response = request.send().await.expect("sent");
+    let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Asserts a problem+json answer of `status` and `kind`.
+#[track_caller]
+fn check_refused(
+    what: &str,
+    (status, headers, problem): &(StatusCode, reqwest::header::HeaderMap, Value),
+    expected: StatusCode,
+    kind: &str,
+) {
+    assert_eq!(*status, expected, "{what}: {problem}");
+    assert_eq!(
+        headers
+            .get("content-type")
+            .and_then(|value| value.to_str().ok()),
+        Some("application/problem+json"),
+        "{what}"
+    );
+    assert_eq!(
+        problem["type"],
+        format!("{PROBLEM_BASE}{kind}"),
+        "{what}: {problem}"
+    );
+    if expected == StatusCode::UNAUTHORIZED {
+        assert_eq!(
+            headers
+                .get("www-authenticate")
+                .and_then(|value| value.to_str().ok()),
+            Some("Bearer"),
+            "{what}"
+        );
+    }
+}
+
+/// The (method, template) pairs the OpenAPI document describes.
+async fn documented_routes(app: &TestApp) -> BTreeSet<(String, String)> {
+    let (status, _, document) = call_with(app, "GET", "/v1/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut routes = BTreeSet::new();
+    for (path, operations) in document["paths"].as_object().expect("paths") {
+        for method in operations.as_object().expect("operations").keys() {
+            if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                routes.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn every_route_refuses_missing_wrong_and_foreign_keys() {
+    let app = TestApp::spawn().await;
+    let mut receiver = Receiver::start().await;
+    let acme_key = app.tenant("acme").await;
+    let other_key = app.tenant("other").await;
+    let (endpoint_id, _) = app
+        .endpoint(
+            "acme",
+            &acme_key,
+            json!({"url": receiver.url("/acme"), "filters": ["*"]}),
+        )
+        .await;
+    let event_id = app
+        .publish("acme", &acme_key, &password_updated("evt-of-acme", ALICE))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.deliver().await;
+    receiver.next().await;
+    let delivery_id = app.only_delivery("acme", &acme_key, &endpoint_id).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (status, hook) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/hooks",
+            Some(&acme_key),
+            Some(&json!({"event_type": "user.pre_create", "url": receiver.url("/hook")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let ids = AcmeIds {
+        event_id,
+        endpoint_id,
+        delivery_id,
+        hook_id: hook["id"].as_str().expect("id").to_owned(),
+    };
+
+    let routes = every_route();
+    let tabled: BTreeSet<(String, String)> = routes
+        .iter()
+        .filter(|route| route.access != Access::Public)
+        .map(|route| (route.method.to_owned(), route.template.to_owned()))
+        .collect();
+    assert_eq!(
+        tabled,
+        documented_routes(&app).await,
+        "the table above must list exactly the routes of the OpenAPI document"
+    );
+
+    let acme_truncated = format!("Bearer {}", &acme_key[..acme_key.len() - 1]);
+    let admin_extended = format!("Bearer {ADMIN_KEY}x");
+    let admin_as_basic = format!("Basic {}", STANDARD.encode(format!("admin:{ADMIN_KEY}")));
+    let too_long = format!("Bearer {}", "k".repeat(300));
+    let bad_credentials: [Option<&str>; 7] = [
+        None,
+        Some("Bearer hk_not-a-key-anyone-was-given"),
+        Some(&acme_truncated),
+        Some(&admin_extended),
+        Some(&admin_as_basic),
+        Some(&too_long),
+        Some("Bearer "),
+    ];
+    let other_bearer = format!("Bearer {other_key}");
+    let acme_bearer = format!("Bearer {acme_key}");
+    let admin_bearer = format!("Bearer {ADMIN_KEY}");
+    for route in &routes {
+        let path = fill(route.template, "acme", &ids);
+        let what = format!("{} {path}", route.method);
+        let body = route.body.as_ref();
+        if route.access == Access::Public {
+            let (status, _, answer) = call_with(&app, route.method, &path, None, None).await;
+            assert_eq!(status, StatusCode::OK, "{what}: {answer}");
+            continue;
+        }
+        for authorization in bad_credentials {
+            let answer = call_with(&app, route.method, &path, authorization, body).await;
+            check_refused(
+                &format!("{what} with {authorization:?}"),
+                &answer,
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+            );
+        }
+        match route.access {
+            Access::Admin => {
+                for key in [&other_bearer, &acme_bearer] {
+                    let answer = call_with(&app, route.method, &path, Some(key), body).await;
+                    check_refused(
+                        &format!("{what} with a tenant key"),
+                        &answer,
+                        StatusCode::FORBIDDEN,
+                        "forbidden",
+                    );
+                }
+            }
+            Access::Tenant => {
+                let answer = call_with(&app, route.method, &path, Some(&other_bearer), body).await;
+                check_refused(
+                    &format!("{what} with other's key"),
+                    &answer,
+                    StatusCode::NOT_FOUND,
+                    "not-found",
+                );
+                // Other's own tenant in the path, with acme's resource ids: still nothing.
+                let has_resource_id = route.template.contains("_id}");
+                if has_resource_id {
+                    let foreign = fill(route.template, "other", &ids);
+                    let answer =
+                        call_with(&app, route.method, &foreign, Some(&other_bearer), body).await;
+                    check_refused(
+                        &format!("{} {foreign} with other's key", route.method),
+                        &answer,
+                        StatusCode::NOT_FOUND,
+                        "not-found",
+                    );
+                }
+            }
+            Access::Public => {}
+        }
+    }
+
+    // The keys that may read, can: the refusals above were not for want of a resource.
+    for route in routes
+        .iter()
+        .filter(|route| route.access == Access::Tenant && route.method == "GET")
+    {
+        let path = fill(route.template, "acme", &ids);
+        for key in [&acme_bearer, &admin_bearer] {
+            let (status, _, answer) = call_with(&app, "GET", &path, Some(key), None).await;
+            assert_eq!(status, StatusCode::OK, "GET {path}: {answer}");
+        }
+    }
+    // And nothing of acme changed.
+    let endpoint = app
+        .get(
+            &format!("/v1/tenants/acme/endpoints/{}", ids.endpoint_id),
+            &acme_key,
+        )
+        .await;
+    assert_eq!(endpoint["enabled"], true);
+    assert_eq!(app.events("acme", &acme_key, None).await.len(), 1);
+    let event = app
+        .get(
+            &format!("/v1/tenants/acme/events/{}", ids.event_id),
+            &acme_key,
+        )
+        .await;
+    assert_eq!(event["erased"], false);
+    assert_eq!(
+        app.delivery("acme", &acme_key, &ids.delivery_id).await["state"],
+        "delivered"
+    );
+    let hook = app
+        .get(
+            &format!("/v1/tenants/acme/hooks/{}", ids.hook_id),
+            &acme_key,
+        )
+        .await;
+    assert_eq!(hook["enabled"], true);
+    assert_eq!(app.deliver().await, 0, "nothing was replayed or retried");
+    assert!(receiver.drain().is_empty());
+}
+
+#[tokio::test]
+async fn api_keys_are_stored_only_as_hashes() {
+    let app = TestApp::spawn_with(|options| options.settings.admin_key = None).await;
+    let admin_key = app
+        .server
+        .generated_admin_key
+        .clone()
+        .expect("a first start makes an admin key");
+    let (status, body) = app
+        .call(
+            "POST",
+            "/v1/tenants",
+            Some(&admin_key),
+            Some(&json!({"id": "acme", "name": "Acme"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .call("POST", "/v1/tenants/acme/api-keys", Some(&admin_key), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let tenant_key = body["key"].as_str().expect("key").to_owned();
+    let (status, _) = app
+        .call("GET", "/v1/tenants/acme", Some(&tenant_key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "the key works");
+
+    // Everything SQLite wrote: the main file and the write-ahead log.
+    let mut stored = Vec::new();
+    for name in ["herald.db", "herald.db-wal"] {
+        if let Ok(bytes) = std::fs::read(app.directory.path().join(name)) {
+            stored.extend(bytes);
+        }
+    }
+    let contains = |needle: &str| {
+        stored
+            .windows(needle.len())
+            .any(|window| window == needle.as_bytes())
+    };
+    for (name, key) in [("admin key", &admin_key), ("tenant key", &tenant_key)] {
+        assert!(!contains(key), "the {name} is stored in clear");
+        assert!(contains(&hash_api_key(key)), "the {name}'s hash is stored");
+    }
+}
+
+// ---- logs ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_secrets_never_appear_in_the_logs_even_at_debug_level() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let database = directory.path().join("herald.db");
+    let mut receiver = Receiver::start().await;
+    let herald = HeraldProcess::serve(
+        &database,
+        &["--allow-network", "127.0.0.0/8", "--log-json"],
+        &[("HERALD_LOG", "debug")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let call = |method: &'static str, path: String, key: Option<String>, body: Option<Value>| {
+        let (herald, http) = (&herald, &http);
+        async move {
+            herald
+                .call(http, method, &path, key.as_deref(), body.as_ref())
+                .await
+        }
+    };
+    let admin = Some(ADMIN_KEY.to_owned());
+    let (status, body) = call(
+        "POST",
+        "/v1/tenants".into(),
+        admin.clone(),
+        Some(json!({"id": "acme", "name": "Acme"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = call(
+        "POST",
+        "/v1/tenants/acme/api-keys".into(),
+        admin.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let tenant_key = body["key"].as_str().expect("key").to_owned();
+    let key = Some(tenant_key.clone());
+
+    let standard_key = STANDARD.encode("the-log-test-standard-key-0123456789");
+    let standard_secret = format!("whsec_{standard_key}");
+    let plain_secret = "the-log-test-plain-vendor-secret".to_owned();
+    let rotated_key = STANDARD.encode("the-log-test-rotated-key-9876543210");
+    let rotated_secret = format!("whsec_{rotated_key}");
+    let (status, first) = call(
+        "POST",
+        "/v1/tenants/acme/endpoints".into(),
+        key.clone(),
+        Some(
+            json!({"url": receiver.url("/standard"), "filters": ["*"], "secret": standard_secret}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, second) = call(
+        "POST",
+        "/v1/tenants/acme/endpoints".into(),
+        key.clone(),
+        Some(json!({"url": receiver.url("/plain"), "filters": ["*"], "secret": plain_secret})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let (status, third) = call(
+        "POST",
+        "/v1/tenants/acme/endpoints".into(),
+        key.clone(),
+        Some(json!({"url": receiver.url("/generated"), "filters": ["*"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{third}");
+    let generated_secret = third["secret"].as_str().expect("secret").to_owned();
+
+    let asgardeo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../herald-catalog/tests/fixtures/asgardeo/loginSuccess.json");
+    let login: Value =
+        serde_json::from_str(&std::fs::read_to_string(asgardeo).expect("seed")).expect("JSON");
+    let (status, body) = call(
+        "POST",
+        "/v1/tenants/acme/events".into(),
+        key.clone(),
+        Some(login),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    receiver.take(3).await;
+
+    let first_id = first["id"].as_str().expect("id");
+    let (status, body) = call(
+        "POST",
+        format!("/v1/tenants/acme/endpoints/{first_id}/secret/rotate"),
+        key.clone(),
+        Some(json!({"secret": rotated_secret})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(
+        "POST",
+        "/v1/tenants/acme/events".into(),
+        key.clone(),
+        Some(authgear_seed("user.created.json")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let after_rotation = receiver.take(3).await;
+    // A blocking hook with its own secret, called once (its answer is not a decision, so the
+    // chain fails closed; what matters here is that the call was signed and logged).
+    let hook_key = STANDARD.encode("the-log-test-hook-key-5555555555");
+    let hook_secret = format!("whsec_{hook_key}");
+    let (status, body) = call(
+        "POST",
+        "/v1/tenants/acme/hooks".into(),
+        key.clone(),
+        Some(json!({"event_type": "user.pre_create", "url": receiver.url("/hook"), "secret": hook_secret})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = call(
+        "POST",
+        "/v1/tenants/acme/blocking-events".into(),
+        key.clone(),
+        Some(authgear_seed("user.pre_create.json")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(receiver.next().await.path, "/hook");
+    assert!(
+        after_rotation
+            .iter()
+            .any(|arrived| arrived.header("webhook-signature").contains(' ')),
+        "both secrets signed"
+    );
+    // Refused attempts log nothing of what was presented either.
+    let wrong_key = "hk_a-wrong-key-that-must-not-be-logged".to_owned();
+    let (status, _) = call(
+        "GET",
+        "/v1/tenants/acme/events".into(),
+        Some(wrong_key.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let lines = herald.stop().await;
+    assert!(
+        lines
+            .iter()
+            .filter(|line| line.contains("\"level\":\"DEBUG\""))
+            .count()
+            > 10,
+        "debug logging was on: {lines:?}"
+    );
+    let logs = lines.join("\n");
+    assert!(
+        logs.contains("/v1/tenants/acme/events"),
+        "the requests were logged, so their keys had a chance to leak"
+    );
+    for (name, needle) in [
+        ("the admin key", ADMIN_KEY),
+        ("the tenant key", &tenant_key),
+        ("a presented wrong key", &wrong_key),
+        ("a whsec_ secret", &standard_secret),
+        ("a whsec_ secret's key", &standard_key),
+        ("a plain secret", &plain_secret),
+        ("a generated secret", &generated_secret),
+        ("a rotated-in secret", &rotated_secret),
+        ("a rotated-in secret's key", &rotated_key),
+        ("a hook secret", &hook_secret),
+        ("a hook secret's key", &hook_key),
+    ] {
+        assert!(!logs.contains(needle), "{name} is in the logs");
+    }
+}
+
+// ---- SSRF ---------------------------------------------------------------------------------------
+
+/// `url` is refused at endpoint creation with a 422 at `/url` whose detail contains `reason`.
+async fn check_refused_url(app: &TestApp, key: &str, path: &str, url: &str, reason: &str) {
+    let body = if path.ends_with("/hooks") {
+        json!({"event_type": "user.pre_create", "url": url})
+    } else {
+        json!({"url": url, "filters": ["*"]})
+    };
+    let (status, problem) = app.call("POST", path, Some(key), Some(&body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {problem}");
+    assert_eq!(problem["errors"][0]["path"], "/url", "{url}: {problem}");
+    let detail = problem["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains(reason),
+        "{url}: {detail:?} lacks {reason:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_refused_range_and_spelling_is_refused_when_an_endpoint_or_hook_is_created() {
+    let app = TestApp::spawn_with(|options| options.settings.allow_network = vec![]).await;
+    let key = app.tenant("acme").await;
+    let table = [
+        ("http://127.0.0.1/hook", "loopback"),
+        ("http://127.255.255.254:8080/hook", "loopback"),
+        ("http://0.0.0.0/hook", "unspecified"),
+        ("http://0.1.2.3/hook", "unspecified"),
+        ("http://10.0.0.1/hook", "private network"),
+        ("http://172.16.0.1/hook", "private network"),
+        ("http://172.31.255.255/hook", "private network"),
+        ("http://192.168.1.20/hook", "private network"),
+        ("http://169.254.169.254/latest/meta-data/", "cloud metadata"),
+        ("http://169.254.1.1/hook", "link-local"),
+        ("http://100.64.0.1/hook", "shared address space"),
+        ("http://100.100.100.200/hook", "shared address space"),
+        ("http://224.0.0.1/hook", "multicast"),
+        ("http://239.255.255.250/hook", "multicast"),
+        ("http://[::1]/hook", "loopback"),
+        ("http://[fc00::1]/hook", "unique local"),
+        ("http://[fd12:3456::1]/hook", "unique local"),
+        ("http://[fe80::1]/hook", "link-local"),
+        ("http://[ff02::1]/hook", "multicast"),
+        ("http://[::ffff:127.0.0.1]/hook", "loopback"),
+        ("http://[::ffff:169.254.169.254]/hook", "cloud metadata"),
+        ("http://[::ffff:10.0.0.1]/hook", "private network"),
+        // Other spellings of 127.0.0.1: decimal, hex, octal, short, mixed.
+        ("http://2130706433/hook", "loopback"),
+        ("http://0x7f000001/hook", "loopback"),
+        ("http://0177.0.0.1/hook", "loopback"),
+        ("http://127.1/hook", "loopback"),
+        ("http://0x7f.0.0.1/hook", "loopback"),
+        ("http://017700000001/hook", "loopback"),
+        // And of 169.254.169.254.
+        ("http://2852039166/", "cloud metadata"),
+        ("http://0xa9fea9fe/", "cloud metadata"),
+        ("http://localhost/hook", "local name"),
+        ("http://LOCALHOST./hook", "local name"),
+        ("http://api.localhost:8080/hook", "local name"),
+        ("ftp://hooks.example.com/hook", "scheme"),
+        ("file:///etc/passwd", "scheme"),
+        ("http://user:password@hooks.example.com/hook", "user name"),
+    ];
+    for (url, reason) in table {
+        check_refused_url(&app, &key, "/v1/tenants/acme/endpoints", url, reason).await;
+    }
+    for (url, reason) in [
+        ("http://169.254.169.254/", "cloud metadata"),
+        ("http://[::1]/hook", "loopback"),
+        ("http://localhost/hook", "local name"),
+    ] {
+        check_refused_url(&app, &key, "/v1/tenants/acme/hooks", url, reason).await;
+    }
+    // An endpoint's URL cannot be moved into a refused range afterwards either.
+    let (endpoint_id, _) = app
+        .endpoint(
+            "acme",
+            &key,
+            json!({"url": "https://hooks.example.com/herald", "filters": ["*"]}),
+        )
+        .await;
+    let (status, problem) = app
+        .call(
+            "PATCH",
+            &format!("/v1/tenants/acme/endpoints/{endpoint_id}"),
+            Some(&key),
+            Some(&json!({"url": "http://169.254.169.254/"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(app.events("acme", &key, None).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_allowed_network_opens_its_own_addresses_and_nothing_else() {
+    let app = TestApp::spawn_with(|options| {
+        options.settings.allow_network = vec!["127.0.0.2/32".parse().expect("cidr")];
+    })
+    .await;
+    let key = app.tenant("acme").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0")
+        .await
+        .expect("bind 127.0.0.2");
+    let mut receiver = Receiver::start_on(listener).await;
+    let port = receiver.address.port();
+    for (url, reason) in [
+        (format!("http://127.0.0.1:{port}/hook"), "loopback"),
+        (format!("http://127.0.0.3:{port}/hook"), "loopback"),
+        ("http://localhost/hook".to_owned(), "local name"),
+        ("http://10.0.0.1/hook".to_owned(), "private network"),
+    ] {
+        check_refused_url(&app, &key, "/v1/tenants/acme/endpoints", &url, reason).await;
+    }
+    let (endpoint_id, _) = app
+        .endpoint(
+            "acme",
+            &key,
+            json!({"url": receiver.url("/hook"), "filters": ["*"]}),
+        )
+        .await;
+    app.publish("acme", &key, &password_updated("evt-allowed", ALICE))
+        .await;
+    assert_eq!(app.deliver().await, 1);
+    assert_eq!(receiver.next().await.webhook_id(), "evt-allowed");
+    assert_eq!(
+        app.only_delivery("acme", &key, &endpoint_id).await["state"],
+        "delivered"
+    );
+}
+
+#[tokio::test]
+async fn a_stored_url_that_now_reaches_loopback_is_refused_at_delivery_time_and_recorded() {
+    // The URLs are accepted while loopback is open, as a name is accepted that later resolves
+    // somewhere else (DNS rebinding); then Herald restarts with the guard closed. The check at
+    // connect time must catch both the name and the literal, and the receiver must see nothing.
+    let mut receiver = Receiver::start().await;
+    let app = TestApp::spawn().await;
+    let key = app.tenant("acme").await;
+    let port = receiver.address.port();
+    let (by_name, _) = app
+        .endpoint(
+            "acme",
+            &key,
+            json!({"url": format!("http://localhost:{port}/by-name"), "filters": ["*"]}),
+        )
+        .await;
+    let (by_address, _) = app
+        .endpoint(
+            "acme",
+            &key,
+            json!({"url": format!("http://127.0.0.1:{port}/by-address"), "filters": ["*"]}),
+        )
+        .await;
+    let directory = app.stop().await;
+
+    let app = TestApp::spawn_in(directory, |options| options.settings.allow_network = vec![]).await;
+    app.publish("acme", &key, &password_updated("evt-rebound", ALICE))
+        .await;
+    assert_eq!(app.deliver().await, 2);
+    for (endpoint_id, expected) in [
+        (
+            &by_name,
+            "refused: every address \"localhost\" resolves to is refused",
+        ),
+        (
+            &by_address,
+            "refused: 127.0.0.1 is in 127.0.0.0/8 (loopback)",
+        ),
+    ] {
+        let delivery = app.only_delivery("acme", &key, endpoint_id).await;
+        assert_eq!(delivery["state"], "scheduled", "{delivery}");
+        let attempts = app
+            .attempts("acme", &key, delivery["id"].as_str().expect("id"))
+            .await;
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+        let error = attempts[0]["error"].as_str().expect("an error is recorded");
+        assert!(error.starts_with(expected), "{error}");
+        assert!(error.contains("loopback"), "{error}");
+        assert_eq!(attempts[0]["status"], Value::Null);
+    }
+    // Every attempt has finished, so anything that had arrived would be here already.
+    assert!(receiver.drain().is_empty(), "nothing reached the receiver");
+}
