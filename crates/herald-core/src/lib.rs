@@ -17,6 +17,7 @@ pub mod clock;
 pub mod delivery;
 pub mod hooks;
 pub mod ids;
+pub mod rate;
 pub mod retry;
 pub mod secret;
 pub mod signing;

@@ -6,7 +6,7 @@
 //! there is room, runs each attempt as its own task so one slow endpoint never holds up another,
 //! and sleeps until it is woken by a publish or the next delivery falls due.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,13 +67,6 @@ pub enum DispatchError {
     Store(#[from] StoreError),
 }
 
-/// A token bucket per endpoint, refilled at the endpoint's rate, holding at most one second's worth.
-#[derive(Debug)]
-struct RateBucket {
-    tokens: f64,
-    refilled_at: OffsetDateTime,
-}
-
 #[derive(Debug)]
 pub struct Dispatcher {
     store: Arc<dyn Store>,
@@ -81,7 +74,6 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     settings: DispatcherSettings,
     wakeup: Arc<Notify>,
-    rate_buckets: Mutex<HashMap<String, RateBucket>>,
     /// Deliveries claimed by this node and not yet recorded, to release on shutdown.
     claimed: Mutex<HashSet<String>>,
 }
@@ -100,7 +92,6 @@ impl Dispatcher {
             clock,
             settings,
             wakeup,
-            rate_buckets: Mutex::new(HashMap::new()),
             claimed: Mutex::new(HashSet::new()),
         })
     }
@@ -179,7 +170,13 @@ impl Dispatcher {
             if n_claimed > 0 && n_claimed == room {
                 continue;
             }
-            let sleep_for = self.idle_sleep().await;
+            let mut sleep_for = self.idle_sleep().await;
+            if n_claimed == 0 {
+                // Work that is due but was not claimable (an ordered queue's head in flight, an
+                // endpoint at its concurrency limit) is freed by an attempt finishing, which wakes
+                // this loop; the floor keeps it from spinning meanwhile.
+                sleep_for = sleep_for.max(Duration::from_millis(100));
+            }
             tokio::select! {
                 () = self.wakeup.notified() => {}
                 () = tokio::time::sleep(sleep_for) => {}
@@ -234,32 +231,6 @@ impl Dispatcher {
         }
     }
 
-    /// Takes a token from the endpoint's bucket, or says how long until one is there.
-    fn take_rate_token(
-        &self,
-        endpoint_id: &str,
-        rate_per_s: u32,
-        now: OffsetDateTime,
-    ) -> Option<Duration> {
-        let rate = f64::from(rate_per_s.max(1));
-        let Ok(mut buckets) = self.rate_buckets.lock() else {
-            return None;
-        };
-        let bucket = buckets.entry(endpoint_id.to_owned()).or_insert(RateBucket {
-            tokens: rate,
-            refilled_at: now,
-        });
-        let elapsed = (now - bucket.refilled_at).as_seconds_f64().max(0.0);
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
-        bucket.refilled_at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            None
-        } else {
-            Some(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
-        }
-    }
-
     /// Sends one claimed delivery and records the outcome.
     async fn attempt(&self, delivery: ClaimedDelivery) -> Result<(), DispatchError> {
         let result = self.attempt_inner(&delivery).await;
@@ -269,15 +240,9 @@ impl Dispatcher {
 
     async fn attempt_inner(&self, delivery: &ClaimedDelivery) -> Result<(), DispatchError> {
         let endpoint = &delivery.endpoint;
+        // The endpoint's rate limit was applied when the delivery was claimed, in the store, so
+        // that it holds across nodes.
         let started_at = self.clock.now();
-        if let Some(rate) = endpoint.rate_limit_per_s
-            && let Some(wait) = self.take_rate_token(&endpoint.id, rate, started_at)
-        {
-            self.store
-                .release(&delivery.delivery_id, started_at + wait)
-                .await?;
-            return Ok(());
-        }
         let event = &delivery.event;
         let options = RenderOptions {
             tenant_id: &endpoint.tenant_id,

@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::Transaction;
+use herald_core::rate::TokenBucket;
 use herald_store::StoreResult;
 use herald_store::models::{ClaimedDelivery, EndpointRecord};
 use time::{Duration, OffsetDateTime};
@@ -145,6 +146,21 @@ pub(crate) async fn claim_due(
         endpoints.insert(endpoint.id.clone(), endpoint);
     }
 
+    // Rate buckets of the candidate endpoints, read under the same locks, so nodes take turns.
+    let mut buckets: HashMap<String, TokenBucket> = HashMap::new();
+    for row in query(
+        transaction,
+        "SELECT endpoint_id, tokens, refilled_at FROM endpoint_rate_buckets WHERE endpoint_id = ANY($1)",
+        &[&endpoint_ids],
+    )
+    .await?
+    {
+        let refilled_at: i64 = get(&row, 2)?;
+        buckets.insert(get(&row, 0)?, TokenBucket { tokens: get(&row, 1)?, refilled_at: from_ms(refilled_at) });
+    }
+    let mut touched_buckets: Vec<String> = Vec::new();
+    let mut rate_limited: Vec<(String, i64)> = Vec::new();
+
     let mut chosen = Vec::new();
     for candidate in candidates {
         if chosen.len() >= limit {
@@ -160,8 +176,40 @@ pub(crate) async fn claim_due(
         if *busy >= endpoint.max_concurrency.max(1) {
             continue;
         }
+        if let Some(rate) = endpoint.rate_limit_per_s {
+            let bucket = buckets
+                .entry(candidate.endpoint_id.clone())
+                .or_insert_with(|| TokenBucket::full(rate, now));
+            if !touched_buckets.contains(&candidate.endpoint_id) {
+                touched_buckets.push(candidate.endpoint_id.clone());
+            }
+            if let Err(wait) = bucket.take(rate, now) {
+                // Not due again before a token is there, so no node spins on it meanwhile.
+                rate_limited.push((candidate.delivery_id.clone(), ms(now + wait)));
+                continue;
+            }
+        }
         *busy += 1;
         chosen.push(candidate);
+    }
+    for endpoint_id in &touched_buckets {
+        if let Some(bucket) = buckets.get(endpoint_id) {
+            execute(
+                transaction,
+                "INSERT INTO endpoint_rate_buckets (endpoint_id, tokens, refilled_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (endpoint_id) DO UPDATE SET tokens = $2, refilled_at = $3",
+                &[endpoint_id, &bucket.tokens, &ms(bucket.refilled_at)],
+            )
+            .await?;
+        }
+    }
+    for (delivery_id, due_at_ms) in &rate_limited {
+        execute(
+            transaction,
+            "UPDATE deliveries SET next_attempt_at = $2 WHERE id = $1 AND state IN ('pending','scheduled')",
+            &[delivery_id, due_at_ms],
+        )
+        .await?;
     }
     if chosen.is_empty() {
         return Ok(Vec::new());

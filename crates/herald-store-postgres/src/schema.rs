@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use crate::rows::{get, map_backend};
 
 /// The migrations, in order: (version, name, SQL). Versions are never reused or rewritten.
-const MIGRATIONS: [(i32, &str, &str); 2] = [
+const MIGRATIONS: [(i32, &str, &str); 3] = [
     (
         1,
         "0001_initial",
@@ -21,6 +21,11 @@ const MIGRATIONS: [(i32, &str, &str); 2] = [
         2,
         "0002_hooks",
         include_str!("../migrations/0002_hooks.sql"),
+    ),
+    (
+        3,
+        "0003_rate_buckets",
+        include_str!("../migrations/0003_rate_buckets.sql"),
     ),
 ];
 

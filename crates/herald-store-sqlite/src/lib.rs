@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use herald_catalog::filter::matches_any;
 use herald_core::delivery::DeliveryState;
+use herald_core::rate::TokenBucket;
 use herald_store::models::{
     ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DecisionRecord,
     DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, NewEvent, NextStep,
@@ -1158,6 +1159,8 @@ fn claim_due(
     }
     let mut endpoints: HashMap<String, EndpointRecord> = HashMap::new();
     let mut issuers: HashMap<String, String> = HashMap::new();
+    let mut buckets: HashMap<String, TokenBucket> = HashMap::new();
+    let mut rate_limited: Vec<(String, OffsetDateTime)> = Vec::new();
     let mut claimed = Vec::new();
     let lease_until = ms(now + lease);
     for (delivery_id, endpoint_id, tenant_id, event_seq, n_attempts, created_at) in candidates {
@@ -1176,6 +1179,22 @@ fn claim_due(
         let busy = in_flight.entry(endpoint_id.clone()).or_insert(0);
         if *busy >= endpoint.max_concurrency.max(1) {
             continue;
+        }
+        if let Some(rate) = endpoint.rate_limit_per_s {
+            if !buckets.contains_key(&endpoint_id) {
+                let stored = rows::read_bucket(transaction, &endpoint_id)?;
+                buckets.insert(
+                    endpoint_id.clone(),
+                    stored.unwrap_or_else(|| TokenBucket::full(rate, now)),
+                );
+            }
+            if let Some(bucket) = buckets.get_mut(&endpoint_id)
+                && let Err(wait) = bucket.take(rate, now)
+            {
+                // Not due again before a token is there, so nobody spins on it meanwhile.
+                rate_limited.push((delivery_id, now + wait));
+                continue;
+            }
         }
         *busy += 1;
         if !issuers.contains_key(&tenant_id) {
@@ -1210,6 +1229,18 @@ fn claim_due(
             tenant_issuer: issuers.get(&tenant_id).cloned().unwrap_or_default(),
             created_at: from_ms(created_at),
         });
+    }
+    for (endpoint_id, bucket) in &buckets {
+        rows::write_bucket(transaction, endpoint_id, bucket)?;
+    }
+    for (delivery_id, due_at) in rate_limited {
+        transaction
+            .prepare_cached(
+                "UPDATE deliveries SET next_attempt_at = ?2
+                 WHERE id = ?1 AND state IN ('pending','scheduled')",
+            )
+            .and_then(|mut statement| statement.execute(params![delivery_id, ms(due_at)]))
+            .map_err(map_backend)?;
     }
     Ok(claimed)
 }

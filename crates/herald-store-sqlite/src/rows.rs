@@ -307,3 +307,40 @@ pub(crate) fn read_decision(row: &Row<'_>) -> rusqlite::Result<DecisionRecord> {
         created_at: from_ms(row.get(8)?),
     })
 }
+
+pub(crate) fn read_bucket(
+    transaction: &Transaction<'_>,
+    endpoint_id: &str,
+) -> StoreResult<Option<herald_core::rate::TokenBucket>> {
+    use rusqlite::OptionalExtension;
+    transaction
+        .prepare_cached(
+            "SELECT tokens, refilled_at FROM endpoint_rate_buckets WHERE endpoint_id = ?1",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![endpoint_id], |row| {
+                    Ok(herald_core::rate::TokenBucket {
+                        tokens: row.get(0)?,
+                        refilled_at: from_ms(row.get(1)?),
+                    })
+                })
+                .optional()
+        })
+        .map_err(map_backend)
+}
+
+pub(crate) fn write_bucket(
+    transaction: &Transaction<'_>,
+    endpoint_id: &str,
+    bucket: &herald_core::rate::TokenBucket,
+) -> StoreResult<()> {
+    transaction
+        .prepare_cached(
+            "INSERT INTO endpoint_rate_buckets (endpoint_id, tokens, refilled_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (endpoint_id) DO UPDATE SET tokens = ?2, refilled_at = ?3",
+        )
+        .and_then(|mut statement| statement.execute(params![endpoint_id, bucket.tokens, ms(bucket.refilled_at)]))
+        .map_err(map_backend)?;
+    Ok(())
+}

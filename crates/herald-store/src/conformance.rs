@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             endpoints_update_and_delete,
             hooks_are_ordered_per_event_type_and_tenant,
             decisions_are_listed_by_cursor_and_expire,
+            rate_limits_spread_claims_over_time,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -1350,4 +1351,34 @@ pub async fn decisions_are_listed_by_cursor_and_expire(store: Arc<dyn Store>) {
         ),
         ["hd_4"]
     );
+}
+
+pub async fn rate_limits_spread_claims_over_time(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    let mut limited = endpoint("acme", "ep_1", &["*"], Ordering::None);
+    limited.rate_limit_per_s = Some(2);
+    store.create_endpoint(limited).await.expect("endpoint");
+    let events: Vec<NewEvent> = (1..=5)
+        .map(|n| event(&format!("e{n}"), "user.created", None))
+        .collect();
+    store
+        .publish("acme", events, at(0))
+        .await
+        .expect("published");
+    assert_eq!(
+        claim_event_ids(&store, at(0)).await.len(),
+        2,
+        "a second's worth at once"
+    );
+    assert!(
+        claim_event_ids(&store, at(0)).await.is_empty(),
+        "then nothing until a token is back"
+    );
+    let next_due = store.next_due_at().await.expect("next").expect("some");
+    assert!(
+        next_due > at(0) && next_due <= at(1),
+        "the held deliveries wait for the next token: {next_due}"
+    );
+    assert_eq!(claim_event_ids(&store, at(1)).await.len(), 2);
+    assert_eq!(claim_event_ids(&store, at(2)).await.len(), 1);
 }

@@ -11,6 +11,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use support::{ADMIN_KEY, HeraldProcess, Received, Receiver};
 use tokio::sync::watch;
+use tokio_postgres::NoTls;
 
 const N_KILLS: usize = 6;
 const N_PRODUCERS: usize = 4;
@@ -130,15 +132,53 @@ async fn stored_event_ids(herald: &HeraldProcess, key: &str) -> Vec<(i64, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_random_moments_herald_loses_no_acknowledged_event() {
-    let started = Instant::now();
-    let seed = seed();
-    println!("crash test seed: {seed} (set HERALD_CRASH_SEED={seed} to repeat the kill pattern)");
-    let mut rng = StdRng::seed_from_u64(seed);
     let directory = tempfile::tempdir().expect("tempdir");
     let database = directory.path().join("herald.db");
+    crash_scenario("SQLite", &database, None).await;
+}
+
+/// The same on PostgreSQL, on a fresh database. Unlike SQLite, a killed process's in-flight
+/// deliveries are only taken again once their lease runs out, so the lease is short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_random_moments_herald_on_postgresql_loses_no_acknowledged_event() {
+    let database = PostgresDatabase::create().await;
+    crash_scenario(
+        "PostgreSQL",
+        Path::new(&database.url),
+        Some(Lease {
+            seconds: "3",
+            endpoint_timeout_ms: 1_000,
+        }),
+    )
+    .await;
+    database.drop_database().await;
+}
+
+/// A lease shorter than the default, and an endpoint timeout it covers (with the 1 s Herald
+/// takes to record an attempt), so deliveries a killed process held are retaken in seconds.
+struct Lease {
+    seconds: &'static str,
+    endpoint_timeout_ms: u64,
+}
+
+/// Publishes continuously to `herald serve --db DATABASE`, SIGKILLs it `N_KILLS` times at random
+/// moments and restarts it on the same database; then checks that every acknowledged event is
+/// stored once and delivered at least once.
+async fn crash_scenario(backend: &str, database: &Path, lease: Option<Lease>) {
+    let started = Instant::now();
+    let seed = seed();
+    println!(
+        "crash test ({backend}) seed: {seed} (set HERALD_CRASH_SEED={seed} to repeat the kill \
+         pattern)"
+    );
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut serve_args = ALLOW_LOOPBACK.to_vec();
+    if let Some(lease) = &lease {
+        serve_args.extend(["--lease-seconds", lease.seconds]);
+    }
     let mut receiver = Receiver::start().await;
 
-    let mut herald = HeraldProcess::serve(&database, &ALLOW_LOOPBACK, &[]).await;
+    let mut herald = HeraldProcess::serve(database, &serve_args, &[]).await;
     let http = reqwest::Client::new();
     let (status, body) = herald
         .call(
@@ -161,7 +201,10 @@ async fn killed_at_random_moments_herald_loses_no_acknowledged_event() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let key = body["key"].as_str().expect("key").to_owned();
-    let endpoint = json!({"url": receiver.url("/hooks"), "filters": ["*"]});
+    let mut endpoint = json!({"url": receiver.url("/hooks"), "filters": ["*"]});
+    if let Some(lease) = &lease {
+        endpoint["timeout_ms"] = json!(lease.endpoint_timeout_ms);
+    }
     let (status, body) = herald
         .call(
             &http,
@@ -203,7 +246,7 @@ async fn killed_at_random_moments_herald_loses_no_acknowledged_event() {
         for received in receiver.drain() {
             record(received, &mut arrivals);
         }
-        herald = HeraldProcess::serve(&database, &ALLOW_LOOPBACK, &[]).await;
+        herald = HeraldProcess::serve(database, &serve_args, &[]).await;
         base_sender.send_replace(herald.base.clone());
     }
     // A last stretch on the final process, then the producers finish what they hold.
@@ -263,7 +306,7 @@ async fn killed_at_random_moments_herald_loses_no_acknowledged_event() {
                     .filter(|id| !arrivals.contains_key(*id))
                     .collect();
                 panic!(
-                    "seed {seed}: {} acknowledged events never arrived, e.g. {:?}",
+                    "{backend}, seed {seed}: {} acknowledged events never arrived, e.g. {:?}",
                     lost.len(),
                     &lost[..lost.len().min(20)]
                 );
@@ -277,7 +320,7 @@ async fn killed_at_random_moments_herald_loses_no_acknowledged_event() {
     let n_deliveries: usize = arrivals.values().sum();
     let n_duplicates = n_deliveries - arrivals.len();
     println!(
-        "crash test: seed {seed}, {N_KILLS} SIGKILLs, {} events acknowledged, {} stored, 0 lost, \
+        "crash test ({backend}): seed {seed}, {N_KILLS} SIGKILLs, {} events acknowledged, {} stored, 0 lost, \
          {n_deliveries} deliveries received, {n_duplicates} duplicates, {:.1} s",
         acknowledged.len(),
         stored.len(),
@@ -287,4 +330,67 @@ async fn killed_at_random_moments_herald_loses_no_acknowledged_event() {
         arrivals.keys().all(|id| stored_ids.contains(id)),
         "only stored events are delivered"
     );
+}
+
+// ---- PostgreSQL ---------------------------------------------------------------------------------
+
+/// The PostgreSQL server the PostgreSQL variant runs on; its database is added as the path.
+const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// A fresh, empty PostgreSQL database for one run, named `herald_crash_<unix seconds>_<random>`.
+struct PostgresDatabase {
+    name: String,
+    url: String,
+}
+
+impl PostgresDatabase {
+    async fn create() -> Self {
+        let seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("the clock is after 1970")
+            .as_secs();
+        let name = format!(
+            "herald_crash_{seconds}_{:016x}",
+            rand::thread_rng().r#gen::<u64>()
+        );
+        maintenance_client()
+            .await
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create a test database");
+        let url = format!("{POSTGRES_URL}/{name}");
+        PostgresDatabase { name, url }
+    }
+
+    /// Drops it once the test has passed (a failed test leaves it to look at).
+    async fn drop_database(self) {
+        maintenance_client()
+            .await
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .await
+            .expect("drop the test database");
+    }
+}
+
+/// A connection to the maintenance database; panics, saying why, when the server is not there:
+/// the test never skips, so a machine without PostgreSQL cannot pass it by accident.
+async fn maintenance_client() -> tokio_postgres::Client {
+    match tokio_postgres::connect(&format!("{POSTGRES_URL}/postgres"), NoTls).await {
+        Ok((client, connection)) => {
+            tokio::spawn(connection);
+            client
+        }
+        Err(error) => {
+            let cause = std::error::Error::source(&error)
+                .map_or_else(String::new, |cause| format!(": {cause}"));
+            panic!(
+                "PostgreSQL is not reachable at {POSTGRES_URL} ({error}{cause}). The crash test \
+                 runs Herald on it and never skips: start it with `pg_ctlcluster \
+                 --skip-systemctl-redirect <version> main start`."
+            )
+        }
+    }
 }
