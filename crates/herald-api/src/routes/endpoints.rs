@@ -10,7 +10,6 @@ use herald_catalog::envelope::RenderFormat;
 use herald_catalog::filter::check_filter;
 use herald_core::ids::prefixed_id;
 use herald_core::retry::RetrySchedule;
-use herald_core::secret::SigningSecret;
 use herald_store::models::{EndpointRecord, Ordering, ReplaySelector};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -21,6 +20,7 @@ use crate::auth::TenantScope;
 use crate::body::{JsonIn, OptionalJsonIn};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::events::format_time;
+use crate::routes::outbound::{check_url, parse_secret};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -186,14 +186,6 @@ fn endpoint_out(record: EndpointRecord, with_secret: bool) -> EndpointOut {
     }
 }
 
-fn check_url(state: &AppState, url: &str) -> ApiResult<String> {
-    state
-        .network_policy
-        .check_url(url)
-        .map(|target| target.as_str().to_owned())
-        .map_err(|refused| ApiError::invalid("/url", refused.to_string()))
-}
-
 fn check_filters(filters: &[String]) -> ApiResult<()> {
     if filters.is_empty() {
         return Err(ApiError::invalid(
@@ -274,15 +266,6 @@ fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
         }
     }
     Ok(())
-}
-
-fn parse_secret(secret: Option<String>) -> ApiResult<String> {
-    match secret {
-        None => Ok(SigningSecret::generate().expose_text().to_owned()),
-        Some(text) => SigningSecret::parse(&text)
-            .map(|secret| secret.expose_text().to_owned())
-            .map_err(|error| ApiError::invalid("/secret", error.to_string())),
-    }
 }
 
 async fn find(state: &AppState, tenant_id: &str, endpoint_id: &str) -> ApiResult<EndpointRecord> {

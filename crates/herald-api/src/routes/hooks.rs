@@ -6,7 +6,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use herald_catalog::catalog::TypeLookup;
 use herald_core::ids::prefixed_id;
-use herald_core::secret::SigningSecret;
 use herald_store::models::{FailurePolicy, HookRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -15,6 +14,7 @@ use crate::auth::TenantScope;
 use crate::body::JsonIn;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::events::format_time;
+use crate::routes::outbound::{check_url, parse_secret};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -107,23 +107,6 @@ fn parse_policy(policy: &str) -> ApiResult<FailurePolicy> {
     policy
         .parse()
         .map_err(|message: String| ApiError::invalid("/failure_policy", message))
-}
-
-fn parse_secret(secret: Option<String>) -> ApiResult<String> {
-    match secret {
-        None => Ok(SigningSecret::generate().expose_text().to_owned()),
-        Some(text) => SigningSecret::parse(&text)
-            .map(|secret| secret.expose_text().to_owned())
-            .map_err(|error| ApiError::invalid("/secret", error.to_string())),
-    }
-}
-
-fn check_url(state: &AppState, url: &str) -> ApiResult<String> {
-    state
-        .network_policy
-        .check_url(url)
-        .map(|target| target.as_str().to_owned())
-        .map_err(|refused| ApiError::invalid("/url", refused.to_string()))
 }
 
 async fn find(state: &AppState, tenant_id: &str, hook_id: &str) -> ApiResult<HookRecord> {

@@ -7,5 +7,6 @@ pub mod endpoints;
 pub mod events;
 pub mod health;
 pub mod hooks;
+pub mod outbound;
 pub mod subjects;
 pub mod tenants;

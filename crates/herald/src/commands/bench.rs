@@ -267,6 +267,28 @@ impl ServerProcess {
     }
 }
 
+/// POSTs JSON to the server under test; anything but 2xx is an error carrying the answer.
+async fn post_json(
+    client: &reqwest::Client,
+    url: String,
+    key: String,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let response = client
+        .post(url)
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("{status}: {text}");
+    }
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
 fn percentile(sorted: &[u64], fraction: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -309,20 +331,7 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
     let call = |path: &str, key: &str, body: Value| {
-        let request = client
-            .post(format!("{base}{path}"))
-            .bearer_auth(key)
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        async move {
-            let response = request.send().await?;
-            let status = response.status();
-            let text = response.text().await?;
-            if !status.is_success() {
-                bail!("{status}: {text}");
-            }
-            Ok::<Value, anyhow::Error>(serde_json::from_str(&text).unwrap_or(Value::Null))
-        }
+        post_json(&client, format!("{base}{path}"), key.to_owned(), body)
     };
 
     let state = ReceiverState {
@@ -444,20 +453,7 @@ async fn run_hooks(args: &BenchArgs, n_evaluations: usize) -> anyhow::Result<Val
     let base = cluster.bases()[0].clone();
     let client = reqwest::Client::builder().build()?;
     let post = |path: String, key: String, body: Value| {
-        let request = client
-            .post(format!("{base}{path}"))
-            .bearer_auth(key)
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        async move {
-            let response = request.send().await?;
-            let status = response.status();
-            let text = response.text().await?;
-            if !status.is_success() {
-                bail!("{status}: {text}");
-            }
-            Ok::<Value, anyhow::Error>(serde_json::from_str(&text).unwrap_or(Value::Null))
-        }
+        post_json(&client, format!("{base}{path}"), key, body)
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let hook_address = listener.local_addr()?;
