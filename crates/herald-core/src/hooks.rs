@@ -91,6 +91,11 @@ pub enum MutationError {
 pub fn parse_hook_response(body: &[u8]) -> Result<HookAnswer, HookResponseError> {
     let document: Value = serde_json::from_slice(body)
         .map_err(|error| HookResponseError::InvalidJson(error.to_string()))?;
+    interpret_hook_response(document)
+}
+
+/// [`parse_hook_response`] for an answer already parsed (by a stricter parser, for instance).
+pub fn interpret_hook_response(document: Value) -> Result<HookAnswer, HookResponseError> {
     let Value::Object(members) = document else {
         return Err(HookResponseError::NotAnObject);
     };

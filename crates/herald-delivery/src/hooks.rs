@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use herald_catalog::definition::EventTypeDef;
 use herald_catalog::envelope::{Event, RenderFormat, RenderOptions, render_bytes};
-use herald_core::hooks::{HookAnswer, apply_mutations, parse_hook_response};
+use herald_catalog::json::parse_strict;
+use herald_core::hooks::{HookAnswer, apply_mutations, interpret_hook_response};
 use herald_core::secret::SigningSecret;
 use herald_core::signing::{NativeSignature, SignedHeaders};
 use herald_store::models::{FailurePolicy, HookRecord};
@@ -242,7 +243,13 @@ async fn call_hook(
             ..
         } => {
             let answer = if (200..300).contains(&status) {
-                parse_hook_response(body_excerpt.as_bytes())
+                // The strict parser refuses a repeated member, so a hook cannot say
+                // `"is_allowed": false` and `true` and be read as whichever came last.
+                parse_strict(body_excerpt.as_bytes())
+                    .map_err(|error| error.to_string())
+                    .and_then(|document| {
+                        interpret_hook_response(document).map_err(|error| error.to_string())
+                    })
                     .map_err(|error| format!("malformed answer: {error}"))
             } else if (300..400).contains(&status) {
                 Err(format!(
