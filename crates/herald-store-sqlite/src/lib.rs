@@ -197,6 +197,22 @@ fn insert_delivery(
     Ok(())
 }
 
+/// `NotFound` unless the tenant exists: rows of a tenant are only made for a real one.
+fn require_tenant(connection: &Connection, tenant_id: &str) -> StoreResult<()> {
+    let exists: Option<i64> = connection
+        .query_row(
+            "SELECT 1 FROM tenants WHERE id = ?1",
+            params![tenant_id],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(map_backend)?;
+    match exists {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound(format!("tenant {tenant_id:?}"))),
+    }
+}
+
 fn load_endpoints(connection: &Connection, tenant_id: &str) -> StoreResult<Vec<EndpointRecord>> {
     let mut statement = connection
         .prepare_cached(&format!(
@@ -384,20 +400,7 @@ impl Store for SqliteStore {
 
     async fn create_endpoint(&self, endpoint: EndpointRecord) -> StoreResult<EndpointRecord> {
         self.write(move |transaction| {
-            let tenant_exists: Option<i64> = transaction
-                .query_row(
-                    "SELECT 1 FROM tenants WHERE id = ?1",
-                    params![endpoint.tenant_id],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(map_backend)?;
-            if tenant_exists.is_none() {
-                return Err(StoreError::NotFound(format!(
-                    "tenant {:?}",
-                    endpoint.tenant_id
-                )));
-            }
+            require_tenant(transaction, &endpoint.tenant_id)?;
             rows::write_endpoint(transaction, &endpoint, true)?;
             Ok(endpoint)
         })
@@ -892,17 +895,7 @@ impl Store for SqliteStore {
 
     async fn create_hook(&self, hook: HookRecord) -> StoreResult<HookRecord> {
         self.write(move |transaction| {
-            let tenant_exists: Option<i64> = transaction
-                .query_row(
-                    "SELECT 1 FROM tenants WHERE id = ?1",
-                    params![hook.tenant_id],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(map_backend)?;
-            if tenant_exists.is_none() {
-                return Err(StoreError::NotFound(format!("tenant {:?}", hook.tenant_id)));
-            }
+            require_tenant(transaction, &hook.tenant_id)?;
             rows::write_hook(transaction, &hook, true)?;
             Ok(hook)
         })

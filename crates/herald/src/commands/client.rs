@@ -208,6 +208,15 @@ impl Api {
     }
 }
 
+/// Adds the options the user gave to a request body; the server's defaults cover the rest.
+fn set_present<const N: usize>(body: &mut Value, options: [(&str, &Option<String>); N]) {
+    for (name, value) in options {
+        if let Some(value) = value {
+            body[name] = json!(value);
+        }
+    }
+}
+
 fn print_json(value: &Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
@@ -309,15 +318,14 @@ pub fn endpoints(command: &EndpointsCommand) -> anyhow::Result<ExitCode> {
         EndpointsCommand::Create(args) => {
             let api = Api::new(&args.connection)?;
             let mut body = json!({"url": args.url, "filters": args.filters});
-            for (name, value) in [
-                ("secret", &args.secret),
-                ("ordering", &args.ordering),
-                ("format", &args.format),
-            ] {
-                if let Some(value) = value {
-                    body[name] = json!(value);
-                }
-            }
+            set_present(
+                &mut body,
+                [
+                    ("secret", &args.secret),
+                    ("ordering", &args.ordering),
+                    ("format", &args.format),
+                ],
+            );
             let created = api.call(
                 reqwest::Method::POST,
                 &format!("/v1/tenants/{}/endpoints", args.tenant),
@@ -484,14 +492,13 @@ pub fn hooks(command: &HooksCommand) -> anyhow::Result<ExitCode> {
             if let Some(timeout_ms) = args.timeout_ms {
                 body["timeout_ms"] = json!(timeout_ms);
             }
-            for (name, value) in [
-                ("failure_policy", &args.failure_policy),
-                ("secret", &args.secret),
-            ] {
-                if let Some(value) = value {
-                    body[name] = json!(value);
-                }
-            }
+            set_present(
+                &mut body,
+                [
+                    ("failure_policy", &args.failure_policy),
+                    ("secret", &args.secret),
+                ],
+            );
             let created = api.call(
                 reqwest::Method::POST,
                 &format!("/v1/tenants/{}/hooks", args.tenant),
