@@ -3,13 +3,14 @@
 //! One transaction, in four steps:
 //!
 //! 1. **Candidates**, locked with `FOR UPDATE OF d SKIP LOCKED`: waiting deliveries that are due,
-//!    and in-flight ones whose lease expired (their node died). A row another node is claiming
-//!    right now is skipped, not waited for, and can never be claimed twice: the second node either
-//!    skips the locked row or, once the first committed, re-checks it and finds it leased. An
-//!    ordered endpoint offers only the head of each queue: no earlier *unfinished* delivery of the
-//!    endpoint (`strict`) or of the endpoint and subject (`subject`). `in_flight` counts as
-//!    unfinished, so while one node works on a head the next row is not a head for anybody; and
-//!    a head locked by a node still claiming it is `pending`, which is unfinished too.
+//!    and in-flight ones whose lease expired (their node died), of enabled endpoints that are not
+//!    paused. A row another node is claiming right now is skipped, not waited for, and can never
+//!    be claimed twice: the second node either skips the locked row or, once the first committed,
+//!    re-checks it and finds it leased. An ordered endpoint offers only the head of each queue: no
+//!    earlier *unfinished* delivery of the endpoint (`strict`) or of the endpoint and subject
+//!    (`subject`). `in_flight` counts as unfinished, so while one node works on a head the next
+//!    row is not a head for anybody; and a head locked by a node still claiming it is `pending`,
+//!    which is unfinished too.
 //! 2. **Serialise per endpoint**: a transaction-scoped advisory lock for each candidate endpoint,
 //!    taken in one global order (so two claimers cannot deadlock), held until commit.
 //! 3. **Count** unexpired leases per endpoint in a fresh statement. Under `READ COMMITTED` it sees
@@ -67,7 +68,7 @@ pub(crate) async fn claim_due(
         &format!(
             "SELECT d.id, d.endpoint_id, d.tenant_id, d.n_attempts, d.created_at
              FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-             WHERE e.enabled
+             WHERE e.enabled AND NOT e.paused
                AND ((d.state IN ('pending','scheduled') AND d.next_attempt_at <= $1)
                     OR (d.state = 'in_flight' AND d.lease_until <= $1))
                AND (e.ordering = 'none'

@@ -444,7 +444,7 @@ impl Store for PostgresStore {
             &client,
             &format!(
                 "INSERT INTO endpoints ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7,
-                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
             ),
             &params.values(&endpoint),
         )
@@ -485,7 +485,7 @@ impl Store for PostgresStore {
                  secret = $7, previous_secret = $8, previous_secret_expires_at = $9,
                  ordering = $10, retry_schedule_s = $11, timeout_ms = $12, max_concurrency = $13,
                  rate_limit_per_s = $14, headers = $15, enabled = $16, disabled_reason = $17,
-                 failing_since = $18, created_at = $19, updated_at = $20
+                 failing_since = $18, created_at = $19, updated_at = $20, paused = $21
              WHERE id = $1 AND tenant_id = $2",
             &params.values(&endpoint),
         )
@@ -493,8 +493,9 @@ impl Store for PostgresStore {
         if updated == 0 {
             return Err(StoreError::NotFound(format!("endpoint {:?}", endpoint.id)));
         }
-        // Re-enabling, a looser ordering or a higher limit can make waiting work due.
-        if endpoint.enabled {
+        // Re-enabling, resuming, a looser ordering or a higher limit can make waiting work due,
+        // and every node must hear of it: the resumed queue drains on all of them.
+        if endpoint.enabled && !endpoint.paused {
             notify(&transaction).await?;
         }
         transaction.commit().await.map_err(map_backend)?;
@@ -535,7 +536,8 @@ impl Store for PostgresStore {
         };
         let mut next_seq: i64 = get(&tenant, 0)?;
         // `FOR KEY SHARE` keeps these endpoints from being deleted before the deliveries that
-        // refer to them are inserted; it does not block updates of their settings.
+        // refer to them are inserted; it does not block updates of their settings. Paused
+        // endpoints are included: their deliveries queue up until they are resumed.
         let endpoint_rows = query(
             &transaction,
             &format!(
@@ -777,8 +779,10 @@ impl Store for PostgresStore {
             "SELECT
                  (SELECT MIN(d.next_attempt_at) FROM deliveries d
                   JOIN endpoints e ON e.id = d.endpoint_id
-                  WHERE d.state IN ('pending','scheduled') AND e.enabled),
-                 (SELECT MIN(lease_until) FROM deliveries WHERE state = 'in_flight')",
+                  WHERE d.state IN ('pending','scheduled') AND e.enabled AND NOT e.paused),
+                 (SELECT MIN(d.lease_until) FROM deliveries d
+                  JOIN endpoints e ON e.id = d.endpoint_id
+                  WHERE d.state = 'in_flight' AND e.enabled AND NOT e.paused)",
             &[],
         )
         .await?;

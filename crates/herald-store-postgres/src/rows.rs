@@ -199,7 +199,7 @@ pub(crate) fn read_custom_type(row: &Row) -> StoreResult<CustomTypeRecord> {
 pub(crate) const ENDPOINT_COLUMNS: &str = "id, tenant_id, url, description, filters, format, secret, \
      previous_secret, previous_secret_expires_at, ordering, retry_schedule_s, timeout_ms, \
      max_concurrency, rate_limit_per_s, headers, enabled, disabled_reason, failing_since, \
-     created_at, updated_at";
+     created_at, updated_at, paused";
 
 pub(crate) fn read_endpoint(row: &Row) -> StoreResult<EndpointRecord> {
     let format_name: &str = get(row, 5)?;
@@ -223,6 +223,7 @@ pub(crate) fn read_endpoint(row: &Row) -> StoreResult<EndpointRecord> {
         rate_limit_per_s: get_optional_unsigned(row, 13)?,
         headers: get_json_as(row, 14)?,
         enabled: get(row, 15)?,
+        paused: get(row, 20)?,
         disabled_reason: get(row, 16)?,
         failing_since: get_optional_time(row, 17)?,
         created_at: get_time(row, 18)?,
@@ -272,7 +273,7 @@ impl EndpointParams {
     pub(crate) fn values<'a>(
         &'a self,
         endpoint: &'a EndpointRecord,
-    ) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 20] {
+    ) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 21] {
         [
             &endpoint.id,
             &endpoint.tenant_id,
@@ -294,6 +295,7 @@ impl EndpointParams {
             &self.failing_since,
             &self.created_at,
             &self.updated_at,
+            &endpoint.paused,
         ]
     }
 }

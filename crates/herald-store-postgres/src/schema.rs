@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use crate::rows::{get, map_backend};
 
 /// The migrations, in order: (version, name, SQL). Versions are never reused or rewritten.
-const MIGRATIONS: [(i32, &str, &str); 3] = [
+const MIGRATIONS: [(i32, &str, &str); 4] = [
     (
         1,
         "0001_initial",
@@ -26,6 +26,11 @@ const MIGRATIONS: [(i32, &str, &str); 3] = [
         3,
         "0003_rate_buckets",
         include_str!("../migrations/0003_rate_buckets.sql"),
+    ),
+    (
+        4,
+        "0004_endpoint_pause",
+        include_str!("../migrations/0004_endpoint_pause.sql"),
     ),
 ];
 

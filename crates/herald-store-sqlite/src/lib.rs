@@ -5,8 +5,10 @@
 //! `SQLITE_BUSY`. Every write commits with `synchronous = FULL`, so an answered publish survives a
 //! power cut. Blocking SQLite calls run on tokio's blocking pool, never on the async workers.
 
+mod claims;
 mod rows;
 mod schema;
+mod writer;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use herald_catalog::filter::matches_any;
 use herald_core::delivery::DeliveryState;
-use herald_core::rate::TokenBucket;
 use herald_store::models::{
     ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DecisionRecord,
     DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, NewEvent, NextStep,
@@ -29,15 +30,60 @@ use crate::rows::{
     DECISION_COLUMNS, DELIVERY_COLUMNS, ENDPOINT_COLUMNS, EVENT_COLUMNS, HOOK_COLUMNS, from_ms,
     json_text, map_backend, ms, read_decision, read_delivery, read_endpoint, read_event, read_hook,
 };
+use crate::writer::{Durability, Writer};
 
 /// The SQLite store. Cloning shares the connections.
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: Arc<Mutex<Connection>>,
+    /// The writer thread; it also holds the exclusive lock on `<file>.lock` (see
+    /// [`SqliteStore::open`]) until its connection is closed.
+    writer: Writer,
     reader: Arc<Mutex<Connection>>,
-    /// The exclusive lock on `<file>.lock`, held as long as any clone lives (see
-    /// [`SqliteStore::open`]).
-    _process_lock: Arc<std::fs::File>,
+    /// Rotates which endpoint claims first, so endpoints take turns when room is short.
+    claim_turns: Arc<std::sync::atomic::AtomicUsize>,
+    /// Each tenant's enabled endpoints and their filters, as publish needs them.
+    routes: Routes,
+}
+
+/// Where a tenant's events go: its enabled endpoints (paused ones included) and their filters.
+/// Read once and kept, since every publish needs it and it rarely changes. Only the writer
+/// thread reads or changes it, inside write transactions, and every change to an endpoint clears
+/// it in the same transaction, so publish never sees a stale list.
+#[derive(Clone, Default)]
+struct Routes(Arc<Mutex<HashMap<String, Arc<Vec<Route>>>>>);
+
+struct Route {
+    endpoint_id: String,
+    filters: Vec<String>,
+}
+
+impl Routes {
+    fn of(&self, connection: &Connection, tenant_id: &str) -> StoreResult<Arc<Vec<Route>>> {
+        if let Ok(cache) = self.0.lock()
+            && let Some(routes) = cache.get(tenant_id)
+        {
+            return Ok(Arc::clone(routes));
+        }
+        let routes: Vec<Route> = load_endpoints(connection, tenant_id)?
+            .into_iter()
+            .filter(|endpoint| endpoint.enabled)
+            .map(|endpoint| Route {
+                endpoint_id: endpoint.id,
+                filters: endpoint.filters,
+            })
+            .collect();
+        let routes = Arc::new(routes);
+        if let Ok(mut cache) = self.0.lock() {
+            cache.insert(tenant_id.to_owned(), Arc::clone(&routes));
+        }
+        Ok(routes)
+    }
+
+    fn forget(&self) {
+        if let Ok(mut cache) = self.0.lock() {
+            cache.clear();
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -65,10 +111,14 @@ impl SqliteStore {
         release_leases_of_dead_processes(&writer)?;
         let reader = Connection::open(path).map_err(map_backend)?;
         schema::configure(&reader)?;
+        for connection in [&writer, &reader] {
+            connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        }
         Ok(SqliteStore {
-            writer: Arc::new(Mutex::new(writer)),
+            writer: Writer::start(writer, wal_path(path), process_lock)?,
             reader: Arc::new(Mutex::new(reader)),
-            _process_lock: Arc::new(process_lock),
+            claim_turns: Arc::default(),
+            routes: Routes::default(),
         })
     }
 
@@ -77,19 +127,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
     {
-        let connection = Arc::clone(&self.writer);
-        run_blocking(move || {
-            let mut connection = connection
-                .lock()
-                .map_err(|_| StoreError::Unavailable("the writer connection is poisoned".into()))?;
-            let transaction = connection
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(map_backend)?;
-            let value = work(&transaction)?;
-            transaction.commit().map_err(map_backend)?;
-            Ok(value)
-        })
-        .await
+        self.writer.write(Durability::OnDisk, work).await
     }
 
     async fn read<T, F>(&self, work: F) -> StoreResult<T>
@@ -106,6 +144,13 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// SQLite's write-ahead log of the database at `path`.
+fn wal_path(path: &Path) -> std::path::PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::path::PathBuf::from(wal)
 }
 
 /// Takes the exclusive lock on `<path>.lock`, or says which file another process holds.
@@ -164,6 +209,10 @@ where
         .await
         .map_err(|error| StoreError::Backend(format!("a storage task failed: {error}")))?
 }
+
+/// Prepared statements kept per connection: more than the hot paths use together, so none of
+/// them is evicted and prepared again.
+const STATEMENT_CACHE: usize = 64;
 
 const UNFINISHED: &str = "('pending','scheduled','in_flight')";
 
@@ -399,7 +448,9 @@ impl Store for SqliteStore {
     }
 
     async fn create_endpoint(&self, endpoint: EndpointRecord) -> StoreResult<EndpointRecord> {
+        let routes = self.routes.clone();
         self.write(move |transaction| {
+            routes.forget();
             require_tenant(transaction, &endpoint.tenant_id)?;
             rows::write_endpoint(transaction, &endpoint, true)?;
             Ok(endpoint)
@@ -424,7 +475,9 @@ impl Store for SqliteStore {
     }
 
     async fn update_endpoint(&self, endpoint: EndpointRecord) -> StoreResult<EndpointRecord> {
+        let routes = self.routes.clone();
         self.write(move |transaction| {
+            routes.forget();
             if endpoint_by_id(transaction, &endpoint.tenant_id, &endpoint.id)?.is_none() {
                 return Err(StoreError::NotFound(format!("endpoint {:?}", endpoint.id)));
             }
@@ -436,7 +489,9 @@ impl Store for SqliteStore {
 
     async fn delete_endpoint(&self, tenant_id: &str, endpoint_id: &str) -> StoreResult<bool> {
         let (tenant_id, endpoint_id) = (tenant_id.to_owned(), endpoint_id.to_owned());
+        let routes = self.routes.clone();
         self.write(move |transaction| {
+            routes.forget();
             let removed = transaction
                 .execute(
                     "DELETE FROM endpoints WHERE tenant_id = ?1 AND id = ?2",
@@ -455,22 +510,21 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Published>> {
         let tenant_id = tenant_id.to_owned();
+        let routes = self.routes.clone();
         self.write(move |transaction| {
             let next_seq: Option<i64> = transaction
-                .query_row(
-                    "SELECT next_seq FROM tenants WHERE id = ?1",
-                    params![tenant_id],
-                    |row| row.get(0),
-                )
-                .optional()
+                .prepare_cached("SELECT next_seq FROM tenants WHERE id = ?1")
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![tenant_id], |row| row.get(0))
+                        .optional()
+                })
                 .map_err(map_backend)?;
             let Some(mut next_seq) = next_seq else {
                 return Err(StoreError::NotFound(format!("tenant {tenant_id:?}")));
             };
-            let endpoints: Vec<EndpointRecord> = load_endpoints(transaction, &tenant_id)?
-                .into_iter()
-                .filter(|endpoint| endpoint.enabled)
-                .collect();
+            // Paused endpoints included: their deliveries queue up until they are resumed.
+            let routes = routes.of(transaction, &tenant_id)?;
             let mut published = Vec::with_capacity(events.len());
             for event in events {
                 let existing: Option<i64> = transaction
@@ -515,12 +569,12 @@ impl Store for SqliteStore {
                     })
                     .map_err(map_backend)?;
                 let mut n_deliveries = 0;
-                for endpoint in &endpoints {
-                    if matches_any(&endpoint.filters, &event.event_type, event.taxonomy) {
+                for route in routes.iter() {
+                    if matches_any(&route.filters, &event.event_type, event.taxonomy) {
                         insert_delivery(
                             transaction,
                             &tenant_id,
-                            &endpoint.id,
+                            &route.endpoint_id,
                             (seq, &event.id, &event.event_type, event.subject.as_deref()),
                             now,
                         )?;
@@ -535,10 +589,8 @@ impl Store for SqliteStore {
                 });
             }
             transaction
-                .execute(
-                    "UPDATE tenants SET next_seq = ?1 WHERE id = ?2",
-                    params![next_seq, tenant_id],
-                )
+                .prepare_cached("UPDATE tenants SET next_seq = ?1 WHERE id = ?2")
+                .and_then(|mut statement| statement.execute(params![next_seq, tenant_id]))
                 .map_err(map_backend)?;
             Ok(published)
         })
@@ -599,12 +651,22 @@ impl Store for SqliteStore {
         limit: usize,
         lease: Duration,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        self.write(move |transaction| claim_due(transaction, now, limit, lease))
+        let turn = self
+            .claim_turns
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.write(move |transaction| claims::claim_due(transaction, now, limit, lease, turn))
             .await
     }
 
     async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<()> {
-        self.write(move |transaction| {
+        let routes = self.routes.clone();
+        // Lost in a crash, a record only means the delivery is attempted again (it is left in
+        // flight, and released at the next open): at least once still holds, and the attempt's
+        // slot frees without waiting for the disk.
+        self.writer.write(Durability::Committed, move |transaction| {
+            if outcome.disable_endpoint.is_some() {
+                routes.forget();
+            }
             let attempt = &outcome.attempt;
             transaction
                 .prepare_cached(
@@ -653,7 +715,9 @@ impl Store for SqliteStore {
                          failing_since = CASE WHEN ?3 THEN NULL ELSE COALESCE(failing_since, ?4) END,
                          enabled = CASE WHEN ?5 IS NULL THEN enabled ELSE 0 END,
                          disabled_reason = COALESCE(?5, disabled_reason)
-                     WHERE tenant_id = ?1 AND id = ?2",
+                     WHERE tenant_id = ?1 AND id = ?2
+                       -- A success of a healthy endpoint changes nothing: leave its row alone.
+                       AND NOT (?3 AND failing_since IS NULL AND ?5 IS NULL)",
                 )
                 .and_then(|mut statement| {
                     statement.execute(params![
@@ -687,29 +751,7 @@ impl Store for SqliteStore {
     }
 
     async fn next_due_at(&self) -> StoreResult<Option<OffsetDateTime>> {
-        self.read(|connection| {
-            let waiting: Option<i64> = connection
-                .query_row(
-                    "SELECT MIN(d.next_attempt_at) FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                     WHERE d.state IN ('pending','scheduled') AND e.enabled = 1",
-                    [],
-                    |row| row.get(0),
-                )
-                .map_err(map_backend)?;
-            let leased: Option<i64> = connection
-                .query_row(
-                    "SELECT MIN(lease_until) FROM deliveries WHERE state = 'in_flight'",
-                    [],
-                    |row| row.get(0),
-                )
-                .map_err(map_backend)?;
-            Ok(match (waiting, leased) {
-                (Some(a), Some(b)) => Some(from_ms(a.min(b))),
-                (Some(at), None) | (None, Some(at)) => Some(from_ms(at)),
-                (None, None) => None,
-            })
-        })
-        .await
+        self.read(claims::next_due_at).await
     }
 
     async fn list_deliveries(
@@ -1077,163 +1119,4 @@ impl Store for SqliteStore {
         })
         .await
     }
-}
-
-/// Picks due deliveries that their endpoint's ordering and concurrency allow, and leases them.
-fn claim_due(
-    transaction: &Transaction<'_>,
-    now: OffsetDateTime,
-    limit: usize,
-    lease: Duration,
-) -> StoreResult<Vec<ClaimedDelivery>> {
-    let now_ms = ms(now);
-    // Candidates: waiting and due, or leased by a node that did not finish in time. An ordered
-    // endpoint offers only the head of each queue: no earlier unfinished delivery of the same
-    // endpoint (strict) or of the same endpoint and subject (subject).
-    let mut statement = transaction
-        .prepare_cached(&format!(
-            "SELECT d.id, d.endpoint_id, d.tenant_id, d.event_seq, d.n_attempts, d.created_at
-             FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-             WHERE e.enabled = 1
-               AND ((d.state IN ('pending','scheduled') AND d.next_attempt_at <= ?1)
-                    OR (d.state = 'in_flight' AND d.lease_until <= ?1))
-               AND (e.ordering = 'none'
-                    OR (e.ordering = 'strict' AND NOT EXISTS (
-                        SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id
-                          AND p.state IN {UNFINISHED} AND p.event_seq < d.event_seq))
-                    OR (e.ordering = 'subject' AND (d.subject IS NULL OR NOT EXISTS (
-                        SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id
-                          AND p.subject = d.subject AND p.state IN {UNFINISHED}
-                          AND p.event_seq < d.event_seq))))
-             ORDER BY d.next_attempt_at, d.rowid_
-             LIMIT ?2"
-        ))
-        .map_err(map_backend)?;
-    let candidates: Vec<(String, String, String, i64, u32, i64)> = statement
-        .query_map(
-            params![
-                now_ms,
-                i64::try_from(limit.saturating_mul(4)).unwrap_or(i64::MAX)
-            ],
-            |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                ))
-            },
-        )
-        .map_err(map_backend)?
-        .collect::<Result<_, _>>()
-        .map_err(map_backend)?;
-    if candidates.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut in_flight: HashMap<String, u32> = HashMap::new();
-    {
-        let mut counting = transaction
-            .prepare_cached(
-                "SELECT endpoint_id, COUNT(*) FROM deliveries
-                 WHERE state = 'in_flight' AND lease_until > ?1 GROUP BY endpoint_id",
-            )
-            .map_err(map_backend)?;
-        let counts = counting
-            .query_map(params![now_ms], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?))
-            })
-            .map_err(map_backend)?;
-        for count in counts {
-            let (endpoint_id, n) = count.map_err(map_backend)?;
-            in_flight.insert(endpoint_id, n);
-        }
-    }
-    let mut endpoints: HashMap<String, EndpointRecord> = HashMap::new();
-    let mut issuers: HashMap<String, String> = HashMap::new();
-    let mut buckets: HashMap<String, TokenBucket> = HashMap::new();
-    let mut rate_limited: Vec<(String, OffsetDateTime)> = Vec::new();
-    let mut claimed = Vec::new();
-    let lease_until = ms(now + lease);
-    for (delivery_id, endpoint_id, tenant_id, event_seq, n_attempts, created_at) in candidates {
-        if claimed.len() >= limit {
-            break;
-        }
-        if !endpoints.contains_key(&endpoint_id) {
-            let Some(endpoint) = endpoint_by_id(transaction, &tenant_id, &endpoint_id)? else {
-                continue;
-            };
-            endpoints.insert(endpoint_id.clone(), endpoint);
-        }
-        let Some(endpoint) = endpoints.get(&endpoint_id) else {
-            continue;
-        };
-        let busy = in_flight.entry(endpoint_id.clone()).or_insert(0);
-        if *busy >= endpoint.max_concurrency.max(1) {
-            continue;
-        }
-        if let Some(rate) = endpoint.rate_limit_per_s {
-            if !buckets.contains_key(&endpoint_id) {
-                let stored = rows::read_bucket(transaction, &endpoint_id)?;
-                buckets.insert(
-                    endpoint_id.clone(),
-                    stored.unwrap_or_else(|| TokenBucket::full(rate, now)),
-                );
-            }
-            if let Some(bucket) = buckets.get_mut(&endpoint_id)
-                && let Err(wait) = bucket.take(rate, now)
-            {
-                // Not due again before a token is there, so nobody spins on it meanwhile.
-                rate_limited.push((delivery_id, now + wait));
-                continue;
-            }
-        }
-        *busy += 1;
-        if !issuers.contains_key(&tenant_id) {
-            let tenant = transaction
-                .query_row(
-                    "SELECT id, name, issuer, created_at FROM tenants WHERE id = ?1",
-                    params![tenant_id],
-                    rows::read_tenant,
-                )
-                .map_err(map_backend)?;
-            issuers.insert(tenant_id.clone(), tenant.issuer_or_default());
-        }
-        let event = transaction
-            .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = ?1 AND seq = ?2"
-            ))
-            .and_then(|mut statement| {
-                statement.query_row(params![tenant_id, event_seq], read_event)
-            })
-            .map_err(map_backend)?;
-        transaction
-            .prepare_cached(
-                "UPDATE deliveries SET state = 'in_flight', lease_until = ?2, updated_at = ?3 WHERE id = ?1",
-            )
-            .and_then(|mut statement| statement.execute(params![delivery_id, lease_until, now_ms]))
-            .map_err(map_backend)?;
-        claimed.push(ClaimedDelivery {
-            delivery_id,
-            n_attempts,
-            endpoint: endpoint.clone(),
-            event: event.event,
-            tenant_issuer: issuers.get(&tenant_id).cloned().unwrap_or_default(),
-            created_at: from_ms(created_at),
-        });
-    }
-    for (endpoint_id, bucket) in &buckets {
-        rows::write_bucket(transaction, endpoint_id, bucket)?;
-    }
-    for (delivery_id, due_at) in rate_limited {
-        transaction
-            .prepare_cached(
-                "UPDATE deliveries SET next_attempt_at = ?2
-                 WHERE id = ?1 AND state IN ('pending','scheduled')",
-            )
-            .and_then(|mut statement| statement.execute(params![delivery_id, ms(due_at)]))
-            .map_err(map_backend)?;
-    }
-    Ok(claimed)
 }

@@ -88,7 +88,7 @@ pub(crate) fn read_custom_type(row: &Row<'_>) -> rusqlite::Result<CustomTypeReco
 pub(crate) const ENDPOINT_COLUMNS: &str = "id, tenant_id, url, description, filters, format, secret, \
      previous_secret, previous_secret_expires_at, ordering, retry_schedule_s, timeout_ms, \
      max_concurrency, rate_limit_per_s, headers, enabled, disabled_reason, failing_since, \
-     created_at, updated_at";
+     created_at, updated_at, paused";
 
 pub(crate) fn read_endpoint(row: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
     let filters: Vec<String> = serde_json::from_value(json_column(row, 4)?)
@@ -118,6 +118,7 @@ pub(crate) fn read_endpoint(row: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
         rate_limit_per_s: row.get(13)?,
         headers,
         enabled: row.get(15)?,
+        paused: row.get(20)?,
         disabled_reason: row.get(16)?,
         failing_since: row.get::<_, Option<i64>>(17)?.map(from_ms),
         created_at: from_ms(row.get(18)?),
@@ -133,14 +134,15 @@ pub(crate) fn write_endpoint(
     let sql = if insert {
         format!(
             "INSERT INTO endpoints ({ENDPOINT_COLUMNS}) VALUES
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+              ?21)"
         )
     } else {
         "UPDATE endpoints SET url = ?3, description = ?4, filters = ?5, format = ?6, secret = ?7,
              previous_secret = ?8, previous_secret_expires_at = ?9, ordering = ?10,
              retry_schedule_s = ?11, timeout_ms = ?12, max_concurrency = ?13, rate_limit_per_s = ?14,
              headers = ?15, enabled = ?16, disabled_reason = ?17, failing_since = ?18,
-             created_at = ?19, updated_at = ?20
+             created_at = ?19, updated_at = ?20, paused = ?21
          WHERE id = ?1 AND tenant_id = ?2"
             .to_owned()
     };
@@ -173,6 +175,7 @@ pub(crate) fn write_endpoint(
                 endpoint.failing_since.map(ms),
                 ms(endpoint.created_at),
                 ms(endpoint.updated_at),
+                endpoint.paused,
             ],
         )
         .map_err(map_backend)?;

@@ -35,6 +35,7 @@ macro_rules! conformance_tests {
             strict_ordering_and_concurrency_limits,
             attempts_move_deliveries_through_their_states,
             a_gone_endpoint_is_disabled_and_its_work_waits,
+            a_paused_endpoint_queues_its_deliveries_until_resumed,
             retry_and_replay,
             retention_removes_old_events_in_batches,
             erasure_empties_a_subjects_events,
@@ -91,6 +92,7 @@ pub fn endpoint(tenant_id: &str, id: &str, filters: &[&str], ordering: Ordering)
         rate_limit_per_s: None,
         headers: BTreeMap::new(),
         enabled: true,
+        paused: false,
         disabled_reason: None,
         failing_since: None,
         created_at: at(0),
@@ -832,6 +834,106 @@ pub async fn a_gone_endpoint_is_disabled_and_its_work_waits(store: Arc<dyn Store
         claim_event_ids(&store, at(4)).await,
         ["e2"],
         "re-enabled, the waiting delivery goes out"
+    );
+}
+
+pub async fn a_paused_endpoint_queues_its_deliveries_until_resumed(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    let mut paused = endpoint("acme", "ep_paused", &["*"], Ordering::None);
+    paused.paused = true;
+    store
+        .create_endpoint(paused.clone())
+        .await
+        .expect("endpoint");
+    assert_eq!(
+        store.get_endpoint("acme", "ep_paused").await.expect("get"),
+        Some(paused.clone())
+    );
+    let published = store
+        .publish(
+            "acme",
+            vec![
+                event("e1", "user.created", Some("u1")),
+                event("e2", "user.created", Some("u2")),
+                event("e3", "user.created", Some("u3")),
+            ],
+            at(1),
+        )
+        .await
+        .expect("published");
+    assert_eq!(
+        published.iter().map(|p| p.n_deliveries).collect::<Vec<_>>(),
+        [1, 1, 1],
+        "a paused endpoint still gets its deliveries"
+    );
+    let queued = store
+        .list_deliveries(
+            "acme",
+            &DeliveryFilter {
+                endpoint_id: Some("ep_paused".to_owned()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(ids(&queued, |d| d.event_id.as_str()), ["e1", "e2", "e3"]);
+    assert!(
+        queued
+            .iter()
+            .all(|delivery| delivery.state == DeliveryState::Pending)
+    );
+    assert!(
+        claim_event_ids(&store, at(2)).await.is_empty(),
+        "nothing of a paused endpoint is claimed"
+    );
+    assert_eq!(
+        store.next_due_at().await.expect("next"),
+        None,
+        "a paused endpoint's queue is not due work"
+    );
+
+    // A live endpoint beside it is unaffected; pausing it while an attempt is in flight keeps
+    // even the expired lease from being taken over until it is resumed.
+    let mut live = endpoint("acme", "ep_live", &["*"], Ordering::None);
+    store.create_endpoint(live.clone()).await.expect("endpoint");
+    let published = store
+        .publish("acme", vec![event("e4", "user.created", Some("u4"))], at(3))
+        .await
+        .expect("published");
+    assert_eq!(published[0].n_deliveries, 2, "one for each endpoint");
+    let claimed = store
+        .claim_due(at(3), 100, Duration::seconds(30))
+        .await
+        .expect("claim");
+    assert_eq!(
+        ids(&claimed, |claim| claim.endpoint.id.as_str()),
+        ["ep_live"]
+    );
+    assert_eq!(
+        store.next_due_at().await.expect("next"),
+        Some(at(33)),
+        "only the live endpoint's lease counts"
+    );
+    live.paused = true;
+    store.update_endpoint(live.clone()).await.expect("updated");
+    assert_eq!(store.next_due_at().await.expect("next"), None);
+    assert!(claim_event_ids(&store, at(40)).await.is_empty());
+
+    for mut resumed in [paused, live] {
+        resumed.paused = false;
+        resumed.updated_at = at(41);
+        store.update_endpoint(resumed).await.expect("updated");
+    }
+    assert_eq!(
+        store.next_due_at().await.expect("next"),
+        Some(at(1)),
+        "resumed, the queue is due since it was published"
+    );
+    assert_eq!(
+        claim_event_ids(&store, at(41)).await,
+        ["e1", "e2", "e3", "e4", "e4"],
+        "resumed, both queues drain and the expired lease is taken over"
     );
 }
 

@@ -106,7 +106,11 @@ pub struct EndpointRecord {
     pub max_concurrency: u32,
     pub rate_limit_per_s: Option<u32>,
     pub headers: BTreeMap<String, String>,
+    /// A disabled endpoint gets no deliveries at all.
     pub enabled: bool,
+    /// A paused endpoint (a maintenance window on the receiver's side) still gets its deliveries
+    /// on publish, but none is attempted until it is resumed; then the queue drains.
+    pub paused: bool,
     pub disabled_reason: Option<String>,
     /// Start of the current run of failures; cleared by a success.
     pub failing_since: Option<OffsetDateTime>,

@@ -1765,3 +1765,81 @@ async fn the_rate_limit_spreads_deliveries_over_time() {
     app.deliver_until_idle().await;
     assert_eq!(receiver.take(1).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_paused_endpoint_queues_its_deliveries_and_resuming_sends_them_all() {
+    let mut receiver = Receiver::start().await;
+    let (app, key, endpoint_id) = app_with_endpoint(&receiver, json!({"paused": true})).await;
+    let (_, openapi) = app.call("GET", "/v1/openapi.json", None, None).await;
+    let schemas = &openapi["components"]["schemas"];
+    for schema in ["EndpointIn", "EndpointPatchIn", "EndpointOut"] {
+        assert!(
+            schemas[schema]["properties"].get("paused").is_some(),
+            "{schema} documents paused: {}",
+            schemas[schema]
+        );
+    }
+    assert!(
+        schemas["EndpointOut"]["required"]
+            .as_array()
+            .is_some_and(|required| required.contains(&json!("paused"))),
+        "every endpoint answer says whether it is paused"
+    );
+    let endpoint_path = format!("/v1/tenants/acme/endpoints/{endpoint_id}");
+    let endpoint = app.get(&endpoint_path, &key).await;
+    assert_eq!(
+        (&endpoint["enabled"], &endpoint["paused"]),
+        (&json!(true), &json!(true))
+    );
+    let event_ids = ["evt-paused-1", "evt-paused-2", "evt-paused-3"];
+    for event_id in event_ids {
+        app.publish("acme", &key, &password_updated(event_id, ALICE))
+            .await;
+    }
+
+    assert_eq!(app.deliver().await, 0, "nothing is attempted while paused");
+    assert!(receiver.drain().is_empty());
+    let deliveries = app.deliveries("acme", &key, &endpoint_id).await;
+    assert_eq!(deliveries.len(), 3, "{deliveries:?}");
+    assert!(
+        deliveries
+            .iter()
+            .all(|delivery| delivery["state"] == "pending"),
+        "{deliveries:?}"
+    );
+
+    let (status, problem) = app
+        .call(
+            "PATCH",
+            &endpoint_path,
+            Some(&key),
+            Some(&json!({"paused": "no"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let (status, resumed) = app
+        .call(
+            "PATCH",
+            &endpoint_path,
+            Some(&key),
+            Some(&json!({"paused": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{resumed}");
+    assert_eq!(resumed["paused"], false);
+    assert_eq!(app.deliver_until_idle().await, 3);
+    let arrived: BTreeSet<String> = receiver
+        .take(3)
+        .await
+        .iter()
+        .map(|received| received.webhook_id().to_owned())
+        .collect();
+    assert_eq!(arrived, BTreeSet::from(event_ids.map(str::to_owned)));
+    let deliveries = app.deliveries("acme", &key, &endpoint_id).await;
+    assert!(
+        deliveries
+            .iter()
+            .all(|delivery| delivery["state"] == "delivered"),
+        "{deliveries:?}"
+    );
+}

@@ -73,7 +73,11 @@ pub struct EndpointIn {
     pub max_concurrency: Option<u32>,
     pub rate_limit_per_s: Option<u32>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// `false` creates no deliveries at all; default `true`.
     pub enabled: Option<bool>,
+    /// `true` queues deliveries without attempting them until the endpoint is resumed (a
+    /// maintenance window on the receiver's side); default `false`.
+    pub paused: Option<bool>,
     pub description: Option<String>,
 }
 
@@ -93,6 +97,8 @@ pub struct EndpointPatchIn {
     pub rate_limit_per_s: Option<Option<u32>>,
     pub headers: Option<BTreeMap<String, String>>,
     pub enabled: Option<bool>,
+    /// `false` resumes a paused endpoint: its queued deliveries go out.
+    pub paused: Option<bool>,
     pub description: Option<String>,
 }
 
@@ -119,6 +125,8 @@ pub struct EndpointOut {
     pub rate_limit_per_s: Option<u32>,
     pub headers: BTreeMap<String, String>,
     pub enabled: bool,
+    /// Deliveries are queued but not attempted while `true`.
+    pub paused: bool,
     pub disabled_reason: Option<String>,
     pub failing_since: Option<String>,
     pub created_at: String,
@@ -178,6 +186,7 @@ fn endpoint_out(record: EndpointRecord, with_secret: bool) -> EndpointOut {
         rate_limit_per_s: record.rate_limit_per_s,
         headers: record.headers,
         enabled: record.enabled,
+        paused: record.paused,
         disabled_reason: record.disabled_reason,
         failing_since: record.failing_since.map(format_time),
         created_at: format_time(record.created_at),
@@ -316,6 +325,7 @@ pub async fn create(
         rate_limit_per_s: input.rate_limit_per_s,
         headers,
         enabled: input.enabled.unwrap_or(true),
+        paused: input.paused.unwrap_or(false),
         disabled_reason: None,
         failing_since: None,
         created_at: now,
@@ -350,7 +360,8 @@ pub async fn get_one(
     Ok(Json(endpoint_out(record, false)))
 }
 
-/// Change some settings. Enabling a disabled endpoint resumes its waiting deliveries.
+/// Change some settings. Enabling a disabled endpoint, or resuming a paused one
+/// (`"paused": false`), sends its waiting deliveries.
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/endpoints/{endpoint_id}", tag = "endpoints", request_body = EndpointPatchIn,
     responses((status = 200, body = EndpointOut)))]
 pub async fn update(
@@ -402,8 +413,13 @@ pub async fn update(
         }
         record.enabled = enabled;
     }
+    if let Some(paused) = patch.paused {
+        record.paused = paused;
+    }
     record.updated_at = state.clock.now();
     let updated = state.store.update_endpoint(record).await?;
+    // Any change may have made waiting work due (re-enabled, resumed, looser limits), so the local
+    // dispatcher looks again; other nodes hear of it from the store (PostgreSQL's NOTIFY).
     state.delivery_wakeup.notify_one();
     Ok(Json(endpoint_out(updated, false)))
 }

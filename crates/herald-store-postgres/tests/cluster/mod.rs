@@ -114,7 +114,7 @@ async fn nodes_starting_together_migrate_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
 }
 
 /// What the workers saw, checked as they go. A delivery enters `in_flight` after its claim
@@ -443,4 +443,18 @@ async fn changes_on_one_node_wake_a_listener_on_another() {
         .await
         .expect("released");
     assert!(woken().await, "a release wakes the other node");
+
+    let mut paused = endpoint("acme", "ep_1", &["*"], Ordering::None);
+    paused.paused = true;
+    node_b
+        .update_endpoint(paused.clone())
+        .await
+        .expect("paused");
+    let mut resumed = paused;
+    resumed.paused = false;
+    node_b.update_endpoint(resumed).await.expect("resumed");
+    assert!(
+        woken().await,
+        "resuming an endpoint wakes the other node: its queue is due there too"
+    );
 }

@@ -1,7 +1,8 @@
 //! `herald bench`: runs a Herald server as a child process, a loopback receiver and a load
 //! generator, and reports publish and delivery rates, end-to-end latency, duplicates, errors and
 //! the server's peak memory and CPU time. Everything is bounded in count and time and stays on
-//! loopback.
+//! loopback. `backlog` instead queues deliveries behind a paused endpoint, then resumes it and
+//! measures how fast the queue drains and how much memory the server needs meanwhile.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -98,6 +99,18 @@ impl Cluster {
             .collect()
     }
 
+    /// The largest current RSS of any node (MiB).
+    fn current_rss(&self) -> Option<f64> {
+        self.nodes
+            .iter()
+            .filter_map(ServerProcess::current_rss)
+            .reduce(f64::max)
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().map(|node| node.child.id()).collect()
+    }
+
     /// The largest peak RSS of any node, and the CPU time of all of them.
     fn usage(&self) -> (Option<f64>, Option<f64>) {
         let usages: Vec<_> = self.nodes.iter().map(ServerProcess::usage).collect();
@@ -149,6 +162,16 @@ enum Scenario {
         rate: u32,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// Queue N deliveries behind a paused endpoint (published in batches), then resume it and
+    /// measure the drain and the server's memory while it holds the backlog.
+    Backlog {
+        /// Deliveries to queue up.
+        #[arg(long, default_value_t = 1_000_000)]
+        pending: usize,
+        /// Events per `events:batch` request (at most 1000, the server's limit).
+        #[arg(long, default_value_t = 200)]
+        batch: usize,
     },
 }
 
@@ -243,18 +266,15 @@ impl ServerProcess {
         Ok(ServerProcess { child, address })
     }
 
+    /// Resident memory (MiB) of the server now, from /proc.
+    fn current_rss(&self) -> Option<f64> {
+        status_mib(self.child.id(), "VmRSS:")
+    }
+
     /// Peak resident memory (MiB) and CPU seconds of the server so far, from /proc.
     fn usage(&self) -> (Option<f64>, Option<f64>) {
         let pid = self.child.id();
-        let peak_rss_mib = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find(|line| line.starts_with("VmHWM:"))
-                    .and_then(|line| line.split_whitespace().nth(1)?.parse::<f64>().ok())
-                    .map(|kib| kib / 1024.0)
-            });
+        let peak_rss_mib = status_mib(pid, "VmHWM:");
         let cpu_seconds = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
             .and_then(|stat| {
@@ -267,6 +287,15 @@ impl ServerProcess {
     }
 }
 
+/// A memory line of `/proc/PID/status` (`VmRSS:`, `VmHWM:`, in kB there), in MiB; `None` once
+/// the process is gone or where there is no /proc.
+fn status_mib(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 /// POSTs JSON to the server under test; anything but 2xx is an error carrying the answer.
 async fn post_json(
     client: &reqwest::Client,
@@ -274,8 +303,19 @@ async fn post_json(
     key: String,
     body: Value,
 ) -> anyhow::Result<Value> {
+    send_json(client, reqwest::Method::POST, url, key, body).await
+}
+
+/// Sends JSON with `method`; anything but 2xx is an error carrying the answer.
+async fn send_json(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    key: String,
+    body: Value,
+) -> anyhow::Result<Value> {
     let response = client
-        .post(url)
+        .request(method, url)
         .bearer_auth(key)
         .header("content-type", "application/json")
         .body(body.to_string())
@@ -322,6 +362,9 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
             Some(*rate),
         ),
         Scenario::Hooks { evaluations } => return run_hooks(args, *evaluations).await,
+        Scenario::Backlog { pending, batch } => {
+            return run_backlog(args, *pending, *batch).await;
+        }
     };
     let admin_key = format!("bench-admin-{}", now_us());
     let cluster = Cluster::start(args, &admin_key).await?;
@@ -333,34 +376,8 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
     let call = |path: &str, key: &str, body: Value| {
         post_json(&client, format!("{base}{path}"), key.to_owned(), body)
     };
-
-    let state = ReceiverState {
-        arrivals: Arc::new(Mutex::new(Arrivals::default())),
-        progress: Arc::new(Notify::new()),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let receiver_address = listener.local_addr()?;
-    let receiver = axum::Router::new()
-        .route("/hook/{endpoint}", axum::routing::post(receive))
-        .with_state(state.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, receiver).await;
-    });
-
-    call(
-        "/v1/tenants",
-        &admin_key,
-        json!({"id": "bench", "name": "Benchmark"}),
-    )
-    .await?;
-    let key = call("/v1/tenants/bench/api-keys", &admin_key, json!({})).await?["key"]
-        .as_str()
-        .context("no key")?
-        .to_owned();
-    call("/v1/tenants/bench/catalog", &key, json!({
-        "type": "bench.ping", "description": "A benchmark event carrying its send time.",
-        "schema": {"type": "object", "properties": {"n": {"type": "integer"}, "sent_us": {"type": "integer"}}, "required": ["n", "sent_us"]},
-    })).await?;
+    let (state, receiver_address) = start_receiver().await?;
+    let key = bench_tenant(&client, &base, &admin_key).await?;
     for index in 0..n_endpoints {
         call("/v1/tenants/bench/endpoints", &key, json!({"url": format!("http://{receiver_address}/hook/{index}"), "filters": ["bench.*"], "max_concurrency": 64})).await?;
     }
@@ -441,6 +458,261 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
         "server_peak_rss_mib": peak_rss_mib,
         "server_cpu_seconds": cpu_seconds,
         "wall_seconds": delivery_seconds,
+    }))
+}
+
+/// The loopback receiver the delivery scenarios send to, at `/hook/{endpoint index}`.
+async fn start_receiver() -> anyhow::Result<(ReceiverState, SocketAddr)> {
+    let state = ReceiverState {
+        arrivals: Arc::new(Mutex::new(Arrivals::default())),
+        progress: Arc::new(Notify::new()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let receiver = axum::Router::new()
+        .route("/hook/{endpoint}", axum::routing::post(receive))
+        .with_state(state.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, receiver).await;
+    });
+    Ok((state, address))
+}
+
+/// Creates the `bench` tenant, a key for it and the `bench.ping` custom type; returns the key.
+async fn bench_tenant(
+    client: &reqwest::Client,
+    base: &str,
+    admin_key: &str,
+) -> anyhow::Result<String> {
+    let call = |path: &str, key: &str, body: Value| {
+        post_json(client, format!("{base}{path}"), key.to_owned(), body)
+    };
+    call(
+        "/v1/tenants",
+        admin_key,
+        json!({"id": "bench", "name": "Benchmark"}),
+    )
+    .await?;
+    let key = call("/v1/tenants/bench/api-keys", admin_key, json!({})).await?["key"]
+        .as_str()
+        .context("no key")?
+        .to_owned();
+    call("/v1/tenants/bench/catalog", &key, json!({
+        "type": "bench.ping", "description": "A benchmark event carrying its send time.",
+        "schema": {"type": "object", "properties": {"n": {"type": "integer"}, "sent_us": {"type": "integer"}}, "required": ["n", "sent_us"]},
+    })).await?;
+    Ok(key)
+}
+
+/// How many unique deliveries the receiver has seen.
+fn n_received(state: &ReceiverState) -> usize {
+    state
+        .arrivals
+        .lock()
+        .map(|arrivals| arrivals.seen.len())
+        .unwrap_or(0)
+}
+
+/// The servers' RSS, sampled every 500 ms in the background: the largest node's value each time.
+struct RssSampler {
+    samples: Arc<Mutex<Vec<(Instant, f64)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RssSampler {
+    fn start(pids: Vec<u32>) -> Self {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&samples);
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                ticks.tick().await;
+                let rss = pids
+                    .iter()
+                    .filter_map(|pid| status_mib(*pid, "VmRSS:"))
+                    .reduce(f64::max);
+                if let (Some(rss), Ok(mut samples)) = (rss, recorded.lock()) {
+                    samples.push((Instant::now(), rss));
+                }
+            }
+        });
+        RssSampler { samples, task }
+    }
+
+    /// The largest sample taken at or after `since`.
+    fn max_since(&self, since: Instant) -> Option<f64> {
+        let samples = self.samples.lock().ok()?;
+        samples
+            .iter()
+            .filter(|(at, _)| *at >= since)
+            .map(|(_, rss)| *rss)
+            .reduce(f64::max)
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Fills a paused endpoint's queue with `n_pending` deliveries, published in batches by
+/// `--concurrency` publishers, then resumes the endpoint and waits for the queue to drain. The
+/// drain is timed from the resuming PATCH to the last arrival. Latency percentiles would only
+/// measure how long events waited behind the pause, so there are none.
+async fn run_backlog(args: &BenchArgs, n_pending: usize, batch: usize) -> anyhow::Result<Value> {
+    if n_pending == 0 {
+        bail!("--pending must be at least 1");
+    }
+    if !(1..=1_000).contains(&batch) {
+        bail!("--batch must be between 1 and 1000 (the server's batch limit)");
+    }
+    let admin_key = format!("bench-admin-{}", now_us());
+    let cluster = Cluster::start(args, &admin_key).await?;
+    let bases = cluster.bases();
+    let base = bases[0].clone();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let (state, receiver_address) = start_receiver().await?;
+    let key = bench_tenant(&client, &base, &admin_key).await?;
+    let endpoint = post_json(&client, format!("{base}/v1/tenants/bench/endpoints"), key.clone(), json!({"url": format!("http://{receiver_address}/hook/0"), "filters": ["bench.*"], "max_concurrency": 64, "paused": true})).await?;
+    let endpoint_id = endpoint["id"]
+        .as_str()
+        .context("no endpoint id")?
+        .to_owned();
+    let sampler = RssSampler::start(cluster.pids());
+
+    eprintln!(
+        "backlog: queueing {n_pending} deliveries behind a paused endpoint, {batch} events a batch, {} publishers...",
+        args.concurrency
+    );
+    let rss_before_fill = cluster.current_rss();
+    let fill_started = Instant::now();
+    let n_batches = n_pending.div_ceil(batch);
+    let next_batch = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n_published = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut publishers = tokio::task::JoinSet::new();
+    for publisher_index in 0..args.concurrency.max(1) {
+        let base = bases[publisher_index % bases.len()].clone();
+        let (client, key) = (client.clone(), key.clone());
+        let (next_batch, n_published, errors) = (
+            Arc::clone(&next_batch),
+            Arc::clone(&n_published),
+            Arc::clone(&errors),
+        );
+        publishers.spawn(async move {
+            loop {
+                let batch_index = next_batch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if batch_index >= n_batches {
+                    return;
+                }
+                let numbers = batch_index * batch..((batch_index + 1) * batch).min(n_pending);
+                let n_events = numbers.len();
+                let events: Vec<Value> = numbers
+                    .map(|number| json!({"type": "bench.ping", "payload": {"n": number, "sent_us": now_us(), "pad": "identity-event-benchmark-payload"}}))
+                    .collect();
+                let sent = client
+                    .post(format!("{base}/v1/tenants/bench/events:batch"))
+                    .bearer_auth(&key)
+                    .header("content-type", "application/json")
+                    .body(json!({"events": events}).to_string())
+                    .send()
+                    .await;
+                if !matches!(&sent, Ok(response) if response.status() == StatusCode::ACCEPTED) {
+                    errors.fetch_add(n_events, std::sync::atomic::Ordering::Relaxed);
+                }
+                let before = n_published.fetch_add(n_events, std::sync::atomic::Ordering::Relaxed);
+                let after = before + n_events;
+                // A line each time another tenth is done.
+                if before * 10 / n_pending != after * 10 / n_pending {
+                    let seconds = fill_started.elapsed().as_secs_f64();
+                    eprintln!(
+                        "  {after}/{n_pending} published, {:.0} events/s",
+                        after as f64 / seconds
+                    );
+                }
+            }
+        });
+    }
+    while publishers.join_next().await.is_some() {}
+    let fill_seconds = fill_started.elapsed().as_secs_f64();
+    let rss_after_fill = cluster.current_rss();
+    let n_errors = errors.load(std::sync::atomic::Ordering::Relaxed);
+    let expected = n_pending - n_errors;
+    let delivered_while_paused = n_received(&state);
+    eprintln!(
+        "backlog: {expected} queued in {fill_seconds:.1} s; resuming the endpoint and draining..."
+    );
+
+    let (_, cpu_before_drain) = cluster.usage();
+    let drain_started = Instant::now();
+    send_json(
+        &client,
+        reqwest::Method::PATCH,
+        format!("{base}/v1/tenants/bench/endpoints/{endpoint_id}"),
+        key.clone(),
+        json!({"paused": false}),
+    )
+    .await?;
+    let deadline = drain_started + Duration::from_secs(args.max_seconds);
+    // A line each time another tenth has arrived.
+    let step = expected.div_ceil(10).max(1);
+    let mut next_report = step;
+    loop {
+        let received = n_received(&state);
+        if received >= next_report {
+            let seconds = drain_started.elapsed().as_secs_f64();
+            eprintln!(
+                "  {received}/{expected} delivered, {:.0} /s",
+                received as f64 / seconds
+            );
+            next_report = (received / step + 1) * step;
+        }
+        if received >= expected || Instant::now() >= deadline {
+            break;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(500), state.progress.notified()).await;
+    }
+    let rss_drain_max = sampler
+        .max_since(drain_started)
+        .into_iter()
+        .chain(cluster.current_rss())
+        .reduce(f64::max);
+    drop(sampler);
+    let (peak_rss_mib, cpu_seconds) = cluster.usage();
+    cluster.stop().await;
+    let arrivals = state
+        .arrivals
+        .lock()
+        .map_err(|_| anyhow::anyhow!("receiver state poisoned"))?;
+    let delivered_unique = arrivals.seen.len();
+    let duplicates: u32 = arrivals.seen.values().map(|count| count - 1).sum();
+    let drain_seconds = arrivals
+        .last_arrival
+        .filter(|last| *last >= drain_started)
+        .map_or(f64::NAN, |last| (last - drain_started).as_secs_f64());
+    Ok(json!({
+        "scenario": "backlog",
+        "backend": if args.postgres.is_some() { "postgres" } else { "sqlite" },
+        "nodes": bases.len(),
+        "pending": n_pending,
+        "batch": batch,
+        "publishers": args.concurrency,
+        "publish_errors": n_errors,
+        "fill_seconds": fill_seconds,
+        "fill_rate_per_s": expected as f64 / fill_seconds,
+        "delivered_while_paused": delivered_while_paused,
+        "drain_seconds": drain_seconds,
+        "drain_rate_per_s": delivered_unique as f64 / drain_seconds,
+        "deliveries": delivered_unique,
+        "deliveries_missing": expected.saturating_sub(delivered_unique),
+        "duplicates": duplicates,
+        "rss_mib": {"before_fill": rss_before_fill, "after_fill": rss_after_fill, "drain_max": rss_drain_max},
+        "server_peak_rss_mib": peak_rss_mib,
+        "server_cpu_seconds": cpu_seconds,
+        "drain_cpu_seconds": cpu_seconds.zip(cpu_before_drain).map(|(total, before)| total - before),
     }))
 }
 
@@ -536,6 +808,10 @@ async fn run_hooks(args: &BenchArgs, n_evaluations: usize) -> anyhow::Result<Val
 }
 
 fn print_table(report: &Value) {
+    if report["scenario"] == "backlog" {
+        print_backlog_table(report);
+        return;
+    }
     if report["scenario"] == "hooks" {
         let number = |value: &Value| {
             value
@@ -604,5 +880,49 @@ fn print_table(report: &Value) {
         "server              peak RSS {} MiB, CPU {} s",
         number(&report["server_peak_rss_mib"]),
         number(&report["server_cpu_seconds"])
+    );
+}
+
+fn print_backlog_table(report: &Value) {
+    let number = |value: &Value| {
+        value
+            .as_f64()
+            .map_or("-".to_owned(), |number| format!("{number:.1}"))
+    };
+    println!(
+        "scenario            backlog ({}, {} node(s))",
+        report["backend"].as_str().unwrap_or_default(),
+        report["nodes"]
+    );
+    println!(
+        "pending             {}  ({} a batch, {} publishers, {} errors)",
+        report["pending"], report["batch"], report["publishers"], report["publish_errors"]
+    );
+    println!(
+        "fill                {} events/s  ({} s; {} delivered while paused)",
+        number(&report["fill_rate_per_s"]),
+        number(&report["fill_seconds"]),
+        report["delivered_while_paused"]
+    );
+    println!(
+        "drain               {} /s  ({} s; {} delivered, {} missing, {} duplicates)",
+        number(&report["drain_rate_per_s"]),
+        number(&report["drain_seconds"]),
+        report["deliveries"],
+        report["deliveries_missing"],
+        report["duplicates"]
+    );
+    let rss = &report["rss_mib"];
+    println!(
+        "server RSS MiB      before fill {}  after fill {}  drain max {}  peak {}",
+        number(&rss["before_fill"]),
+        number(&rss["after_fill"]),
+        number(&rss["drain_max"]),
+        number(&report["server_peak_rss_mib"])
+    );
+    println!(
+        "server CPU          {} s  ({} s while draining)",
+        number(&report["server_cpu_seconds"]),
+        number(&report["drain_cpu_seconds"])
     );
 }

@@ -43,6 +43,8 @@ pub enum EndpointsCommand {
     Create(EndpointCreateArgs),
     /// List the tenant's endpoints.
     List(TenantArgs),
+    /// Pause or resume, disable or enable an endpoint; prints it.
+    Update(EndpointUpdateArgs),
     /// Delete an endpoint and its deliveries.
     Delete(EndpointArgs),
 }
@@ -85,6 +87,25 @@ pub struct EndpointCreateArgs {
     /// native or canonical.
     #[arg(long)]
     format: Option<String>,
+    /// Create it paused: deliveries queue up until `endpoints update --paused false`.
+    #[arg(long)]
+    paused: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointUpdateArgs {
+    #[command(flatten)]
+    connection: Connection,
+    #[arg(long)]
+    tenant: String,
+    /// The endpoint id (`ep_...`).
+    endpoint: String,
+    /// `true` queues deliveries without sending them; `false` sends what queued up.
+    #[arg(long, value_name = "true|false")]
+    paused: Option<bool>,
+    /// `false` stops creating deliveries for it; `true` re-enables it.
+    #[arg(long, value_name = "true|false")]
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -326,6 +347,9 @@ pub fn endpoints(command: &EndpointsCommand) -> anyhow::Result<ExitCode> {
                     ("format", &args.format),
                 ],
             );
+            if args.paused {
+                body["paused"] = json!(true);
+            }
             let created = api.call(
                 reqwest::Method::POST,
                 &format!("/v1/tenants/{}/endpoints", args.tenant),
@@ -344,10 +368,10 @@ pub fn endpoints(command: &EndpointsCommand) -> anyhow::Result<ExitCode> {
                 println!(
                     "{}  {}  {}  {}",
                     endpoint["id"].as_str().unwrap_or_default(),
-                    if endpoint["enabled"] == true {
-                        "enabled "
-                    } else {
-                        "disabled"
+                    match (&endpoint["enabled"], &endpoint["paused"]) {
+                        (Value::Bool(true), Value::Bool(true)) => "paused  ",
+                        (Value::Bool(true), _) => "enabled ",
+                        _ => "disabled",
                     },
                     endpoint["url"].as_str().unwrap_or_default(),
                     endpoint["filters"]
@@ -359,6 +383,25 @@ pub fn endpoints(command: &EndpointsCommand) -> anyhow::Result<ExitCode> {
                         .join(","),
                 );
             }
+        }
+        EndpointsCommand::Update(args) => {
+            let mut body = json!({});
+            if let Some(paused) = args.paused {
+                body["paused"] = json!(paused);
+            }
+            if let Some(enabled) = args.enabled {
+                body["enabled"] = json!(enabled);
+            }
+            if body.as_object().is_some_and(serde_json::Map::is_empty) {
+                bail!("nothing to change: pass --paused true|false or --enabled true|false");
+            }
+            let api = Api::new(&args.connection)?;
+            let updated = api.call(
+                reqwest::Method::PATCH,
+                &format!("/v1/tenants/{}/endpoints/{}", args.tenant, args.endpoint),
+                Some(&body),
+            )?;
+            print_json(&updated)?;
         }
         EndpointsCommand::Delete(args) => {
             let api = Api::new(&args.connection)?;

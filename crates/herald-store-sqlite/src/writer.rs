@@ -1,0 +1,447 @@
+//! The writer thread: the one connection that writes, and group commit.
+//!
+//! Every write is a job sent to one thread. The thread takes every job that queued up meanwhile
+//! and runs them all in one transaction, each inside its own savepoint, then commits once. A job
+//! that fails is rolled back to its savepoint alone; the others in its group commit as usual.
+//!
+//! Making a commit durable is a second thread's work: the writer connection commits without
+//! syncing (`synchronous = NORMAL`), and the syncer thread `fdatasync`s the WAL file and only then
+//! answers the callers of every group committed before the sync began. The writer runs the next
+//! group while the disk syncs the last, and every answer, a claim's included, still waits for its
+//! writes (and all earlier ones: the WAL is a log) to be on disk. After a crash the database is
+//! a prefix of the commits, and every write that was answered is in it.
+
+use std::fs::File;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+
+use herald_store::{StoreError, StoreResult};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use crate::rows::map_backend;
+
+/// The most jobs in one transaction: enough to amortise the fsync, few enough that a group's
+/// transaction stays short and its callers' answers are not held back for long.
+const MAX_GROUP: usize = 512;
+
+/// When a write's caller may be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Once the write is on disk: whatever the answer promises (a 202) survives a crash.
+    OnDisk,
+    /// Once the write is committed, before it is synced. For writes whose loss in a crash only
+    /// repeats work (a delivery attempt's record: the delivery is attempted again), so that the
+    /// caller need not wait for the disk.
+    Committed,
+}
+
+/// What a job leaves for after the commit: whether its own work failed (so its savepoint must be
+/// rolled back), and how to answer its caller once the group's fate is known.
+struct Ran {
+    failed: bool,
+    durability: Durability,
+    answer: Answer,
+}
+
+/// A job runs in the group's transaction, or is handed the reason there is none.
+type Job = Box<dyn for<'t> FnOnce(StoreResult<&'t Transaction<'t>>) -> Ran + Send>;
+
+type Answer = Box<dyn FnOnce(StoreResult<()>) + Send>;
+
+/// The handle the store keeps. When the last clone is dropped the thread ends, and the drop waits
+/// for it, so the connection is closed and the database free for a new owner once it returns.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    // Declared before `thread`, so the last sender is gone before the join in `_thread` is waited on.
+    jobs: mpsc::Sender<Job>,
+    _thread: Arc<JoinOnDrop>,
+}
+
+struct JoinOnDrop(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for JoinOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take()
+            && handle.thread().id() != std::thread::current().id()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Writer {
+    /// Moves `connection` (of the database whose WAL file is `wal_path`) to a new thread that owns
+    /// it from now on, and starts its syncer. `keep_alive` is held until the connection is closed
+    /// (the process lock file, so that a new owner of the database never overlaps this one).
+    pub(crate) fn start<K: Send + 'static>(
+        connection: Connection,
+        wal_path: PathBuf,
+        keep_alive: K,
+    ) -> StoreResult<Self> {
+        // Durability is the syncer's job (see the module comment).
+        connection
+            .execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(map_backend)?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (committed, to_sync) = mpsc::channel::<Vec<Answer>>();
+        let start_failed = |error: std::io::Error| {
+            StoreError::Backend(format!("cannot start the writer: {error}"))
+        };
+        let syncer = std::thread::Builder::new()
+            .name("herald-sqlite-sync".into())
+            .spawn(move || run_syncs(&wal_path, &to_sync))
+            .map_err(start_failed)?;
+        let thread = std::thread::Builder::new()
+            .name("herald-sqlite-writer".into())
+            .spawn(move || {
+                let mut connection = connection;
+                run_jobs(&mut connection, &queue, &mut |answers| {
+                    if let Err(unsent) = committed.send(answers) {
+                        fail_all(unsent.0, "the syncer has stopped");
+                    }
+                });
+                drop(committed);
+                let _ = syncer.join();
+                drop(connection);
+                drop(keep_alive);
+            })
+            .map_err(start_failed)?;
+        Ok(Writer {
+            jobs,
+            _thread: Arc::new(JoinOnDrop(Some(thread))),
+        })
+    }
+
+    /// Runs `work` in a write transaction and answers as `durability` says.
+    pub(crate) async fn write<T, F>(&self, durability: Durability, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let (job, answer) = job(durability, work);
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        // A closed channel without an answer means the job panicked: it was rolled back.
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("a write failed unexpectedly".into()))?
+    }
+}
+
+/// Wraps `work` as a job, with the channel its caller's answer comes back on.
+fn job<T, F>(durability: Durability, work: F) -> (Job, oneshot::Receiver<StoreResult<T>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+{
+    let (reply, answer) = oneshot::channel::<StoreResult<T>>();
+    let job: Job = Box::new(move |transaction| match transaction.and_then(work) {
+        Ok(value) => Ran {
+            failed: false,
+            durability,
+            answer: Box::new(move |committed| {
+                let _ = reply.send(committed.map(|()| value));
+            }),
+        },
+        Err(error) => Ran {
+            failed: true,
+            durability,
+            answer: Box::new(move |_| {
+                let _ = reply.send(Err(error));
+            }),
+        },
+    });
+    (job, answer)
+}
+
+fn fail_all(answers: Vec<Answer>, reason: &str) {
+    for answer in answers {
+        answer(Err(StoreError::Backend(reason.to_owned())));
+    }
+}
+
+/// Syncs the WAL file for every batch of committed answers that queued up meanwhile, then
+/// answers them, until the writer is gone.
+fn run_syncs(wal_path: &Path, to_sync: &mpsc::Receiver<Vec<Answer>>) {
+    let mut wal: Option<File> = None;
+    while let Ok(mut waiting) = to_sync.recv() {
+        while let Ok(more) = to_sync.try_recv() {
+            waiting.extend(more);
+        }
+        let synced = sync_wal(&mut wal, wal_path);
+        match synced {
+            Ok(()) => waiting.into_iter().for_each(|answer| answer(Ok(()))),
+            Err(error) => {
+                tracing::error!(%error, "could not sync the WAL file");
+                fail_all(waiting, "the write could not be made durable");
+            }
+        }
+    }
+}
+
+fn sync_wal(wal: &mut Option<File>, wal_path: &Path) -> std::io::Result<()> {
+    if wal.is_none() {
+        match File::open(wal_path) {
+            Ok(file) => *wal = Some(file),
+            // No WAL file means nothing was ever committed to one: nothing to sync.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(error),
+        }
+    }
+    match wal {
+        // fdatasync through any descriptor flushes the file's pages, whoever wrote them.
+        Some(file) => file.sync_data(),
+        None => Ok(()),
+    }
+}
+
+/// Runs groups until every sender is gone, handing each committed group's answers to `durable`;
+/// returns how many transactions that took.
+fn run_jobs(
+    connection: &mut Connection,
+    queue: &mpsc::Receiver<Job>,
+    durable: &mut dyn FnMut(Vec<Answer>),
+) -> usize {
+    let mut n_groups = 0;
+    while let Ok(first) = queue.recv() {
+        let mut group = Vec::with_capacity(16);
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("herald_sqlite_group_size").record(group.len() as f64);
+        let committed = run_group(connection, group);
+        if !committed.is_empty() {
+            durable(committed);
+        }
+        n_groups += 1;
+    }
+    n_groups
+}
+
+/// One transaction for the whole group. Jobs that failed, or whose group failed, are answered at
+/// once; the answers of the committed ones are returned, to be given once the commit is durable.
+fn run_group(connection: &mut Connection, group: Vec<Job>) -> Vec<Answer> {
+    let transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(transaction) => transaction,
+        Err(error) => {
+            let message = error.to_string();
+            tracing::warn!(%message, "could not begin a write transaction");
+            for job in group {
+                (job(Err(StoreError::Unavailable(message.clone()))).answer)(Ok(()));
+            }
+            return Vec::new();
+        }
+    };
+    let mut answers = Vec::with_capacity(group.len());
+    let mut answers_at_commit = Vec::new();
+    let mut broken = None;
+    for job in group {
+        if broken.is_none()
+            && let Err(error) = run_cached(&transaction, "SAVEPOINT herald_job")
+        {
+            broken = Some(map_backend(error));
+        }
+        if let Some(error) = &broken {
+            // The transaction is unusable: the job does not run, and says why.
+            (job(Err(StoreError::Backend(error.to_string()))).answer)(Ok(()));
+            continue;
+        }
+        let ran = catch_unwind(AssertUnwindSafe(|| job(Ok(&transaction))));
+        let rolled_back = match &ran {
+            Ok(ran) if !ran.failed => run_cached(&transaction, "RELEASE herald_job"),
+            _ => run_cached(&transaction, "ROLLBACK TO herald_job")
+                .and_then(|()| run_cached(&transaction, "RELEASE herald_job")),
+        };
+        if let Err(error) = rolled_back {
+            broken = Some(map_backend(error));
+        }
+        match ran {
+            // A failed job's answer is its error, whatever becomes of the group.
+            Ok(ran) if ran.failed => (ran.answer)(Ok(())),
+            Ok(ran) if ran.durability == Durability::Committed => {
+                answers_at_commit.push(ran.answer);
+            }
+            Ok(ran) => answers.push(ran.answer),
+            Err(_) => tracing::error!("a write job panicked; its changes were rolled back"),
+        }
+    }
+    let committed = match broken {
+        Some(error) => {
+            drop(transaction);
+            Err(error)
+        }
+        None => transaction.commit().map_err(map_backend),
+    };
+    match committed {
+        Ok(()) => {
+            answers_at_commit
+                .into_iter()
+                .for_each(|answer| answer(Ok(())));
+            answers
+        }
+        Err(error) => {
+            tracing::warn!(%error, "a write transaction failed");
+            fail_all(answers, &error.to_string());
+            fail_all(answers_at_commit, &error.to_string());
+            Vec::new()
+        }
+    }
+}
+
+/// Runs one statement without arguments through the statement cache: these run for every job,
+/// and parsing them each time would cost more than running them.
+fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection() -> Connection {
+        let connection = Connection::open_in_memory().expect("in-memory database");
+        connection
+            .execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .expect("table");
+        connection
+    }
+
+    fn insert(n: i64) -> impl FnOnce(&Transaction<'_>) -> StoreResult<i64> + Send + 'static {
+        move |transaction| {
+            transaction
+                .execute("INSERT INTO t (n) VALUES (?1)", [n])
+                .map_err(map_backend)?;
+            Ok(n)
+        }
+    }
+
+    fn answer_all(answers: Vec<Answer>) {
+        answers.into_iter().for_each(|answer| answer(Ok(())));
+    }
+
+    fn rows(connection: &Connection) -> Vec<i64> {
+        let mut statement = connection
+            .prepare("SELECT n FROM t ORDER BY n")
+            .expect("query");
+        statement
+            .query_map([], |row| row.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    #[test]
+    fn a_failing_or_panicking_job_is_rolled_back_alone() {
+        let mut connection = connection();
+        let (first, first_answer) = job(Durability::OnDisk, insert(1));
+        let (failing, failing_answer) = job(Durability::OnDisk, |transaction: &Transaction<'_>| {
+            insert(2)(transaction)?;
+            Err::<i64, _>(StoreError::Conflict("on purpose".into()))
+        });
+        let (panicking, panicking_answer) = job(
+            Durability::OnDisk,
+            |transaction: &Transaction<'_>| -> StoreResult<i64> {
+                insert(3)(transaction)?;
+                panic!("on purpose")
+            },
+        );
+        let (last, last_answer) = job(Durability::OnDisk, insert(4));
+        answer_all(run_group(
+            &mut connection,
+            vec![first, failing, panicking, last],
+        ));
+
+        assert_eq!(
+            first_answer.blocking_recv().expect("answered").ok(),
+            Some(1)
+        );
+        assert!(matches!(
+            failing_answer.blocking_recv().expect("answered"),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(
+            panicking_answer.blocking_recv().is_err(),
+            "a panicked job has no answer"
+        );
+        assert_eq!(last_answer.blocking_recv().expect("answered").ok(), Some(4));
+        assert_eq!(rows(&connection), vec![1, 4]);
+    }
+
+    #[test]
+    fn a_failed_commit_fails_every_job_of_the_group() {
+        let mut connection = connection();
+        connection
+            .execute_batch(
+                "CREATE TABLE child (n INTEGER REFERENCES t(n) DEFERRABLE INITIALLY DEFERRED);
+                 PRAGMA foreign_keys = ON;",
+            )
+            .expect("schema");
+        let (fine, fine_answer) = job(Durability::OnDisk, insert(1));
+        // The deferred foreign key is only checked at commit, so the whole group's commit fails.
+        let (dangling, dangling_answer) =
+            job(Durability::OnDisk, |transaction: &Transaction<'_>| {
+                transaction
+                    .execute("INSERT INTO child (n) VALUES (99)", [])
+                    .map_err(map_backend)?;
+                Ok(())
+            });
+        assert!(run_group(&mut connection, vec![fine, dangling]).is_empty());
+        assert!(fine_answer.blocking_recv().expect("answered").is_err());
+        assert!(dangling_answer.blocking_recv().expect("answered").is_err());
+        assert_eq!(rows(&connection), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn a_write_that_need_not_be_durable_is_answered_at_commit() {
+        let mut connection = connection();
+        let (on_disk, on_disk_answer) = job(Durability::OnDisk, insert(1));
+        let (committed, mut committed_answer) = job(Durability::Committed, insert(2));
+        let waiting_for_sync = run_group(&mut connection, vec![on_disk, committed]);
+        assert_eq!(
+            committed_answer.try_recv().ok().and_then(Result::ok),
+            Some(2)
+        );
+        assert_eq!(
+            waiting_for_sync.len(),
+            1,
+            "only the durable write waits for the sync"
+        );
+        answer_all(waiting_for_sync);
+        assert_eq!(
+            on_disk_answer.blocking_recv().expect("answered").ok(),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn writes_queued_during_a_commit_share_the_next_transaction() {
+        let mut connection = connection();
+        let (sender, queue) = mpsc::channel();
+        let mut answers = Vec::new();
+        for n in 1..=5 {
+            let (job, answer) = job(Durability::OnDisk, insert(n));
+            sender.send(job).expect("queued");
+            answers.push(answer);
+        }
+        drop(sender);
+        let mut committed = Vec::new();
+        let n_groups = run_jobs(&mut connection, &queue, &mut |answers| {
+            committed.push(answers.len());
+            answer_all(answers);
+        });
+        assert_eq!(n_groups, 1);
+        assert_eq!(committed, vec![5], "one durable batch for all five");
+        for (n, answer) in (1..=5).zip(answers) {
+            assert_eq!(answer.blocking_recv().expect("answered").ok(), Some(n));
+        }
+        assert_eq!(rows(&connection), vec![1, 2, 3, 4, 5]);
+    }
+}
