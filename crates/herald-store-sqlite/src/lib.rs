@@ -654,7 +654,10 @@ impl Store for SqliteStore {
         let turn = self
             .claim_turns
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.write(move |transaction| claims::claim_due(transaction, now, limit, lease, turn))
+        self.writer
+            .write(Durability::OnceWhatItReadIsDurable, move |transaction| {
+                claims::claim_due(transaction, now, limit, lease, turn)
+            })
             .await
     }
 

@@ -11,9 +11,11 @@
 //! writes (and all earlier ones: the WAL is a log) to be on disk. After a crash the database is
 //! a prefix of the commits, and every write that was answered is in it.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, mpsc};
 
 use herald_store::{StoreError, StoreResult};
@@ -35,6 +37,10 @@ pub(crate) enum Durability {
     /// repeats work (a delivery attempt's record: the delivery is attempted again), so that the
     /// caller need not wait for the disk.
     Committed,
+    /// At commit if everything the write could have read was already on disk, once on disk
+    /// otherwise. For claims: their own changes need no durability (a file is opened with every
+    /// lease released), but the events they hand out must be durable before they are sent.
+    OnceWhatItReadIsDurable,
 }
 
 /// What a job leaves for after the commit: whether its own work failed (so its savepoint must be
@@ -86,22 +92,32 @@ impl Writer {
             .map_err(map_backend)?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let (committed, to_sync) = mpsc::channel::<Vec<Answer>>();
+        // Groups handed to the syncer, and groups it has synced: equal when all is on disk.
+        let synced = Arc::new(AtomicU64::new(0));
+        let synced_by_syncer = Arc::clone(&synced);
         let start_failed = |error: std::io::Error| {
             StoreError::Backend(format!("cannot start the writer: {error}"))
         };
         let syncer = std::thread::Builder::new()
             .name("herald-sqlite-sync".into())
-            .spawn(move || run_syncs(&wal_path, &to_sync))
+            .spawn(move || run_syncs(&wal_path, &to_sync, &synced_by_syncer))
             .map_err(start_failed)?;
         let thread = std::thread::Builder::new()
             .name("herald-sqlite-writer".into())
             .spawn(move || {
                 let mut connection = connection;
-                run_jobs(&mut connection, &queue, &mut |answers| {
-                    if let Err(unsent) = committed.send(answers) {
-                        fail_all(unsent.0, "the syncer has stopped");
-                    }
-                });
+                let sent = Cell::new(0u64);
+                run_jobs(
+                    &mut connection,
+                    &queue,
+                    &mut |answers| {
+                        sent.set(sent.get() + 1);
+                        if let Err(unsent) = committed.send(answers) {
+                            fail_all(unsent.0, "the syncer has stopped");
+                        }
+                    },
+                    &|| synced.load(AtomicOrdering::Acquire) == sent.get(),
+                );
                 drop(committed);
                 let _ = syncer.join();
                 drop(connection);
@@ -165,13 +181,16 @@ fn fail_all(answers: Vec<Answer>, reason: &str) {
 
 /// Syncs the WAL file for every batch of committed answers that queued up meanwhile, then
 /// answers them, until the writer is gone.
-fn run_syncs(wal_path: &Path, to_sync: &mpsc::Receiver<Vec<Answer>>) {
+fn run_syncs(wal_path: &Path, to_sync: &mpsc::Receiver<Vec<Answer>>, n_synced: &AtomicU64) {
     let mut wal: Option<File> = None;
     while let Ok(mut waiting) = to_sync.recv() {
+        let mut n_groups = 1;
         while let Ok(more) = to_sync.try_recv() {
             waiting.extend(more);
+            n_groups += 1;
         }
         let synced = sync_wal(&mut wal, wal_path);
+        n_synced.fetch_add(n_groups, AtomicOrdering::Release);
         match synced {
             Ok(()) => waiting.into_iter().for_each(|answer| answer(Ok(()))),
             Err(error) => {
@@ -198,12 +217,14 @@ fn sync_wal(wal: &mut Option<File>, wal_path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Runs groups until every sender is gone, handing each committed group's answers to `durable`;
-/// returns how many transactions that took.
+/// Runs groups until every sender is gone, handing each committed group's answers to `durable`
+/// (`all_synced` says whether every group handed over so far is on disk); returns how many
+/// transactions that took.
 fn run_jobs(
     connection: &mut Connection,
     queue: &mpsc::Receiver<Job>,
     durable: &mut dyn FnMut(Vec<Answer>),
+    all_synced: &dyn Fn() -> bool,
 ) -> usize {
     let mut n_groups = 0;
     while let Ok(first) = queue.recv() {
@@ -216,7 +237,7 @@ fn run_jobs(
             }
         }
         metrics::histogram!("herald_sqlite_group_size").record(group.len() as f64);
-        let committed = run_group(connection, group);
+        let committed = run_group(connection, group, all_synced());
         if !committed.is_empty() {
             durable(committed);
         }
@@ -227,7 +248,8 @@ fn run_jobs(
 
 /// One transaction for the whole group. Jobs that failed, or whose group failed, are answered at
 /// once; the answers of the committed ones are returned, to be given once the commit is durable.
-fn run_group(connection: &mut Connection, group: Vec<Job>) -> Vec<Answer> {
+/// `earlier_synced` says whether every earlier commit is on disk already.
+fn run_group(connection: &mut Connection, group: Vec<Job>, earlier_synced: bool) -> Vec<Answer> {
     let transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(transaction) => transaction,
         Err(error) => {
@@ -242,6 +264,8 @@ fn run_group(connection: &mut Connection, group: Vec<Job>) -> Vec<Answer> {
     let mut answers = Vec::with_capacity(group.len());
     let mut answers_at_commit = Vec::new();
     let mut broken = None;
+    // Whether a job from here on may read a write that is not on disk yet.
+    let mut unsynced_visible = !earlier_synced;
     for job in group {
         if broken.is_none()
             && let Err(error) = run_cached(&transaction, "SAVEPOINT herald_job")
@@ -265,10 +289,17 @@ fn run_group(connection: &mut Connection, group: Vec<Job>) -> Vec<Answer> {
         match ran {
             // A failed job's answer is its error, whatever becomes of the group.
             Ok(ran) if ran.failed => (ran.answer)(Ok(())),
-            Ok(ran) if ran.durability == Durability::Committed => {
-                answers_at_commit.push(ran.answer);
-            }
-            Ok(ran) => answers.push(ran.answer),
+            Ok(ran) => match ran.durability {
+                Durability::Committed => answers_at_commit.push(ran.answer),
+                Durability::OnceWhatItReadIsDurable if !unsynced_visible => {
+                    answers_at_commit.push(ran.answer);
+                }
+                Durability::OnceWhatItReadIsDurable => answers.push(ran.answer),
+                Durability::OnDisk => {
+                    unsynced_visible = true;
+                    answers.push(ran.answer);
+                }
+            },
             Err(_) => tracing::error!("a write job panicked; its changes were rolled back"),
         }
     }
@@ -357,6 +388,7 @@ mod tests {
         answer_all(run_group(
             &mut connection,
             vec![first, failing, panicking, last],
+            true,
         ));
 
         assert_eq!(
@@ -393,7 +425,7 @@ mod tests {
                     .map_err(map_backend)?;
                 Ok(())
             });
-        assert!(run_group(&mut connection, vec![fine, dangling]).is_empty());
+        assert!(run_group(&mut connection, vec![fine, dangling], true).is_empty());
         assert!(fine_answer.blocking_recv().expect("answered").is_err());
         assert!(dangling_answer.blocking_recv().expect("answered").is_err());
         assert_eq!(rows(&connection), Vec::<i64>::new());
@@ -404,7 +436,7 @@ mod tests {
         let mut connection = connection();
         let (on_disk, on_disk_answer) = job(Durability::OnDisk, insert(1));
         let (committed, mut committed_answer) = job(Durability::Committed, insert(2));
-        let waiting_for_sync = run_group(&mut connection, vec![on_disk, committed]);
+        let waiting_for_sync = run_group(&mut connection, vec![on_disk, committed], true);
         assert_eq!(
             committed_answer.try_recv().ok().and_then(Result::ok),
             Some(2)
@@ -422,6 +454,39 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_waits_for_the_disk_only_when_it_may_have_read_unsynced_writes() {
+        let read = |transaction: &Transaction<'_>| {
+            transaction
+                .query_row("SELECT COUNT(*) FROM t", [], |row| row.get::<_, i64>(0))
+                .map_err(map_backend)
+        };
+        let mut connection = connection();
+        // Everything earlier on disk, nothing durable before it in the group: answered at commit.
+        let (claim, mut claim_answer) = job(Durability::OnceWhatItReadIsDurable, read);
+        let (publish, _publish_answer) = job(Durability::OnDisk, insert(1));
+        // After a durable write in the same group: waits for the sync.
+        let (late_claim, mut late_claim_answer) = job(Durability::OnceWhatItReadIsDurable, read);
+        let waiting = run_group(&mut connection, vec![claim, publish, late_claim], true);
+        assert_eq!(claim_answer.try_recv().ok().and_then(Result::ok), Some(0));
+        assert!(
+            late_claim_answer.try_recv().is_err(),
+            "must wait for the sync"
+        );
+        assert_eq!(waiting.len(), 2);
+        answer_all(waiting);
+        assert_eq!(
+            late_claim_answer.blocking_recv().expect("answered").ok(),
+            Some(1)
+        );
+
+        // An earlier group not yet on disk: even the first claim waits.
+        let (claim, mut claim_answer) = job(Durability::OnceWhatItReadIsDurable, read);
+        let waiting = run_group(&mut connection, vec![claim], false);
+        assert!(claim_answer.try_recv().is_err(), "must wait for the sync");
+        assert_eq!(waiting.len(), 1);
+    }
+
+    #[test]
     fn writes_queued_during_a_commit_share_the_next_transaction() {
         let mut connection = connection();
         let (sender, queue) = mpsc::channel();
@@ -433,10 +498,15 @@ mod tests {
         }
         drop(sender);
         let mut committed = Vec::new();
-        let n_groups = run_jobs(&mut connection, &queue, &mut |answers| {
-            committed.push(answers.len());
-            answer_all(answers);
-        });
+        let n_groups = run_jobs(
+            &mut connection,
+            &queue,
+            &mut |answers| {
+                committed.push(answers.len());
+                answer_all(answers);
+            },
+            &|| true,
+        );
         assert_eq!(n_groups, 1);
         assert_eq!(committed, vec![5], "one durable batch for all five");
         for (n, answer) in (1..=5).zip(answers) {
