@@ -60,13 +60,32 @@ impl RunningServer {
     }
 }
 
+/// How often histogram samples are folded into their summaries when nobody scrapes.
+const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide Prometheus recorder: `metrics` has one global recorder, so several servers
 /// in one process (tests) share it.
 fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
-            Ok(handle) => Some(handle),
+            Ok(handle) => {
+                // The recorder keeps every histogram sample until upkeep folds it in; a scrape
+                // does that too, but nobody may scrape, and memory must not grow with traffic.
+                let upkeep = handle.clone();
+                let started = std::thread::Builder::new()
+                    .name("herald-metrics-upkeep".into())
+                    .spawn(move || {
+                        loop {
+                            std::thread::sleep(METRICS_UPKEEP_EVERY);
+                            upkeep.run_upkeep();
+                        }
+                    });
+                if let Err(error) = started {
+                    tracing::warn!(%error, "metrics upkeep could not start");
+                }
+                Some(handle)
+            }
             Err(error) => {
                 tracing::warn!(%error, "metrics are not available");
                 None
