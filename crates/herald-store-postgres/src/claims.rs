@@ -1,36 +1,58 @@
-//! Claiming due deliveries when several nodes share the database.
+//! Claiming due deliveries when several nodes share the database: endpoint by endpoint.
 //!
-//! One transaction, in four steps:
+//! A claim is one transaction, and it costs what it claims however large the backlog is: every
+//! index it reads starts with the endpoint (migration 0005), and the queue of a paused or
+//! disabled endpoint is never looked at.
 //!
-//! 1. **Candidates**, locked with `FOR UPDATE OF d SKIP LOCKED`: waiting deliveries that are due,
-//!    and in-flight ones whose lease expired (their node died), of enabled endpoints that are not
-//!    paused. A row another node is claiming right now is skipped, not waited for, and can never
-//!    be claimed twice: the second node either skips the locked row or, once the first committed,
-//!    re-checks it and finds it leased. An ordered endpoint offers only the head of each queue: no
-//!    earlier *unfinished* delivery of the endpoint (`strict`) or of the endpoint and subject
-//!    (`subject`). `in_flight` counts as unfinished, so while one node works on a head the next
-//!    row is not a head for anybody; and a head locked by a node still claiming it is `pending`,
-//!    which is unfinished too.
-//! 2. **Serialise per endpoint**: a transaction-scoped advisory lock for each candidate endpoint,
-//!    taken in one global order (so two claimers cannot deadlock), held until commit.
-//! 3. **Count** unexpired leases per endpoint in a fresh statement. Under `READ COMMITTED` it sees
-//!    every claim committed by the previous holder of the endpoint's lock, so no two nodes can both
-//!    fill the same free slots of `max_concurrency`.
-//! 4. **Lease** what fits, then read the events, endpoints and issuers the workers need.
+//! 1. **Endpoints with due work.** Each active endpoint (enabled, not paused) is probed for its
+//!    earliest waiting delivery (`deliveries_waiting (endpoint_id, state, next_attempt_at)`, one
+//!    entry per waiting state) and its earliest lease expiry (`deliveries_leased`): a lease that
+//!    ran out is a dead node's work. The endpoints due by now are sorted by claim lock key; the
+//!    first one in turn rotates from one claim to the next, and each gets a fair share of the
+//!    batch, so a busy endpoint cannot starve the others.
+//! 2. **Serialise per endpoint.** Before an endpoint is worked on, its transaction-scoped advisory
+//!    lock is taken, and held until commit. Locks are *waited for* only in ascending key order:
+//!    from the endpoint in turn to the end of the sorted list. The endpoints before it, visited
+//!    after the rotation wrapped around, are only *tried* (`pg_try_advisory_xact_lock`) and
+//!    skipped when another transaction holds them, which means another claim is taking their
+//!    work right now. So a claim only ever waits for a key larger than every key it holds, and a
+//!    cycle of claims waiting for each other would need keys that grow all the way round: there
+//!    is none, so claims cannot deadlock. Nothing else in a claim waits for another claim: rows
+//!    are locked with `SKIP LOCKED`, the updates touch only rows the claim locked itself, and a
+//!    rate bucket row is written only under its endpoint's lock.
+//! 3. **Count** the endpoint's unexpired leases, in a statement of its own after the lock. Under
+//!    `READ COMMITTED` it sees every claim committed by the previous holder of the lock, so no two
+//!    nodes can both fill the same free slots of `max_concurrency`.
+//! 4. **Read only what fits**, locked with `FOR UPDATE SKIP LOCKED`: per waiting state the earliest
+//!    due (`ORDER BY next_attempt_at LIMIT n`), and in-flight rows whose lease ran out, merged by
+//!    due time. A row another transaction holds is skipped, not waited for, and can never be
+//!    claimed twice: the second node either skips the locked row or, once the first committed,
+//!    re-checks it and finds it leased. An ordered endpoint offers only the head of each queue:
+//!    for `strict`, its unfinished delivery with the smallest seq, if it is due and nothing is in
+//!    flight; for `subject`, deliveries with no earlier *unfinished* delivery of their subject
+//!    (one probe of `deliveries_unfinished_by_subject` each). `in_flight` counts as unfinished, so
+//!    while one node works on a head the next row is not a head for anybody. Heads are judged
+//!    without `SKIP LOCKED`, so a head another transaction holds still hides what is behind it.
+//!    The price of exact subject heads: a claim reads past the due deliveries that wait behind an
+//!    earlier one of their subject, rather than letting them block the other subjects.
+//! 5. **Rate limit** with the endpoint's token bucket row, read and written under its lock, so the
+//!    limit holds across nodes; a delivery held back is made due when the next token is there.
+//! 6. **Lease** what was chosen, then read each event once, and the tenants' issuers.
 
 use std::collections::HashMap;
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{GenericClient, Transaction};
+use herald_catalog::envelope::Event;
 use herald_core::rate::TokenBucket;
 use herald_store::StoreResult;
-use herald_store::models::{ClaimedDelivery, EndpointRecord};
+use herald_store::models::{ClaimedDelivery, EndpointRecord, Ordering};
 use time::{Duration, OffsetDateTime};
 
 use crate::rows::{
-    ENDPOINT_COLUMNS, EVENT_COLUMNS, TENANT_COLUMNS, from_ms, get, ms, read_endpoint,
-    read_event_at, read_tenant, to_i64,
+    ENDPOINT_COLUMNS, EVENT_COLUMNS, TENANT_COLUMNS, from_ms, get, ms, read_endpoint, read_event,
+    read_tenant, to_i64,
 };
-use crate::{UNFINISHED, execute, query};
+use crate::{UNFINISHED, execute, query, query_one, query_opt};
 
 /// The first half of the two-`int4` advisory lock key for per-endpoint claim locks ("HRLD").
 const ENDPOINT_LOCK_CLASS: i32 = 0x4852_4c44;
@@ -47,168 +69,309 @@ fn endpoint_lock_key(endpoint_id: &str) -> i32 {
     i32::from_ne_bytes(hash.to_ne_bytes())
 }
 
-/// A candidate row: what the claim needs before it knows whether the delivery fits.
+/// When the endpoint `e` next has work: its earliest waiting delivery (one probe of
+/// `deliveries_waiting` per waiting state) or the earliest expiry of its leases (one probe of
+/// `deliveries_leased`). NULL when it has nothing unfinished.
+const EARLIEST_DUE: &str = "(SELECT MIN(due.at) FROM (
+        (SELECT d.next_attempt_at AS at FROM deliveries d
+         WHERE d.endpoint_id = e.id AND d.state = 'pending' ORDER BY d.next_attempt_at LIMIT 1)
+        UNION ALL
+        (SELECT d.next_attempt_at FROM deliveries d
+         WHERE d.endpoint_id = e.id AND d.state = 'scheduled' ORDER BY d.next_attempt_at LIMIT 1)
+        UNION ALL
+        (SELECT MIN(d.lease_until) FROM deliveries d
+         WHERE d.endpoint_id = e.id AND d.state = 'in_flight')) AS due)";
+
+/// A due delivery, as much of it as claiming needs.
 struct Candidate {
     delivery_id: String,
-    endpoint_id: String,
     tenant_id: String,
+    event_seq: i64,
     n_attempts: u32,
     created_at: i64,
 }
 
+/// The columns [`read_candidate`] reads; a query may add the due time it orders by after them.
+const CANDIDATE_COLUMNS: &str = "d.id, d.tenant_id, d.event_seq, d.n_attempts, d.created_at";
+
+fn read_candidate(row: &tokio_postgres::Row) -> StoreResult<Candidate> {
+    let n_attempts: i64 = get(row, 3)?;
+    Ok(Candidate {
+        delivery_id: get(row, 0)?,
+        tenant_id: get(row, 1)?,
+        event_seq: get(row, 2)?,
+        n_attempts: u32::try_from(n_attempts).unwrap_or(u32::MAX),
+        created_at: get(row, 4)?,
+    })
+}
+
+/// Active endpoints with work due by `now`, sorted by claim lock key (ties by id).
+async fn endpoints_with_due_work(
+    transaction: &Transaction<'_>,
+    now_ms: i64,
+) -> StoreResult<Vec<(i32, EndpointRecord)>> {
+    let rows = query(
+        transaction,
+        &format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints e
+             WHERE e.enabled AND NOT e.paused AND {EARLIEST_DUE} <= $1"
+        ),
+        &[&now_ms],
+    )
+    .await?;
+    let mut endpoints = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let endpoint = read_endpoint(row)?;
+        endpoints.push((endpoint_lock_key(&endpoint.id), endpoint));
+    }
+    endpoints.sort_by(|(key_a, a), (key_b, b)| key_a.cmp(key_b).then_with(|| a.id.cmp(&b.id)));
+    Ok(endpoints)
+}
+
+/// Takes an endpoint's claim lock until commit. With `wait`, queues for it; without, gives up at
+/// once if another transaction holds it, and says whether it got it.
+async fn lock_endpoint(transaction: &Transaction<'_>, key: i32, wait: bool) -> StoreResult<bool> {
+    if wait {
+        execute(
+            transaction,
+            "SELECT pg_advisory_xact_lock($1::int4, $2::int4)",
+            &[&ENDPOINT_LOCK_CLASS, &key],
+        )
+        .await?;
+        return Ok(true);
+    }
+    let row = query_one(
+        transaction,
+        "SELECT pg_try_advisory_xact_lock($1::int4, $2::int4)",
+        &[&ENDPOINT_LOCK_CLASS, &key],
+    )
+    .await?;
+    get(&row, 0)
+}
+
+/// Attempts of this endpoint running now (leases not yet run out). Must run as its own statement
+/// after the endpoint's lock was taken, so that its snapshot holds the previous holder's claims.
+async fn busy(transaction: &Transaction<'_>, endpoint_id: &str, now_ms: i64) -> StoreResult<u32> {
+    let row = query_one(
+        transaction,
+        "SELECT COUNT(*) FROM deliveries
+         WHERE endpoint_id = $1 AND state = 'in_flight' AND lease_until > $2",
+        &[&endpoint_id, &now_ms],
+    )
+    .await?;
+    let count: i64 = get(&row, 0)?;
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
+/// Up to `limit` due deliveries of an endpoint, earliest due first, locked: waiting ones, and
+/// in-flight ones whose attempt was lost (the lease ran out). With `by_subject`, only those with
+/// no earlier unfinished delivery of their subject.
+async fn due_deliveries(
+    transaction: &Transaction<'_>,
+    endpoint_id: &str,
+    now_ms: i64,
+    limit: usize,
+    by_subject: bool,
+) -> StoreResult<Vec<Candidate>> {
+    let head_of_subject = if by_subject {
+        format!(
+            "AND (d.subject IS NULL OR NOT EXISTS (
+                 SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id
+                   AND p.subject = d.subject AND p.state IN {UNFINISHED}
+                   AND p.event_seq < d.event_seq))"
+        )
+    } else {
+        String::new()
+    };
+    // Each branch walks one index range in due order and stops after `limit` rows it could lock.
+    let rows = query(
+        transaction,
+        &format!(
+            "WITH pending AS (
+                 SELECT {CANDIDATE_COLUMNS}, d.next_attempt_at AS due_at FROM deliveries d
+                 WHERE d.endpoint_id = $1 AND d.state = 'pending' AND d.next_attempt_at <= $2
+                   {head_of_subject}
+                 ORDER BY d.next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED),
+             scheduled AS (
+                 SELECT {CANDIDATE_COLUMNS}, d.next_attempt_at AS due_at FROM deliveries d
+                 WHERE d.endpoint_id = $1 AND d.state = 'scheduled' AND d.next_attempt_at <= $2
+                   {head_of_subject}
+                 ORDER BY d.next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED),
+             lost AS (
+                 SELECT {CANDIDATE_COLUMNS}, d.lease_until AS due_at FROM deliveries d
+                 WHERE d.endpoint_id = $1 AND d.state = 'in_flight' AND d.lease_until <= $2
+                   {head_of_subject}
+                 ORDER BY d.lease_until LIMIT $3 FOR UPDATE SKIP LOCKED)
+             SELECT * FROM pending UNION ALL SELECT * FROM scheduled UNION ALL SELECT * FROM lost
+             ORDER BY due_at LIMIT $3"
+        ),
+        &[&endpoint_id, &now_ms, &to_i64(limit)],
+    )
+    .await?;
+    rows.iter().map(read_candidate).collect()
+}
+
+/// The head of a strictly ordered endpoint's queue (its unfinished delivery with the smallest
+/// seq), locked, if it is due and no other transaction holds it.
+async fn due_head(
+    transaction: &Transaction<'_>,
+    endpoint_id: &str,
+    now_ms: i64,
+) -> StoreResult<Option<Candidate>> {
+    // The head is found without `SKIP LOCKED` (one probe of `deliveries_by_endpoint` per
+    // unfinished state), so a head held by another transaction is not passed over; only then is
+    // it locked, and skipped if held.
+    let row = query_opt(
+        transaction,
+        &format!(
+            "SELECT {CANDIDATE_COLUMNS} FROM deliveries d
+             WHERE d.id = (
+                 SELECT head.id FROM (
+                     (SELECT id, event_seq FROM deliveries
+                      WHERE endpoint_id = $1 AND state = 'pending' ORDER BY event_seq LIMIT 1)
+                     UNION ALL
+                     (SELECT id, event_seq FROM deliveries
+                      WHERE endpoint_id = $1 AND state = 'scheduled' ORDER BY event_seq LIMIT 1)
+                     UNION ALL
+                     (SELECT id, event_seq FROM deliveries
+                      WHERE endpoint_id = $1 AND state = 'in_flight' ORDER BY event_seq LIMIT 1)
+                 ) AS head
+                 ORDER BY head.event_seq LIMIT 1)
+               AND ((d.state IN ('pending','scheduled') AND d.next_attempt_at <= $2)
+                    OR (d.state = 'in_flight' AND d.lease_until <= $2))
+             FOR UPDATE SKIP LOCKED"
+        ),
+        &[&endpoint_id, &now_ms],
+    )
+    .await?;
+    row.as_ref().map(read_candidate).transpose()
+}
+
+async fn read_bucket(
+    transaction: &Transaction<'_>,
+    endpoint_id: &str,
+) -> StoreResult<Option<TokenBucket>> {
+    let row = query_opt(
+        transaction,
+        "SELECT tokens, refilled_at FROM endpoint_rate_buckets WHERE endpoint_id = $1",
+        &[&endpoint_id],
+    )
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let refilled_at: i64 = get(&row, 1)?;
+    Ok(Some(TokenBucket {
+        tokens: get(&row, 0)?,
+        refilled_at: from_ms(refilled_at),
+    }))
+}
+
+async fn write_bucket(
+    transaction: &Transaction<'_>,
+    endpoint_id: &str,
+    bucket: &TokenBucket,
+) -> StoreResult<()> {
+    execute(
+        transaction,
+        "INSERT INTO endpoint_rate_buckets (endpoint_id, tokens, refilled_at) VALUES ($1, $2, $3)
+         ON CONFLICT (endpoint_id) DO UPDATE SET tokens = $2, refilled_at = $3",
+        &[&endpoint_id, &bucket.tokens, &ms(bucket.refilled_at)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Picks due deliveries that their endpoint's ordering, concurrency and rate limit allow, and
+/// leases them until `now + lease`. Endpoints share `limit` in turns that rotate with `turn`.
 pub(crate) async fn claim_due(
     transaction: &Transaction<'_>,
     now: OffsetDateTime,
     limit: usize,
     lease: Duration,
+    turn: usize,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     let now_ms = ms(now);
-    let rows = query(
-        transaction,
-        &format!(
-            "SELECT d.id, d.endpoint_id, d.tenant_id, d.n_attempts, d.created_at
-             FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-             WHERE e.enabled AND NOT e.paused
-               AND ((d.state IN ('pending','scheduled') AND d.next_attempt_at <= $1)
-                    OR (d.state = 'in_flight' AND d.lease_until <= $1))
-               AND (e.ordering = 'none'
-                    OR (e.ordering = 'strict' AND NOT EXISTS (
-                        SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id
-                          AND p.state IN {UNFINISHED} AND p.event_seq < d.event_seq))
-                    OR (e.ordering = 'subject' AND (d.subject IS NULL OR NOT EXISTS (
-                        SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id
-                          AND p.subject = d.subject AND p.state IN {UNFINISHED}
-                          AND p.event_seq < d.event_seq))))
-             ORDER BY d.next_attempt_at, d.rowid_
-             LIMIT $2
-             FOR UPDATE OF d SKIP LOCKED"
-        ),
-        &[&now_ms, &to_i64(limit.saturating_mul(4))],
-    )
-    .await?;
-    let mut candidates = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let n_attempts: i64 = get(row, 3)?;
-        candidates.push(Candidate {
-            delivery_id: get(row, 0)?,
-            endpoint_id: get(row, 1)?,
-            tenant_id: get(row, 2)?,
-            n_attempts: u32::try_from(n_attempts).unwrap_or(u32::MAX),
-            created_at: get(row, 4)?,
-        });
-    }
-    if candidates.is_empty() {
+    if limit == 0 {
         return Ok(Vec::new());
     }
-
-    let mut endpoint_ids: Vec<String> = candidates
-        .iter()
-        .map(|candidate| candidate.endpoint_id.clone())
-        .collect();
-    endpoint_ids.sort();
-    endpoint_ids.dedup();
-    let mut lock_keys: Vec<i32> = endpoint_ids
-        .iter()
-        .map(|endpoint_id| endpoint_lock_key(endpoint_id))
-        .collect();
-    lock_keys.sort_unstable();
-    lock_keys.dedup();
-    // `unnest` yields the keys in array order and nothing here sorts or parallelises, so the locks
-    // are taken in ascending key order on every node.
-    execute(
-        transaction,
-        "SELECT pg_advisory_xact_lock($1::int4, key) FROM unnest($2::int4[]) AS key",
-        &[&ENDPOINT_LOCK_CLASS, &lock_keys],
-    )
-    .await?;
-
-    let mut in_flight: HashMap<String, u32> = HashMap::new();
-    for row in query(
-        transaction,
-        "SELECT endpoint_id, COUNT(*) FROM deliveries
-         WHERE state = 'in_flight' AND lease_until > $1 AND endpoint_id = ANY($2)
-         GROUP BY endpoint_id",
-        &[&now_ms, &endpoint_ids],
-    )
-    .await?
-    {
-        let count: i64 = get(&row, 1)?;
-        in_flight.insert(get(&row, 0)?, u32::try_from(count).unwrap_or(u32::MAX));
+    let endpoints = endpoints_with_due_work(transaction, now_ms).await?;
+    if endpoints.is_empty() {
+        return Ok(Vec::new());
     }
-    let mut endpoints: HashMap<String, EndpointRecord> = HashMap::new();
-    for row in query(
-        transaction,
-        &format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ANY($1)"),
-        &[&endpoint_ids],
-    )
-    .await?
-    {
-        let endpoint = read_endpoint(&row)?;
-        endpoints.insert(endpoint.id.clone(), endpoint);
-    }
+    let start = turn % endpoints.len();
+    let fair_share = limit.div_ceil(endpoints.len()).max(1);
 
-    // Rate buckets of the candidate endpoints, read under the same locks, so nodes take turns.
-    let mut buckets: HashMap<String, TokenBucket> = HashMap::new();
-    for row in query(
-        transaction,
-        "SELECT endpoint_id, tokens, refilled_at FROM endpoint_rate_buckets WHERE endpoint_id = ANY($1)",
-        &[&endpoint_ids],
-    )
-    .await?
-    {
-        let refilled_at: i64 = get(&row, 2)?;
-        buckets.insert(get(&row, 0)?, TokenBucket { tokens: get(&row, 1)?, refilled_at: from_ms(refilled_at) });
-    }
-    let mut touched_buckets: Vec<String> = Vec::new();
-    let mut rate_limited: Vec<(String, i64)> = Vec::new();
-
-    let mut chosen = Vec::new();
-    for candidate in candidates {
-        if chosen.len() >= limit {
+    // (index into `endpoints`, delivery) in claim order.
+    let mut chosen: Vec<(usize, Candidate)> = Vec::new();
+    let mut postponed_ids: Vec<String> = Vec::new();
+    let mut postponed_until: Vec<i64> = Vec::new();
+    // From the endpoint in turn to the end the keys ascend and locks are waited for; the ones
+    // before it come after the wrap-around, below keys already held, and are only tried.
+    let visits = (start..endpoints.len())
+        .map(|endpoint_idx| (endpoint_idx, true))
+        .chain((0..start).map(|endpoint_idx| (endpoint_idx, false)));
+    for (endpoint_idx, wait) in visits {
+        let room = limit - chosen.len();
+        if room == 0 {
             break;
         }
-        let Some(endpoint) = endpoints.get(&candidate.endpoint_id) else {
+        let (lock_key, endpoint) = &endpoints[endpoint_idx];
+        if !lock_endpoint(transaction, *lock_key, wait).await? {
+            continue;
+        }
+        let busy = busy(transaction, &endpoint.id, now_ms).await?;
+        let free = endpoint.max_concurrency.max(1).saturating_sub(busy) as usize;
+        let wanted = free.min(fair_share).min(room);
+        if wanted == 0 {
+            continue;
+        }
+        let candidates = match endpoint.ordering {
+            Ordering::None => {
+                due_deliveries(transaction, &endpoint.id, now_ms, wanted, false).await?
+            }
+            Ordering::Subject => {
+                due_deliveries(transaction, &endpoint.id, now_ms, wanted, true).await?
+            }
+            Ordering::Strict if busy == 0 => due_head(transaction, &endpoint.id, now_ms)
+                .await?
+                .into_iter()
+                .collect(),
+            Ordering::Strict => Vec::new(),
+        };
+        if candidates.is_empty() {
+            continue;
+        }
+        let Some(rate) = endpoint.rate_limit_per_s else {
+            chosen.extend(
+                candidates
+                    .into_iter()
+                    .map(|candidate| (endpoint_idx, candidate)),
+            );
             continue;
         };
-        if endpoint.tenant_id != candidate.tenant_id {
-            continue;
-        }
-        let busy = in_flight.entry(candidate.endpoint_id.clone()).or_insert(0);
-        if *busy >= endpoint.max_concurrency.max(1) {
-            continue;
-        }
-        if let Some(rate) = endpoint.rate_limit_per_s {
-            let bucket = buckets
-                .entry(candidate.endpoint_id.clone())
-                .or_insert_with(|| TokenBucket::full(rate, now));
-            if !touched_buckets.contains(&candidate.endpoint_id) {
-                touched_buckets.push(candidate.endpoint_id.clone());
-            }
-            if let Err(wait) = bucket.take(rate, now) {
-                // Not due again before a token is there, so no node spins on it meanwhile.
-                rate_limited.push((candidate.delivery_id.clone(), ms(now + wait)));
-                continue;
+        let mut bucket = read_bucket(transaction, &endpoint.id)
+            .await?
+            .unwrap_or_else(|| TokenBucket::full(rate, now));
+        for candidate in candidates {
+            match bucket.take(rate, now) {
+                Ok(()) => chosen.push((endpoint_idx, candidate)),
+                Err(wait) => {
+                    // Not due again before a token is there, so no node spins on it meanwhile.
+                    postponed_ids.push(candidate.delivery_id);
+                    postponed_until.push(ms(now + wait));
+                }
             }
         }
-        *busy += 1;
-        chosen.push(candidate);
+        write_bucket(transaction, &endpoint.id, &bucket).await?;
     }
-    for endpoint_id in &touched_buckets {
-        if let Some(bucket) = buckets.get(endpoint_id) {
-            execute(
-                transaction,
-                "INSERT INTO endpoint_rate_buckets (endpoint_id, tokens, refilled_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (endpoint_id) DO UPDATE SET tokens = $2, refilled_at = $3",
-                &[endpoint_id, &bucket.tokens, &ms(bucket.refilled_at)],
-            )
-            .await?;
-        }
-    }
-    for (delivery_id, due_at_ms) in &rate_limited {
+    if !postponed_ids.is_empty() {
         execute(
             transaction,
-            "UPDATE deliveries SET next_attempt_at = $2 WHERE id = $1 AND state IN ('pending','scheduled')",
-            &[delivery_id, due_at_ms],
+            "UPDATE deliveries d SET next_attempt_at = held.due_at
+             FROM unnest($1::text[], $2::int8[]) AS held(id, due_at)
+             WHERE d.id = held.id AND d.state IN ('pending','scheduled')",
+            &[&postponed_ids, &postponed_until],
         )
         .await?;
     }
@@ -218,7 +381,7 @@ pub(crate) async fn claim_due(
 
     let chosen_ids: Vec<&str> = chosen
         .iter()
-        .map(|candidate| candidate.delivery_id.as_str())
+        .map(|(_, candidate)| candidate.delivery_id.as_str())
         .collect();
     execute(
         transaction,
@@ -227,29 +390,73 @@ pub(crate) async fn claim_due(
         &[&chosen_ids, &ms(now + lease), &now_ms],
     )
     .await?;
-    let mut events = HashMap::new();
+    let events = load_events(transaction, &chosen).await?;
+    let issuers = load_issuers(transaction, &chosen).await?;
+
+    let mut claimed = Vec::with_capacity(chosen.len());
+    for (endpoint_idx, candidate) in chosen {
+        let key = (candidate.tenant_id.clone(), candidate.event_seq);
+        let Some(event) = events.get(&key).cloned() else {
+            // The foreign keys make this impossible; a delivery without its event is not sent.
+            continue;
+        };
+        claimed.push(ClaimedDelivery {
+            tenant_issuer: issuers
+                .get(&candidate.tenant_id)
+                .cloned()
+                .unwrap_or_default(),
+            delivery_id: candidate.delivery_id,
+            n_attempts: candidate.n_attempts,
+            endpoint: endpoints[endpoint_idx].1.clone(),
+            event,
+            created_at: from_ms(candidate.created_at),
+        });
+    }
+    Ok(claimed)
+}
+
+/// The events the chosen deliveries carry, each read once however many endpoints it goes to.
+async fn load_events(
+    transaction: &Transaction<'_>,
+    chosen: &[(usize, Candidate)],
+) -> StoreResult<HashMap<(String, i64), Event>> {
+    let mut keys: Vec<(&str, i64)> = chosen
+        .iter()
+        .map(|(_, candidate)| (candidate.tenant_id.as_str(), candidate.event_seq))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let (tenant_ids, seqs): (Vec<&str>, Vec<i64>) = keys.into_iter().unzip();
+    let mut events = HashMap::with_capacity(seqs.len());
     for row in query(
         transaction,
         &format!(
-            "SELECT d.id, {} FROM deliveries d
-             JOIN events ev ON ev.tenant_id = d.tenant_id AND ev.seq = d.event_seq
-             WHERE d.id = ANY($1)",
+            "SELECT {} FROM unnest($1::text[], $2::int8[]) AS wanted(tenant_id, seq)
+             JOIN events ev ON ev.tenant_id = wanted.tenant_id AND ev.seq = wanted.seq",
             prefixed(EVENT_COLUMNS, "ev.")
         ),
-        &[&chosen_ids],
+        &[&tenant_ids, &seqs],
     )
     .await?
     {
-        let delivery_id: String = get(&row, 0)?;
-        events.insert(delivery_id, read_event_at(&row, 1)?);
+        let stored = read_event(&row)?;
+        events.insert((stored.tenant_id, stored.event.seq), stored.event);
     }
+    Ok(events)
+}
+
+/// The issuer of each tenant the chosen deliveries belong to.
+async fn load_issuers(
+    transaction: &Transaction<'_>,
+    chosen: &[(usize, Candidate)],
+) -> StoreResult<HashMap<String, String>> {
     let mut tenant_ids: Vec<&str> = chosen
         .iter()
-        .map(|candidate| candidate.tenant_id.as_str())
+        .map(|(_, candidate)| candidate.tenant_id.as_str())
         .collect();
     tenant_ids.sort_unstable();
     tenant_ids.dedup();
-    let mut issuers = HashMap::new();
+    let mut issuers = HashMap::with_capacity(tenant_ids.len());
     for row in query(
         transaction,
         &format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ANY($1)"),
@@ -260,29 +467,26 @@ pub(crate) async fn claim_due(
         let tenant = read_tenant(&row)?;
         issuers.insert(tenant.id.clone(), tenant.issuer_or_default());
     }
+    Ok(issuers)
+}
 
-    let mut claimed = Vec::with_capacity(chosen.len());
-    for candidate in chosen {
-        let (Some(endpoint), Some(event)) = (
-            endpoints.get(&candidate.endpoint_id),
-            events.remove(&candidate.delivery_id),
-        ) else {
-            // The foreign keys make this impossible; a delivery without its rows is not sent.
-            continue;
-        };
-        claimed.push(ClaimedDelivery {
-            delivery_id: candidate.delivery_id,
-            n_attempts: candidate.n_attempts,
-            endpoint: endpoint.clone(),
-            event: event.event,
-            tenant_issuer: issuers
-                .get(&candidate.tenant_id)
-                .cloned()
-                .unwrap_or_default(),
-            created_at: from_ms(candidate.created_at),
-        });
-    }
-    Ok(claimed)
+/// When the earliest delivery an active endpoint could take falls due (a waiting delivery's due
+/// time or a lease's expiry), if any waits. A few index probes per active endpoint.
+pub(crate) async fn next_due_at<C: GenericClient>(
+    client: &C,
+) -> StoreResult<Option<OffsetDateTime>> {
+    let row = query_one(
+        client,
+        &format!(
+            "SELECT MIN(active.due_at) FROM (
+                 SELECT {EARLIEST_DUE} AS due_at FROM endpoints e
+                 WHERE e.enabled AND NOT e.paused) AS active"
+        ),
+        &[],
+    )
+    .await?;
+    let earliest: Option<i64> = get(&row, 0)?;
+    Ok(earliest.map(from_ms))
 }
 
 /// `"a, b"` with `"t."` becomes `"t.a, t.b"`.

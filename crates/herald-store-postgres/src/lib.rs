@@ -6,8 +6,9 @@
 //!
 //! - **Seq in commit order.** A publish locks its tenant's row, which holds the counter, until it
 //!   commits; see "Seq across nodes" in `docs/ARCHITECTURE.md`.
-//! - **Claims with leases** (`FOR UPDATE SKIP LOCKED`), ordering and concurrency limits that hold
-//!   across nodes: see `claims.rs`.
+//! - **Claims with leases** (`FOR UPDATE SKIP LOCKED`), endpoint by endpoint under per-endpoint
+//!   advisory locks, with ordering, concurrency and rate limits that hold across nodes: see
+//!   `claims.rs`.
 //! - **Wakeups** with `LISTEN`/`NOTIFY` instead of polling: see `wakeups.rs` and
 //!   [`PostgresStore::listen_for_wakeups`].
 //!
@@ -21,6 +22,7 @@ mod schema;
 mod wakeups;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use async_trait::async_trait;
 use deadpool_postgres::{
@@ -64,6 +66,8 @@ pub struct PostgresStore {
     pool: Pool,
     /// For the dedicated listening connection, which lives outside the pool.
     config: tokio_postgres::Config,
+    /// Rotates which endpoint claims first, so endpoints take turns when room is short.
+    claim_turns: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -132,7 +136,11 @@ impl PostgresStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|error| StoreError::Backend(format!("connection pool: {error}")))?;
-        Ok(PostgresStore { pool, config })
+        Ok(PostgresStore {
+            pool,
+            config,
+            claim_turns: Arc::default(),
+        })
     }
 
     /// Wakes `wakeup` whenever any node (this one included) commits a change in due delivery
@@ -675,7 +683,10 @@ impl Store for PostgresStore {
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(map_backend)?;
-        let claimed = claims::claim_due(&transaction, now, limit, lease).await?;
+        let turn = self
+            .claim_turns
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let claimed = claims::claim_due(&transaction, now, limit, lease, turn).await?;
         // Other nodes learn of the new lease, so they wake when it expires if this node dies.
         if !claimed.is_empty() {
             notify(&transaction).await?;
@@ -730,13 +741,17 @@ impl Store for PostgresStore {
         )
         .await?;
         let succeeded = outcome.next == NextStep::Delivered;
+        // Only a change writes the endpoint's row: a success while it was not failing, or a
+        // failure while it already was, leaves it alone. Every attempt writing it would make all
+        // of an endpoint's concurrent attempts queue for that row lock, one commit at a time.
         execute(
             &transaction,
             "UPDATE endpoints SET
                  failing_since = CASE WHEN $3 THEN NULL ELSE COALESCE(failing_since, $4) END,
                  enabled = CASE WHEN $5::text IS NULL THEN enabled ELSE FALSE END,
                  disabled_reason = COALESCE($5, disabled_reason)
-             WHERE tenant_id = $1 AND id = $2",
+             WHERE tenant_id = $1 AND id = $2
+               AND ($5::text IS NOT NULL OR (failing_since IS NOT NULL) = $3)",
             &[
                 &outcome.tenant_id,
                 &outcome.endpoint_id,
@@ -774,25 +789,7 @@ impl Store for PostgresStore {
 
     async fn next_due_at(&self) -> StoreResult<Option<OffsetDateTime>> {
         let client = self.client().await?;
-        let row = query_one(
-            &client,
-            "SELECT
-                 (SELECT MIN(d.next_attempt_at) FROM deliveries d
-                  JOIN endpoints e ON e.id = d.endpoint_id
-                  WHERE d.state IN ('pending','scheduled') AND e.enabled AND NOT e.paused),
-                 (SELECT MIN(d.lease_until) FROM deliveries d
-                  JOIN endpoints e ON e.id = d.endpoint_id
-                  WHERE d.state = 'in_flight' AND e.enabled AND NOT e.paused)",
-            &[],
-        )
-        .await?;
-        let waiting: Option<i64> = get(&row, 0)?;
-        let leased: Option<i64> = get(&row, 1)?;
-        Ok(match (waiting, leased) {
-            (Some(a), Some(b)) => Some(rows::from_ms(a.min(b))),
-            (Some(at), None) | (None, Some(at)) => Some(rows::from_ms(at)),
-            (None, None) => None,
-        })
+        claims::next_due_at(&client).await
     }
 
     async fn list_deliveries(

@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use crate::rows::{get, map_backend};
 
 /// The migrations, in order: (version, name, SQL). Versions are never reused or rewritten.
-const MIGRATIONS: [(i32, &str, &str); 4] = [
+const MIGRATIONS: [(i32, &str, &str); 5] = [
     (
         1,
         "0001_initial",
@@ -31,6 +31,11 @@ const MIGRATIONS: [(i32, &str, &str); 4] = [
         4,
         "0004_endpoint_pause",
         include_str!("../migrations/0004_endpoint_pause.sql"),
+    ),
+    (
+        5,
+        "0005_claim_by_endpoint",
+        include_str!("../migrations/0005_claim_by_endpoint.sql"),
     ),
 ];
 
