@@ -5,7 +5,8 @@
 //! needs:
 //!
 //! - **Seq in commit order.** A publish locks its tenant's row, which holds the counter, until it
-//!   commits; see "Seq across nodes" in `docs/ARCHITECTURE.md`.
+//!   commits; see "Seq across nodes" in `docs/ARCHITECTURE.md`. The publishes waiting on one node
+//!   share a transaction (`group_commit.rs`, `publish.rs`).
 //! - **Claims with leases** (`FOR UPDATE SKIP LOCKED`), endpoint by endpoint under per-endpoint
 //!   advisory locks, with ordering, concurrency and rate limits that hold across nodes: see
 //!   `claims.rs`.
@@ -16,7 +17,10 @@
 //! started, which is what lets a statement that follows a lock see the lock holder's work.
 //! Connections come from a `deadpool` pool; no TLS yet.
 
+mod attempts;
 mod claims;
+mod group_commit;
+mod publish;
 mod rows;
 mod schema;
 mod wakeups;
@@ -33,8 +37,8 @@ use herald_core::delivery::DeliveryState;
 use herald_core::ids::{prefix, prefixed_id};
 use herald_store::models::{
     ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DecisionRecord,
-    DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, NewEvent, NextStep,
-    Published, ReplaySelector, StoredEvent, Tenant,
+    DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, NewEvent, Published,
+    ReplaySelector, StoredEvent, Tenant,
 };
 use herald_store::{Store, StoreError, StoreResult};
 use time::{Duration, OffsetDateTime};
@@ -42,6 +46,9 @@ use tokio::sync::Notify;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use crate::attempts::Attempts;
+use crate::group_commit::GroupCommitter;
+use crate::publish::Publishes;
 use crate::rows::{
     ATTEMPT_COLUMNS, CUSTOM_TYPE_COLUMNS, DECISION_COLUMNS, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
     EVENT_COLUMNS, EndpointParams, HOOK_COLUMNS, TENANT_COLUMNS, get, json_text, map_backend,
@@ -68,6 +75,10 @@ pub struct PostgresStore {
     config: tokio_postgres::Config,
     /// Rotates which endpoint claims first, so endpoints take turns when room is short.
     claim_turns: Arc<AtomicUsize>,
+    /// Publishes wait here for the next group commit (see `group_commit.rs`).
+    publishes: Arc<GroupCommitter<Publishes>>,
+    /// Attempt outcomes wait here for the next group commit.
+    attempts: Arc<GroupCommitter<Attempts>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -91,6 +102,15 @@ fn parse_config(url: &str) -> StoreResult<tokio_postgres::Config> {
     }
     if config.get_application_name().is_none() {
         config.application_name("herald");
+    }
+    // Every execution is planned for its own parameters. A statement prepared while its tables
+    // were still empty (a new installation, a fresh test database) would otherwise keep the
+    // generic plan made for an empty table, such as scanning all of a tenant's events through
+    // the wrong index, until the next ANALYZE: measured at 10 ms per id lookup after 20,000
+    // events, and half the delivery rate (BENCHMARKS.md). Statements are written per group and
+    // per claim, so the planning is paid once per many rows.
+    if config.get_options().is_none() {
+        config.options("-c plan_cache_mode=force_custom_plan");
     }
     Ok(config)
 }
@@ -137,6 +157,8 @@ impl PostgresStore {
             .build()
             .map_err(|error| StoreError::Backend(format!("connection pool: {error}")))?;
         Ok(PostgresStore {
+            publishes: Arc::new(GroupCommitter::start(pool.clone())),
+            attempts: Arc::new(GroupCommitter::start(pool.clone())),
             pool,
             config,
             claim_turns: Arc::default(),
@@ -218,14 +240,15 @@ struct NewDelivery<'a> {
     event_id: &'a str,
     event_type: &'a str,
     subject: Option<&'a str>,
+    /// When it was made, which is also when it is first due.
+    created_at: OffsetDateTime,
 }
 
-/// Creates pending deliveries, due at `now`, in one statement.
+/// Creates pending deliveries, each due when it was made, in one statement.
 async fn insert_deliveries(
     transaction: &Transaction<'_>,
     tenant_id: &str,
     deliveries: &[NewDelivery<'_>],
-    now: OffsetDateTime,
 ) -> StoreResult<()> {
     if deliveries.is_empty() {
         return Ok(());
@@ -239,15 +262,17 @@ async fn insert_deliveries(
     let event_ids: Vec<&str> = deliveries.iter().map(|d| d.event_id).collect();
     let event_types: Vec<&str> = deliveries.iter().map(|d| d.event_type).collect();
     let subjects: Vec<Option<&str>> = deliveries.iter().map(|d| d.subject).collect();
+    let created_at: Vec<i64> = deliveries.iter().map(|d| ms(d.created_at)).collect();
     // `unnest` keeps array order, so the rows get ascending `rowid_` in the order given.
     execute(
         transaction,
         "INSERT INTO deliveries (id, tenant_id, endpoint_id, event_seq, event_id, event_type,
              subject, state, n_attempts, next_attempt_at, created_at, updated_at)
          SELECT d.id, $1, d.endpoint_id, d.event_seq, d.event_id, d.event_type, d.subject,
-             'pending', 0, $8, $8, $8
-         FROM unnest($2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[])
-             AS d(id, endpoint_id, event_seq, event_id, event_type, subject)",
+             'pending', 0, d.created_at, d.created_at, d.created_at
+         FROM unnest($2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[],
+             $8::int8[])
+             AS d(id, endpoint_id, event_seq, event_id, event_type, subject, created_at)",
         &[
             &tenant_id,
             &ids,
@@ -256,7 +281,7 @@ async fn insert_deliveries(
             &event_ids,
             &event_types,
             &subjects,
-            &ms(now),
+            &created_at,
         ],
     )
     .await?;
@@ -527,112 +552,13 @@ impl Store for PostgresStore {
         events: Vec<NewEvent>,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Published>> {
-        let mut client = self.client().await?;
-        let transaction = client.transaction().await.map_err(map_backend)?;
-        // The tenant row holds the counter. Locking it makes every other publisher of this tenant
-        // wait here until this transaction commits or rolls back, so seqs are handed out in
-        // commit order (see "Seq across nodes" in docs/ARCHITECTURE.md). `NO KEY UPDATE` leaves
-        // other tables' foreign key checks on the tenant unblocked.
-        let Some(tenant) = query_opt(
-            &transaction,
-            "SELECT next_seq FROM tenants WHERE id = $1 FOR NO KEY UPDATE",
-            &[&tenant_id],
-        )
-        .await?
-        else {
-            return Err(StoreError::NotFound(format!("tenant {tenant_id:?}")));
-        };
-        let mut next_seq: i64 = get(&tenant, 0)?;
-        // `FOR KEY SHARE` keeps these endpoints from being deleted before the deliveries that
-        // refer to them are inserted; it does not block updates of their settings. Paused
-        // endpoints are included: their deliveries queue up until they are resumed.
-        let endpoint_rows = query(
-            &transaction,
-            &format!(
-                "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = $1 AND enabled
-                 ORDER BY created_at, id COLLATE \"C\" FOR KEY SHARE"
-            ),
-            &[&tenant_id],
-        )
-        .await?;
-        let endpoints = read_all(&endpoint_rows, read_endpoint)?;
-        let received_at = ms(now);
-        let mut published: Vec<Published> = Vec::with_capacity(events.len());
-        let mut deliveries = Vec::new();
-        for event in &events {
-            let inserted = query_opt(
-                &transaction,
-                "INSERT INTO events (tenant_id, seq, id, taxonomy, event_type, subject,
-                     occurred_at, received_at, payload, context, producer)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                 ON CONFLICT (tenant_id, id) DO NOTHING
-                 RETURNING seq",
-                &[
-                    &tenant_id,
-                    &next_seq,
-                    &event.id,
-                    &event.taxonomy.as_str(),
-                    &event.event_type,
-                    &event.subject,
-                    &ms(event.occurred_at),
-                    &received_at,
-                    &json_text(&event.payload),
-                    &json_text(&serde_json::Value::Object(event.context.clone())),
-                    &json_text(&serde_json::Value::Object(event.producer.clone())),
-                ],
-            )
-            .await?;
-            if inserted.is_none() {
-                // Already in the log (from an earlier publish or earlier in this batch).
-                let existing = query_one(
-                    &transaction,
-                    "SELECT seq FROM events WHERE tenant_id = $1 AND id = $2",
-                    &[&tenant_id, &event.id],
-                )
-                .await?;
-                published.push(Published {
-                    id: event.id.clone(),
-                    seq: get(&existing, 0)?,
-                    duplicate: true,
-                    n_deliveries: 0,
-                });
-                continue;
-            }
-            let n_before = deliveries.len();
-            deliveries.extend(
-                endpoints
-                    .iter()
-                    .filter(|endpoint| {
-                        matches_any(&endpoint.filters, &event.event_type, event.taxonomy)
-                    })
-                    .map(|endpoint| NewDelivery {
-                        endpoint_id: &endpoint.id,
-                        event_seq: next_seq,
-                        event_id: &event.id,
-                        event_type: &event.event_type,
-                        subject: event.subject.as_deref(),
-                    }),
-            );
-            published.push(Published {
-                id: event.id.clone(),
-                seq: next_seq,
-                duplicate: false,
-                n_deliveries: deliveries.len() - n_before,
-            });
-            next_seq += 1;
-        }
-        insert_deliveries(&transaction, tenant_id, &deliveries, now).await?;
-        execute(
-            &transaction,
-            "UPDATE tenants SET next_seq = $2 WHERE id = $1",
-            &[&tenant_id, &next_seq],
-        )
-        .await?;
-        if !deliveries.is_empty() {
-            notify(&transaction).await?;
-        }
-        transaction.commit().await.map_err(map_backend)?;
-        Ok(published)
+        self.publishes
+            .submit(publish::Request {
+                tenant_id: tenant_id.to_owned(),
+                events,
+                now,
+            })
+            .await
     }
 
     async fn list_events(
@@ -696,77 +622,7 @@ impl Store for PostgresStore {
     }
 
     async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<()> {
-        let mut client = self.client().await?;
-        let transaction = client.transaction().await.map_err(map_backend)?;
-        let attempt = &outcome.attempt;
-        let status = attempt.status.map(i32::from);
-        execute(
-            &transaction,
-            "INSERT INTO attempts (delivery_id, attempt_number, started_at, status, latency_ms,
-                 response_excerpt, error) VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (delivery_id, attempt_number) DO UPDATE SET
-                 started_at = EXCLUDED.started_at, status = EXCLUDED.status,
-                 latency_ms = EXCLUDED.latency_ms, response_excerpt = EXCLUDED.response_excerpt,
-                 error = EXCLUDED.error",
-            &[
-                &attempt.delivery_id,
-                &i64::from(attempt.attempt_number),
-                &ms(attempt.started_at),
-                &status,
-                &to_i64(attempt.latency_ms),
-                &attempt.response_excerpt,
-                &attempt.error,
-            ],
-        )
-        .await?;
-        let (state, next_attempt_at) = match outcome.next {
-            NextStep::Delivered => (DeliveryState::Delivered, None),
-            NextStep::RetryAt(at) => (DeliveryState::Scheduled, Some(ms(at))),
-            NextStep::Exhausted => (DeliveryState::Exhausted, None),
-        };
-        execute(
-            &transaction,
-            "UPDATE deliveries SET state = $2, n_attempts = $3, next_attempt_at = $4,
-                 lease_until = NULL, last_status = $5, last_error = $6, updated_at = $7
-             WHERE id = $1",
-            &[
-                &attempt.delivery_id,
-                &state.as_str(),
-                &i64::from(attempt.attempt_number),
-                &next_attempt_at,
-                &status,
-                &attempt.error,
-                &ms(outcome.now),
-            ],
-        )
-        .await?;
-        let succeeded = outcome.next == NextStep::Delivered;
-        // Only a change writes the endpoint's row: a success while it was not failing, or a
-        // failure while it already was, leaves it alone. Every attempt writing it would make all
-        // of an endpoint's concurrent attempts queue for that row lock, one commit at a time.
-        execute(
-            &transaction,
-            "UPDATE endpoints SET
-                 failing_since = CASE WHEN $3 THEN NULL ELSE COALESCE(failing_since, $4) END,
-                 enabled = CASE WHEN $5::text IS NULL THEN enabled ELSE FALSE END,
-                 disabled_reason = COALESCE($5, disabled_reason)
-             WHERE tenant_id = $1 AND id = $2
-               AND ($5::text IS NOT NULL OR (failing_since IS NOT NULL) = $3)",
-            &[
-                &outcome.tenant_id,
-                &outcome.endpoint_id,
-                &succeeded,
-                &ms(attempt.started_at),
-                &outcome.disable_endpoint,
-            ],
-        )
-        .await?;
-        // The node that made the attempt looks at its queue again by itself; a retry scheduled
-        // for later is announced so that the others know of it should this node die.
-        if next_attempt_at.is_some() {
-            notify(&transaction).await?;
-        }
-        transaction.commit().await.map_err(map_backend)
+        self.attempts.submit(outcome).await
     }
 
     async fn release(&self, delivery_id: &str, next_attempt_at: OffsetDateTime) -> StoreResult<()> {
@@ -934,10 +790,11 @@ impl Store for PostgresStore {
                     event_id: get(row, 1)?,
                     event_type,
                     subject: get(row, 4)?,
+                    created_at: now,
                 });
             }
         }
-        insert_deliveries(&transaction, tenant_id, &deliveries, now).await?;
+        insert_deliveries(&transaction, tenant_id, &deliveries).await?;
         if !deliveries.is_empty() {
             notify(&transaction).await?;
         }

@@ -1,0 +1,311 @@
+//! Recording delivery attempts, a group at a time (see `group_commit.rs`).
+//!
+//! A group writes all its attempt rows in one statement and all its deliveries' next states in
+//! another; each endpoint that the group's outcomes change gets one update, computed from its
+//! outcomes in the order they were recorded ([`EndpointChange::fold`]), so the result is the
+//! one recording them one by one would have left.
+
+use std::collections::{BTreeMap, HashSet};
+
+use deadpool_postgres::Pool;
+use futures_util::future::join_all;
+use herald_core::delivery::DeliveryState;
+use herald_store::models::{AttemptOutcome, NextStep};
+use herald_store::{StoreError, StoreResult};
+use tokio_postgres::types::ToSql;
+
+use crate::group_commit::GroupWork;
+use crate::rows::{map_backend, map_pool, ms, to_i64};
+use crate::{execute, notify};
+
+/// Attempt outcomes, grouped.
+pub(crate) struct Attempts;
+
+impl GroupWork for Attempts {
+    type Request = AttemptOutcome;
+    type Answer = ();
+
+    const MAX_GROUP_SIZE: usize = 512;
+
+    fn size(_: &AttemptOutcome) -> usize {
+        1
+    }
+
+    async fn commit(pool: &Pool, outcomes: &[AttemptOutcome]) -> StoreResult<Vec<StoreResult<()>>> {
+        record_in_one_transaction(pool, outcomes).await?;
+        Ok(outcomes.iter().map(|_| Ok(())).collect())
+    }
+}
+
+/// What a run of outcomes does to its endpoint's failure state, whatever that state was.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct EndpointChange {
+    /// An attempt succeeded: the failure streak before it no longer counts.
+    pub(crate) reset: bool,
+    /// When the first failure after the last success (or of the whole run) started, in ms.
+    pub(crate) first_failure_at: Option<i64>,
+    /// The last reason given to disable the endpoint.
+    pub(crate) disable: Option<String>,
+}
+
+impl EndpointChange {
+    /// Folds one endpoint's outcomes, in recording order. One by one, a success clears
+    /// `failing_since` and a failure sets it when it is clear; so after the run it is the first
+    /// failure after the last success, or, without a success, what it was or else the run's
+    /// first failure.
+    pub(crate) fn fold<'a>(outcomes: impl IntoIterator<Item = &'a AttemptOutcome>) -> Self {
+        let mut change = EndpointChange::default();
+        for outcome in outcomes {
+            if outcome.next == NextStep::Delivered {
+                change.reset = true;
+                change.first_failure_at = None;
+            } else if change.first_failure_at.is_none() {
+                change.first_failure_at = Some(ms(outcome.attempt.started_at));
+            }
+            if let Some(reason) = &outcome.disable_endpoint {
+                change.disable = Some(reason.clone());
+            }
+        }
+        change
+    }
+}
+
+/// Writes the row only when something changes: a success while it was not failing, or a
+/// failure while it already was, leaves it alone. Every group writing it would make all of an
+/// endpoint's concurrent groups queue for that row lock, one commit at a time.
+const UPDATE_ENDPOINT: &str = "UPDATE endpoints SET
+         failing_since = CASE WHEN $3 THEN $4 ELSE COALESCE(failing_since, $4) END,
+         enabled = CASE WHEN $5::text IS NULL THEN enabled ELSE FALSE END,
+         disabled_reason = COALESCE($5, disabled_reason)
+     WHERE tenant_id = $1 AND id = $2
+       AND ($5::text IS NOT NULL
+            OR failing_since IS DISTINCT FROM
+               (CASE WHEN $3 THEN $4 ELSE COALESCE(failing_since, $4) END))";
+
+async fn record_in_one_transaction(pool: &Pool, outcomes: &[AttemptOutcome]) -> StoreResult<()> {
+    let mut seen = HashSet::with_capacity(outcomes.len());
+    if !outcomes
+        .iter()
+        .all(|outcome| seen.insert(outcome.attempt.delivery_id.as_str()))
+    {
+        // One statement cannot update a row twice in order; failing the group has it recorded
+        // outcome by outcome instead (a lease that expired mid-attempt, then taken again).
+        return Err(StoreError::Backend(
+            "a delivery has two outcomes in one group".into(),
+        ));
+    }
+    let mut client = pool.get().await.map_err(map_pool)?;
+    let transaction = client.transaction().await.map_err(map_backend)?;
+
+    let delivery_ids: Vec<&str> = outcomes
+        .iter()
+        .map(|outcome| outcome.attempt.delivery_id.as_str())
+        .collect();
+    let attempt_numbers: Vec<i64> = outcomes
+        .iter()
+        .map(|outcome| i64::from(outcome.attempt.attempt_number))
+        .collect();
+    let started_at: Vec<i64> = outcomes
+        .iter()
+        .map(|outcome| ms(outcome.attempt.started_at))
+        .collect();
+    let statuses: Vec<Option<i32>> = outcomes
+        .iter()
+        .map(|outcome| outcome.attempt.status.map(i32::from))
+        .collect();
+    let latencies: Vec<i64> = outcomes
+        .iter()
+        .map(|outcome| to_i64(outcome.attempt.latency_ms))
+        .collect();
+    let excerpts: Vec<Option<&str>> = outcomes
+        .iter()
+        .map(|outcome| outcome.attempt.response_excerpt.as_deref())
+        .collect();
+    let errors: Vec<Option<&str>> = outcomes
+        .iter()
+        .map(|outcome| outcome.attempt.error.as_deref())
+        .collect();
+    // An attempt number recorded before (by a node whose lease expired mid-attempt) is replaced,
+    // as recording it alone would.
+    execute(
+        &transaction,
+        "INSERT INTO attempts (delivery_id, attempt_number, started_at, status, latency_ms,
+             response_excerpt, error)
+         SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int4[], $5::int8[],
+             $6::text[], $7::text[])
+         ON CONFLICT (delivery_id, attempt_number) DO UPDATE SET
+             started_at = EXCLUDED.started_at, status = EXCLUDED.status,
+             latency_ms = EXCLUDED.latency_ms, response_excerpt = EXCLUDED.response_excerpt,
+             error = EXCLUDED.error",
+        &[
+            &delivery_ids,
+            &attempt_numbers,
+            &started_at,
+            &statuses,
+            &latencies,
+            &excerpts,
+            &errors,
+        ],
+    )
+    .await?;
+
+    let (states, next_attempt_at): (Vec<&str>, Vec<Option<i64>>) = outcomes
+        .iter()
+        .map(|outcome| match outcome.next {
+            NextStep::Delivered => (DeliveryState::Delivered.as_str(), None),
+            NextStep::RetryAt(at) => (DeliveryState::Scheduled.as_str(), Some(ms(at))),
+            NextStep::Exhausted => (DeliveryState::Exhausted.as_str(), None),
+        })
+        .unzip();
+    let updated_at: Vec<i64> = outcomes.iter().map(|outcome| ms(outcome.now)).collect();
+    execute(
+        &transaction,
+        "UPDATE deliveries d SET state = o.state, n_attempts = o.attempt_number,
+             next_attempt_at = o.next_attempt_at, lease_until = NULL, last_status = o.status,
+             last_error = o.error, updated_at = o.updated_at
+         FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int4[], $6::text[],
+             $7::int8[])
+             AS o(id, state, attempt_number, next_attempt_at, status, error, updated_at)
+         WHERE d.id = o.id",
+        &[
+            &delivery_ids,
+            &states,
+            &attempt_numbers,
+            &next_attempt_at,
+            &statuses,
+            &errors,
+            &updated_at,
+        ],
+    )
+    .await?;
+
+    // Endpoint rows are written in key order, the same in every group on every node, so two
+    // groups never wait for each other's row locks in a cycle.
+    let mut by_endpoint: BTreeMap<(&str, &str), Vec<&AttemptOutcome>> = BTreeMap::new();
+    for outcome in outcomes {
+        by_endpoint
+            .entry((&outcome.tenant_id, &outcome.endpoint_id))
+            .or_default()
+            .push(outcome);
+    }
+    let changes: Vec<((&str, &str), EndpointChange)> = by_endpoint
+        .into_iter()
+        .map(|(key, outcomes)| (key, EndpointChange::fold(outcomes)))
+        .collect();
+    let update_endpoint = transaction
+        .prepare_cached(UPDATE_ENDPOINT)
+        .await
+        .map_err(map_backend)?;
+    let params: Vec<[&(dyn ToSql + Sync); 5]> = changes
+        .iter()
+        .map(|((tenant_id, endpoint_id), change)| {
+            [
+                tenant_id as &(dyn ToSql + Sync),
+                endpoint_id,
+                &change.reset,
+                &change.first_failure_at,
+                &change.disable,
+            ]
+        })
+        .collect();
+    // Sent together, answered in order; the first failure aborts the transaction.
+    for result in join_all(
+        params
+            .iter()
+            .map(|params| transaction.execute(&update_endpoint, params)),
+    )
+    .await
+    {
+        result.map_err(map_backend)?;
+    }
+
+    // The node that made an attempt looks at its queue again by itself; a retry scheduled for
+    // later is announced so that the others know of it should this node die.
+    if next_attempt_at.iter().any(Option::is_some) {
+        notify(&transaction).await?;
+    }
+    transaction.commit().await.map_err(map_backend)
+}
+
+#[cfg(test)]
+mod tests {
+    use herald_store::models::AttemptRecord;
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn outcome(second: i64, next: NextStep, disable: Option<&str>) -> AttemptOutcome {
+        let at = OffsetDateTime::from_unix_timestamp(1_800_000_000 + second).expect("in range");
+        AttemptOutcome {
+            tenant_id: "t1".into(),
+            endpoint_id: "ep1".into(),
+            attempt: AttemptRecord {
+                delivery_id: format!("dl_{second}"),
+                attempt_number: 1,
+                started_at: at,
+                status: None,
+                latency_ms: 1,
+                response_excerpt: None,
+                error: None,
+            },
+            next,
+            disable_endpoint: disable.map(str::to_owned),
+            now: at,
+        }
+    }
+
+    fn failed(second: i64) -> AttemptOutcome {
+        outcome(second, NextStep::Exhausted, None)
+    }
+
+    fn succeeded(second: i64) -> AttemptOutcome {
+        outcome(second, NextStep::Delivered, None)
+    }
+
+    fn ms_at(second: i64) -> Option<i64> {
+        Some((1_800_000_000 + second) * 1000)
+    }
+
+    #[test]
+    fn failures_alone_keep_the_earliest_start() {
+        let change = EndpointChange::fold(&[failed(3), failed(1), failed(5)]);
+        assert_eq!(
+            change,
+            EndpointChange {
+                reset: false,
+                first_failure_at: ms_at(3),
+                disable: None,
+            }
+        );
+    }
+
+    #[test]
+    fn a_success_clears_what_came_before_it() {
+        let cleared = EndpointChange::fold(&[failed(1), succeeded(2)]);
+        assert!(cleared.reset);
+        assert_eq!(cleared.first_failure_at, None);
+
+        let failing_again = EndpointChange::fold(&[failed(1), succeeded(2), failed(3), failed(4)]);
+        assert!(failing_again.reset);
+        assert_eq!(failing_again.first_failure_at, ms_at(3));
+    }
+
+    #[test]
+    fn the_last_disable_reason_wins_and_survives_a_later_success() {
+        let change = EndpointChange::fold(&[
+            outcome(1, NextStep::Exhausted, Some("gone")),
+            outcome(2, NextStep::Exhausted, Some("failing for too long")),
+            succeeded(3),
+        ]);
+        assert_eq!(change.disable.as_deref(), Some("failing for too long"));
+        assert!(change.reset);
+    }
+
+    #[test]
+    fn no_outcomes_change_nothing() {
+        assert_eq!(
+            EndpointChange::fold(std::iter::empty()),
+            EndpointChange::default()
+        );
+    }
+}
