@@ -12,11 +12,12 @@ use futures_util::future::join_all;
 use herald_core::delivery::DeliveryState;
 use herald_store::models::{AttemptOutcome, NextStep};
 use herald_store::{StoreError, StoreResult};
+use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 
 use crate::group_commit::GroupWork;
 use crate::rows::{map_backend, map_pool, ms, to_i64};
-use crate::{execute, notify};
+use crate::{prepare, wakeups};
 
 /// Attempt outcomes, grouped.
 pub(crate) struct Attempts;
@@ -82,6 +83,85 @@ const UPDATE_ENDPOINT: &str = "UPDATE endpoints SET
             OR failing_since IS DISTINCT FROM
                (CASE WHEN $3 THEN $4 ELSE COALESCE(failing_since, $4) END))";
 
+/// An attempt number recorded before (by a node whose lease expired mid-attempt) is replaced, as
+/// recording it alone would.
+const INSERT_ATTEMPTS: &str = "INSERT INTO attempts (delivery_id, attempt_number, started_at,
+         status, latency_ms, response_excerpt, error)
+     SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int4[], $5::int8[],
+         $6::text[], $7::text[])
+     ON CONFLICT (delivery_id, attempt_number) DO UPDATE SET
+         started_at = EXCLUDED.started_at, status = EXCLUDED.status,
+         latency_ms = EXCLUDED.latency_ms, response_excerpt = EXCLUDED.response_excerpt,
+         error = EXCLUDED.error";
+
+const UPDATE_DELIVERIES: &str = "UPDATE deliveries d SET state = o.state,
+         n_attempts = o.attempt_number, next_attempt_at = o.next_attempt_at, lease_until = NULL,
+         last_status = o.status, last_error = o.error, updated_at = o.updated_at
+     FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int4[], $6::text[],
+         $7::int8[])
+         AS o(id, state, attempt_number, next_attempt_at, status, error, updated_at)
+     WHERE d.id = o.id";
+
+/// The outcomes' columns, as the statements take them.
+struct Columns<'a> {
+    delivery_ids: Vec<&'a str>,
+    attempt_numbers: Vec<i64>,
+    started_at: Vec<i64>,
+    statuses: Vec<Option<i32>>,
+    latencies: Vec<i64>,
+    excerpts: Vec<Option<&'a str>>,
+    errors: Vec<Option<&'a str>>,
+    states: Vec<&'static str>,
+    next_attempt_at: Vec<Option<i64>>,
+    updated_at: Vec<i64>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(outcomes: &'a [AttemptOutcome]) -> Self {
+        let (states, next_attempt_at) = outcomes
+            .iter()
+            .map(|outcome| match outcome.next {
+                NextStep::Delivered => (DeliveryState::Delivered.as_str(), None),
+                NextStep::RetryAt(at) => (DeliveryState::Scheduled.as_str(), Some(ms(at))),
+                NextStep::Exhausted => (DeliveryState::Exhausted.as_str(), None),
+            })
+            .unzip();
+        Columns {
+            delivery_ids: outcomes
+                .iter()
+                .map(|o| o.attempt.delivery_id.as_str())
+                .collect(),
+            attempt_numbers: outcomes
+                .iter()
+                .map(|o| i64::from(o.attempt.attempt_number))
+                .collect(),
+            started_at: outcomes.iter().map(|o| ms(o.attempt.started_at)).collect(),
+            statuses: outcomes
+                .iter()
+                .map(|o| o.attempt.status.map(i32::from))
+                .collect(),
+            latencies: outcomes
+                .iter()
+                .map(|o| to_i64(o.attempt.latency_ms))
+                .collect(),
+            excerpts: outcomes
+                .iter()
+                .map(|o| o.attempt.response_excerpt.as_deref())
+                .collect(),
+            errors: outcomes
+                .iter()
+                .map(|o| o.attempt.error.as_deref())
+                .collect(),
+            states,
+            next_attempt_at,
+            updated_at: outcomes.iter().map(|o| ms(o.now)).collect(),
+        }
+    }
+}
+
+/// Every statement of the group is prepared first (or found in the connection's cache), then
+/// all are sent together: tokio-postgres pipelines them and the server runs them in the order
+/// sent, so a group costs three round trips (begin, the writes, commit).
 async fn record_in_one_transaction(pool: &Pool, outcomes: &[AttemptOutcome]) -> StoreResult<()> {
     let mut seen = HashSet::with_capacity(outcomes.len());
     if !outcomes
@@ -96,89 +176,12 @@ async fn record_in_one_transaction(pool: &Pool, outcomes: &[AttemptOutcome]) -> 
     }
     let mut client = pool.get().await.map_err(map_pool)?;
     let transaction = client.transaction().await.map_err(map_backend)?;
+    let insert_attempts = prepare(&transaction, INSERT_ATTEMPTS).await?;
+    let update_deliveries = prepare(&transaction, UPDATE_DELIVERIES).await?;
+    let update_endpoint = prepare(&transaction, UPDATE_ENDPOINT).await?;
+    let notify = prepare(&transaction, wakeups::NOTIFY_STATEMENT).await?;
 
-    let delivery_ids: Vec<&str> = outcomes
-        .iter()
-        .map(|outcome| outcome.attempt.delivery_id.as_str())
-        .collect();
-    let attempt_numbers: Vec<i64> = outcomes
-        .iter()
-        .map(|outcome| i64::from(outcome.attempt.attempt_number))
-        .collect();
-    let started_at: Vec<i64> = outcomes
-        .iter()
-        .map(|outcome| ms(outcome.attempt.started_at))
-        .collect();
-    let statuses: Vec<Option<i32>> = outcomes
-        .iter()
-        .map(|outcome| outcome.attempt.status.map(i32::from))
-        .collect();
-    let latencies: Vec<i64> = outcomes
-        .iter()
-        .map(|outcome| to_i64(outcome.attempt.latency_ms))
-        .collect();
-    let excerpts: Vec<Option<&str>> = outcomes
-        .iter()
-        .map(|outcome| outcome.attempt.response_excerpt.as_deref())
-        .collect();
-    let errors: Vec<Option<&str>> = outcomes
-        .iter()
-        .map(|outcome| outcome.attempt.error.as_deref())
-        .collect();
-    // An attempt number recorded before (by a node whose lease expired mid-attempt) is replaced,
-    // as recording it alone would.
-    execute(
-        &transaction,
-        "INSERT INTO attempts (delivery_id, attempt_number, started_at, status, latency_ms,
-             response_excerpt, error)
-         SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int4[], $5::int8[],
-             $6::text[], $7::text[])
-         ON CONFLICT (delivery_id, attempt_number) DO UPDATE SET
-             started_at = EXCLUDED.started_at, status = EXCLUDED.status,
-             latency_ms = EXCLUDED.latency_ms, response_excerpt = EXCLUDED.response_excerpt,
-             error = EXCLUDED.error",
-        &[
-            &delivery_ids,
-            &attempt_numbers,
-            &started_at,
-            &statuses,
-            &latencies,
-            &excerpts,
-            &errors,
-        ],
-    )
-    .await?;
-
-    let (states, next_attempt_at): (Vec<&str>, Vec<Option<i64>>) = outcomes
-        .iter()
-        .map(|outcome| match outcome.next {
-            NextStep::Delivered => (DeliveryState::Delivered.as_str(), None),
-            NextStep::RetryAt(at) => (DeliveryState::Scheduled.as_str(), Some(ms(at))),
-            NextStep::Exhausted => (DeliveryState::Exhausted.as_str(), None),
-        })
-        .unzip();
-    let updated_at: Vec<i64> = outcomes.iter().map(|outcome| ms(outcome.now)).collect();
-    execute(
-        &transaction,
-        "UPDATE deliveries d SET state = o.state, n_attempts = o.attempt_number,
-             next_attempt_at = o.next_attempt_at, lease_until = NULL, last_status = o.status,
-             last_error = o.error, updated_at = o.updated_at
-         FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int4[], $6::text[],
-             $7::int8[])
-             AS o(id, state, attempt_number, next_attempt_at, status, error, updated_at)
-         WHERE d.id = o.id",
-        &[
-            &delivery_ids,
-            &states,
-            &attempt_numbers,
-            &next_attempt_at,
-            &statuses,
-            &errors,
-            &updated_at,
-        ],
-    )
-    .await?;
-
+    let columns = Columns::of(outcomes);
     // Endpoint rows are written in key order, the same in every group on every node, so two
     // groups never wait for each other's row locks in a cycle.
     let mut by_endpoint: BTreeMap<(&str, &str), Vec<&AttemptOutcome>> = BTreeMap::new();
@@ -192,37 +195,59 @@ async fn record_in_one_transaction(pool: &Pool, outcomes: &[AttemptOutcome]) -> 
         .into_iter()
         .map(|(key, outcomes)| (key, EndpointChange::fold(outcomes)))
         .collect();
-    let update_endpoint = transaction
-        .prepare_cached(UPDATE_ENDPOINT)
-        .await
-        .map_err(map_backend)?;
-    let params: Vec<[&(dyn ToSql + Sync); 5]> = changes
-        .iter()
-        .map(|((tenant_id, endpoint_id), change)| {
-            [
-                tenant_id as &(dyn ToSql + Sync),
+
+    let mut statements: Vec<(&Statement, Vec<&(dyn ToSql + Sync)>)> = vec![
+        (
+            &insert_attempts,
+            vec![
+                &columns.delivery_ids,
+                &columns.attempt_numbers,
+                &columns.started_at,
+                &columns.statuses,
+                &columns.latencies,
+                &columns.excerpts,
+                &columns.errors,
+            ],
+        ),
+        (
+            &update_deliveries,
+            vec![
+                &columns.delivery_ids,
+                &columns.states,
+                &columns.attempt_numbers,
+                &columns.next_attempt_at,
+                &columns.statuses,
+                &columns.errors,
+                &columns.updated_at,
+            ],
+        ),
+    ];
+    for ((tenant_id, endpoint_id), change) in &changes {
+        statements.push((
+            &update_endpoint,
+            vec![
+                tenant_id,
                 endpoint_id,
                 &change.reset,
                 &change.first_failure_at,
                 &change.disable,
-            ]
-        })
-        .collect();
-    // Sent together, answered in order; the first failure aborts the transaction.
+            ],
+        ));
+    }
+    // The node that made an attempt looks at its queue again by itself; a retry scheduled for
+    // later is announced so that the others know of it should this node die.
+    if columns.next_attempt_at.iter().any(Option::is_some) {
+        statements.push((&notify, Vec::new()));
+    }
+    // The first failure aborts the transaction, and every later statement fails with it.
     for result in join_all(
-        params
+        statements
             .iter()
-            .map(|params| transaction.execute(&update_endpoint, params)),
+            .map(|(statement, params)| transaction.execute(*statement, params)),
     )
     .await
     {
         result.map_err(map_backend)?;
-    }
-
-    // The node that made an attempt looks at its queue again by itself; a retry scheduled for
-    // later is announced so that the others know of it should this node die.
-    if next_attempt_at.iter().any(Option::is_some) {
-        notify(&transaction).await?;
     }
     transaction.commit().await.map_err(map_backend)
 }

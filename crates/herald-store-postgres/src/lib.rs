@@ -44,7 +44,7 @@ use herald_store::{Store, StoreError, StoreResult};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Notify;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::{NoTls, Row, Statement};
 
 use crate::attempts::Attempts;
 use crate::group_commit::GroupCommitter;
@@ -225,6 +225,12 @@ pub(crate) async fn execute<C: GenericClient>(
         .map_err(map_backend)
 }
 
+/// Prepares `sql` on the connection, or finds it in the connection's cache. Statements to be sent
+/// together are prepared first, so that they go out in the order written.
+pub(crate) async fn prepare(transaction: &Transaction<'_>, sql: &str) -> StoreResult<Statement> {
+    transaction.prepare_cached(sql).await.map_err(map_backend)
+}
+
 /// Announces, at commit, that due work changed (see `wakeups.rs`).
 async fn notify(transaction: &Transaction<'_>) -> StoreResult<()> {
     transaction
@@ -235,6 +241,7 @@ async fn notify(transaction: &Transaction<'_>) -> StoreResult<()> {
 
 /// One delivery to create: the event it carries, for one endpoint.
 struct NewDelivery<'a> {
+    tenant_id: &'a str,
     endpoint_id: &'a str,
     event_seq: i64,
     event_id: &'a str,
@@ -244,48 +251,58 @@ struct NewDelivery<'a> {
     created_at: OffsetDateTime,
 }
 
-/// Creates pending deliveries, each due when it was made, in one statement.
-async fn insert_deliveries(
-    transaction: &Transaction<'_>,
-    tenant_id: &str,
-    deliveries: &[NewDelivery<'_>],
-) -> StoreResult<()> {
-    if deliveries.is_empty() {
-        return Ok(());
+/// Creates pending deliveries, each due when it was made, in one statement. `unnest` keeps
+/// array order, so the rows get ascending `rowid_` in the order given.
+const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (id, tenant_id, endpoint_id, event_seq,
+         event_id, event_type, subject, state, n_attempts, next_attempt_at, created_at,
+         updated_at)
+     SELECT d.id, d.tenant_id, d.endpoint_id, d.event_seq, d.event_id, d.event_type, d.subject,
+         'pending', 0, d.created_at, d.created_at, d.created_at
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[],
+         $7::text[], $8::int8[])
+         AS d(id, tenant_id, endpoint_id, event_seq, event_id, event_type, subject, created_at)";
+
+/// The parameters of [`INSERT_DELIVERIES`], column by column, with a new id for each delivery.
+struct DeliveryColumns<'a> {
+    ids: Vec<String>,
+    tenant_ids: Vec<&'a str>,
+    endpoint_ids: Vec<&'a str>,
+    event_seqs: Vec<i64>,
+    event_ids: Vec<&'a str>,
+    event_types: Vec<&'a str>,
+    subjects: Vec<Option<&'a str>>,
+    created_at: Vec<i64>,
+}
+
+impl<'a> DeliveryColumns<'a> {
+    fn of(deliveries: &[NewDelivery<'a>]) -> Self {
+        DeliveryColumns {
+            ids: deliveries
+                .iter()
+                .map(|_| prefixed_id(prefix::DELIVERY))
+                .collect(),
+            tenant_ids: deliveries.iter().map(|d| d.tenant_id).collect(),
+            endpoint_ids: deliveries.iter().map(|d| d.endpoint_id).collect(),
+            event_seqs: deliveries.iter().map(|d| d.event_seq).collect(),
+            event_ids: deliveries.iter().map(|d| d.event_id).collect(),
+            event_types: deliveries.iter().map(|d| d.event_type).collect(),
+            subjects: deliveries.iter().map(|d| d.subject).collect(),
+            created_at: deliveries.iter().map(|d| ms(d.created_at)).collect(),
+        }
     }
-    let ids: Vec<String> = deliveries
-        .iter()
-        .map(|_| prefixed_id(prefix::DELIVERY))
-        .collect();
-    let endpoint_ids: Vec<&str> = deliveries.iter().map(|d| d.endpoint_id).collect();
-    let event_seqs: Vec<i64> = deliveries.iter().map(|d| d.event_seq).collect();
-    let event_ids: Vec<&str> = deliveries.iter().map(|d| d.event_id).collect();
-    let event_types: Vec<&str> = deliveries.iter().map(|d| d.event_type).collect();
-    let subjects: Vec<Option<&str>> = deliveries.iter().map(|d| d.subject).collect();
-    let created_at: Vec<i64> = deliveries.iter().map(|d| ms(d.created_at)).collect();
-    // `unnest` keeps array order, so the rows get ascending `rowid_` in the order given.
-    execute(
-        transaction,
-        "INSERT INTO deliveries (id, tenant_id, endpoint_id, event_seq, event_id, event_type,
-             subject, state, n_attempts, next_attempt_at, created_at, updated_at)
-         SELECT d.id, $1, d.endpoint_id, d.event_seq, d.event_id, d.event_type, d.subject,
-             'pending', 0, d.created_at, d.created_at, d.created_at
-         FROM unnest($2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[],
-             $8::int8[])
-             AS d(id, endpoint_id, event_seq, event_id, event_type, subject, created_at)",
-        &[
-            &tenant_id,
-            &ids,
-            &endpoint_ids,
-            &event_seqs,
-            &event_ids,
-            &event_types,
-            &subjects,
-            &created_at,
-        ],
-    )
-    .await?;
-    Ok(())
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.ids,
+            &self.tenant_ids,
+            &self.endpoint_ids,
+            &self.event_seqs,
+            &self.event_ids,
+            &self.event_types,
+            &self.subjects,
+            &self.created_at,
+        ]
+    }
 }
 
 async fn endpoint_by_id<C: GenericClient>(
@@ -785,6 +802,7 @@ impl Store for PostgresStore {
                 );
             if wanted {
                 deliveries.push(NewDelivery {
+                    tenant_id,
                     endpoint_id,
                     event_seq: get(row, 0)?,
                     event_id: get(row, 1)?,
@@ -794,8 +812,9 @@ impl Store for PostgresStore {
                 });
             }
         }
-        insert_deliveries(&transaction, tenant_id, &deliveries).await?;
         if !deliveries.is_empty() {
+            let columns = DeliveryColumns::of(&deliveries);
+            execute(&transaction, INSERT_DELIVERIES, &columns.params()).await?;
             notify(&transaction).await?;
         }
         transaction.commit().await.map_err(map_backend)?;

@@ -8,15 +8,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::Pool;
+use futures_util::future::{join_all, try_join3};
 use herald_catalog::filter::matches_any;
 use herald_store::models::{EndpointRecord, NewEvent, Published};
 use herald_store::{StoreError, StoreResult};
 use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
 
 use crate::group_commit::GroupWork;
 use crate::rows::{ENDPOINT_COLUMNS, get, json_text, map_backend, map_pool, ms, read_endpoint};
-use crate::{NewDelivery, execute, insert_deliveries, notify, query};
+use crate::{DeliveryColumns, INSERT_DELIVERIES, NewDelivery, prepare, wakeups};
 
 /// One caller's publish.
 pub(crate) struct Request {
@@ -47,136 +49,163 @@ impl GroupWork for Publishes {
     }
 }
 
+/// Locks the group's tenants and reads their counters. Tenant rows are locked in id order, in one
+/// statement, by every group on every node, so two groups never wait for each other's locks in a
+/// cycle. Each lock is held to the commit: see "Seq across nodes" in docs/ARCHITECTURE.md.
+/// `NO KEY UPDATE` leaves other tables' foreign key checks on the tenant unblocked.
+const LOCK_TENANTS: &str =
+    "SELECT id, next_seq FROM tenants WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
+
+/// The events get deliveries for. `FOR KEY SHARE` keeps these endpoints from being deleted before
+/// the deliveries that refer to them are inserted; it does not block updates of their settings.
+/// Paused endpoints are included: their deliveries queue up until they are resumed.
+fn select_routes() -> String {
+    format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = ANY($1) AND enabled
+         ORDER BY created_at, id COLLATE \"C\" FOR KEY SHARE"
+    )
+}
+
+/// Which of the group's event ids are already in their tenant's log. It runs after the tenants
+/// are locked, so no other publish can add one of them before this group commits.
+const SELECT_KNOWN: &str = "SELECT e.tenant_id, e.id, e.seq
+     FROM unnest($1::text[], $2::text[]) AS wanted(tenant_id, id)
+     JOIN events e ON e.tenant_id = wanted.tenant_id AND e.id = wanted.id";
+
+const INSERT_EVENTS: &str = "INSERT INTO events (tenant_id, seq, id, taxonomy, event_type,
+         subject, occurred_at, received_at, payload, context, producer)
+     SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[],
+         $6::text[], $7::int8[], $8::int8[], $9::text[], $10::text[], $11::text[])";
+
+const ADVANCE_COUNTERS: &str = "UPDATE tenants SET next_seq = advanced.next_seq
+     FROM unnest($1::text[], $2::int8[]) AS advanced(id, next_seq)
+     WHERE tenants.id = advanced.id";
+
 /// Publishes every request in one transaction. The outer error fails them all (nothing was
 /// committed); an inner error (the tenant does not exist) fails only its request.
+///
+/// Statements that do not need each other's answers are sent together (tokio-postgres pipelines
+/// them on the connection, and the server runs them in the order sent), so a group costs four
+/// round trips: begin; lock, routes and known ids; the writes; commit.
 async fn publish_in_one_transaction(
     pool: &Pool,
     requests: &[Request],
 ) -> StoreResult<Vec<StoreResult<Vec<Published>>>> {
     let mut client = pool.get().await.map_err(map_pool)?;
     let transaction = client.transaction().await.map_err(map_backend)?;
-    // Tenant rows are locked in id order, in one statement, by every group on every node, so two
-    // groups never wait for each other's locks in a cycle. Each lock is held to the commit: see
-    // "Seq across nodes" in docs/ARCHITECTURE.md. `NO KEY UPDATE` leaves other tables' foreign
-    // key checks on the tenant unblocked.
+    // Prepared (or found in the connection's cache) before anything is sent, so the pipelined
+    // statements go out in the order written.
+    let lock_tenants = prepare(&transaction, LOCK_TENANTS).await?;
+    let select_routes = prepare(&transaction, &select_routes()).await?;
+    let select_known = prepare(&transaction, SELECT_KNOWN).await?;
+    let insert_events = prepare(&transaction, INSERT_EVENTS).await?;
+    let insert_deliveries = prepare(&transaction, INSERT_DELIVERIES).await?;
+    let advance_counters = prepare(&transaction, ADVANCE_COUNTERS).await?;
+    let notify = prepare(&transaction, wakeups::NOTIFY_STATEMENT).await?;
+
     let mut tenant_ids: Vec<&str> = requests
         .iter()
         .map(|request| request.tenant_id.as_str())
         .collect();
     tenant_ids.sort_unstable();
     tenant_ids.dedup();
-    let tenant_rows = query(
-        &transaction,
-        "SELECT id, next_seq FROM tenants WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
-        &[&tenant_ids],
+    let (wanted_tenants, wanted_ids): (Vec<&str>, Vec<&str>) = requests
+        .iter()
+        .flat_map(|request| {
+            request
+                .events
+                .iter()
+                .map(|event| (request.tenant_id.as_str(), event.id.as_str()))
+        })
+        .unzip();
+    let (tenant_rows, route_rows, known_rows) = try_join3(
+        transaction.query(&lock_tenants, &[&tenant_ids]),
+        transaction.query(&select_routes, &[&tenant_ids]),
+        transaction.query(&select_known, &[&wanted_tenants, &wanted_ids]),
     )
-    .await?;
+    .await
+    .map_err(map_backend)?;
+
     let mut next_seqs: BTreeMap<String, i64> = BTreeMap::new();
     for row in &tenant_rows {
         next_seqs.insert(get(row, 0)?, get(row, 1)?);
     }
-    // `FOR KEY SHARE` keeps these endpoints from being deleted before the deliveries that refer
-    // to them are inserted; it does not block updates of their settings. Paused endpoints are
-    // included: their deliveries queue up until they are resumed.
-    let endpoint_rows = query(
-        &transaction,
-        &format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = ANY($1) AND enabled
-             ORDER BY created_at, id COLLATE \"C\" FOR KEY SHARE"
-        ),
-        &[&tenant_ids],
-    )
-    .await?;
-    let mut endpoints: HashMap<String, Vec<EndpointRecord>> = HashMap::new();
-    for row in &endpoint_rows {
+    let mut routes: HashMap<String, Vec<EndpointRecord>> = HashMap::new();
+    for row in &route_rows {
         let endpoint = read_endpoint(row)?;
-        endpoints
+        routes
             .entry(endpoint.tenant_id.clone())
             .or_default()
             .push(endpoint);
     }
-
-    // A request whose tenant has no row keeps this answer.
-    let mut answers: Vec<StoreResult<Vec<Published>>> = requests
-        .iter()
-        .map(|request| {
-            Err(StoreError::NotFound(format!(
-                "tenant {:?}",
-                request.tenant_id
-            )))
-        })
-        .collect();
-    let mut any_deliveries = false;
-    for (tenant_id, next_seq) in &mut next_seqs {
-        let mine: Vec<(usize, &Request)> = requests
-            .iter()
-            .enumerate()
-            .filter(|(_, request)| request.tenant_id == *tenant_id)
-            .collect();
-        let routes = endpoints.get(tenant_id).map(Vec::as_slice).unwrap_or(&[]);
-        for (index, published) in
-            append_events(&transaction, tenant_id, &mine, routes, next_seq).await?
-        {
-            any_deliveries |= published.iter().any(|event| event.n_deliveries > 0);
-            answers[index] = Ok(published);
-        }
+    let mut known: HashMap<(String, String), i64> = HashMap::new();
+    for row in &known_rows {
+        known.insert((get(row, 0)?, get(row, 1)?), get(row, 2)?);
     }
+    let plan = plan_group(requests, &mut next_seqs, &routes, known);
 
-    let (ids, seqs): (Vec<&str>, Vec<i64>) = next_seqs
+    let events = EventColumns::of(&plan.fresh)?;
+    let deliveries = DeliveryColumns::of(&plan.deliveries);
+    let (counter_ids, counters): (Vec<&str>, Vec<i64>) = next_seqs
         .iter()
         .map(|(tenant_id, next_seq)| (tenant_id.as_str(), *next_seq))
         .unzip();
-    if !ids.is_empty() {
-        execute(
-            &transaction,
-            "UPDATE tenants SET next_seq = advanced.next_seq
-         FROM unnest($1::text[], $2::int8[]) AS advanced(id, next_seq)
-         WHERE tenants.id = advanced.id",
-            &[&ids, &seqs],
-        )
-        .await?;
+    let mut writes: Vec<(&tokio_postgres::Statement, Vec<&(dyn ToSql + Sync)>)> = Vec::new();
+    if !plan.fresh.is_empty() {
+        writes.push((&insert_events, events.params().to_vec()));
+        writes.push((&advance_counters, vec![&counter_ids, &counters]));
     }
-    if any_deliveries {
-        notify(&transaction).await?;
+    if !plan.deliveries.is_empty() {
+        writes.push((&insert_deliveries, deliveries.params().to_vec()));
+        writes.push((&notify, Vec::new()));
+    }
+    // Sent together, answered in order; the first failure aborts the transaction.
+    for result in join_all(
+        writes
+            .iter()
+            .map(|(statement, params)| transaction.execute(*statement, params)),
+    )
+    .await
+    {
+        result.map_err(map_backend)?;
     }
     transaction.commit().await.map_err(map_backend)?;
-    Ok(answers)
+    Ok(plan.answers)
 }
 
-/// Appends one tenant's requests (`(index in the group, request)`, in queue order) to its log,
-/// numbering new events from `next_seq` on, and creates their deliveries. Returns each request's
-/// answer by its index.
-async fn append_events(
-    transaction: &Transaction<'_>,
-    tenant_id: &str,
-    requests: &[(usize, &Request)],
-    routes: &[EndpointRecord],
-    next_seq: &mut i64,
-) -> StoreResult<Vec<(usize, Vec<Published>)>> {
-    let all_ids: Vec<&str> = requests
-        .iter()
-        .flat_map(|(_, request)| request.events.iter().map(|event| event.id.as_str()))
-        .collect();
-    // The tenant's lock is held, so no other publish can add one of these ids before the commit.
-    let mut seq_of: HashMap<String, i64> = HashMap::new();
-    for row in query(
-        transaction,
-        "SELECT id, seq FROM events WHERE tenant_id = $1 AND id = ANY($2)",
-        &[&tenant_id, &all_ids],
-    )
-    .await?
-    {
-        seq_of.insert(get(&row, 0)?, get(&row, 1)?);
-    }
+/// What a group writes, and what each of its callers is told.
+struct GroupPlan<'a> {
+    answers: Vec<StoreResult<Vec<Published>>>,
+    fresh: Vec<FreshEvent<'a>>,
+    deliveries: Vec<NewDelivery<'a>>,
+}
 
-    let mut fresh: Vec<FreshEvent<'_>> = Vec::new();
-    let mut deliveries = Vec::new();
-    let mut answers = Vec::with_capacity(requests.len());
-    for (index, request) in requests {
+/// Numbers the group's new events from each tenant's `next_seq` on (advancing it), in queue
+/// order, and routes them. An id already in the log (`known`), or earlier in the group, is a
+/// duplicate of that event. A request whose tenant has no counter is answered "not found".
+fn plan_group<'a>(
+    requests: &'a [Request],
+    next_seqs: &mut BTreeMap<String, i64>,
+    routes: &'a HashMap<String, Vec<EndpointRecord>>,
+    mut known: HashMap<(String, String), i64>,
+) -> GroupPlan<'a> {
+    let mut plan = GroupPlan {
+        answers: Vec::with_capacity(requests.len()),
+        fresh: Vec::new(),
+        deliveries: Vec::new(),
+    };
+    for request in requests {
+        let tenant_id = request.tenant_id.as_str();
+        let Some(next_seq) = next_seqs.get_mut(tenant_id) else {
+            plan.answers
+                .push(Err(StoreError::NotFound(format!("tenant {tenant_id:?}"))));
+            continue;
+        };
+        let tenant_routes = routes.get(tenant_id).map(Vec::as_slice).unwrap_or(&[]);
         let mut published = Vec::with_capacity(request.events.len());
         for event in &request.events {
-            if let Some(seq) = seq_of.get(&event.id) {
-                // Already in the log, from an earlier publish or earlier in this group.
+            let key = (tenant_id.to_owned(), event.id.clone());
+            if let Some(seq) = known.get(&key) {
                 published.push(Published {
                     id: event.id.clone(),
                     seq: *seq,
@@ -187,20 +216,22 @@ async fn append_events(
             }
             let seq = *next_seq;
             *next_seq += 1;
-            seq_of.insert(event.id.clone(), seq);
-            fresh.push(FreshEvent {
+            known.insert(key, seq);
+            plan.fresh.push(FreshEvent {
+                tenant_id,
                 seq,
                 event,
                 received_at: request.now,
             });
-            let n_before = deliveries.len();
-            deliveries.extend(
-                routes
+            let n_before = plan.deliveries.len();
+            plan.deliveries.extend(
+                tenant_routes
                     .iter()
                     .filter(|endpoint| {
                         matches_any(&endpoint.filters, &event.event_type, event.taxonomy)
                     })
                     .map(|endpoint| NewDelivery {
+                        tenant_id,
                         endpoint_id: &endpoint.id,
                         event_seq: seq,
                         event_id: &event.id,
@@ -213,75 +244,76 @@ async fn append_events(
                 id: event.id.clone(),
                 seq,
                 duplicate: false,
-                n_deliveries: deliveries.len() - n_before,
+                n_deliveries: plan.deliveries.len() - n_before,
             });
         }
-        answers.push((*index, published));
+        plan.answers.push(Ok(published));
     }
-    insert_events(transaction, tenant_id, &fresh).await?;
-    insert_deliveries(transaction, tenant_id, &deliveries).await?;
-    Ok(answers)
+    plan
 }
 
 /// An event not yet in the log, with the seq it gets.
 struct FreshEvent<'a> {
+    tenant_id: &'a str,
     seq: i64,
     event: &'a NewEvent,
     /// When the request that brought it came in.
     received_at: OffsetDateTime,
 }
 
-/// Inserts the new events in one statement.
-async fn insert_events(
-    transaction: &Transaction<'_>,
-    tenant_id: &str,
-    fresh: &[FreshEvent<'_>],
-) -> StoreResult<()> {
-    if fresh.is_empty() {
-        return Ok(());
+/// The parameters of [`INSERT_EVENTS`], column by column.
+struct EventColumns<'a> {
+    tenant_ids: Vec<&'a str>,
+    seqs: Vec<i64>,
+    ids: Vec<&'a str>,
+    taxonomies: Vec<&'a str>,
+    types: Vec<&'a str>,
+    subjects: Vec<Option<&'a str>>,
+    occurred_at: Vec<i64>,
+    received_at: Vec<i64>,
+    payloads: Vec<String>,
+    contexts: Vec<String>,
+    producers: Vec<String>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn of(fresh: &[FreshEvent<'a>]) -> StoreResult<Self> {
+        Ok(EventColumns {
+            tenant_ids: fresh.iter().map(|f| f.tenant_id).collect(),
+            seqs: fresh.iter().map(|f| f.seq).collect(),
+            ids: fresh.iter().map(|f| f.event.id.as_str()).collect(),
+            taxonomies: fresh.iter().map(|f| f.event.taxonomy.as_str()).collect(),
+            types: fresh.iter().map(|f| f.event.event_type.as_str()).collect(),
+            subjects: fresh.iter().map(|f| f.event.subject.as_deref()).collect(),
+            occurred_at: fresh.iter().map(|f| ms(f.event.occurred_at)).collect(),
+            received_at: fresh.iter().map(|f| ms(f.received_at)).collect(),
+            payloads: fresh.iter().map(|f| json_text(&f.event.payload)).collect(),
+            contexts: fresh
+                .iter()
+                .map(|f| object_text(&f.event.context))
+                .collect::<StoreResult<_>>()?,
+            producers: fresh
+                .iter()
+                .map(|f| object_text(&f.event.producer))
+                .collect::<StoreResult<_>>()?,
+        })
     }
-    let seqs: Vec<i64> = fresh.iter().map(|f| f.seq).collect();
-    let ids: Vec<&str> = fresh.iter().map(|f| f.event.id.as_str()).collect();
-    let taxonomies: Vec<&str> = fresh.iter().map(|f| f.event.taxonomy.as_str()).collect();
-    let types: Vec<&str> = fresh.iter().map(|f| f.event.event_type.as_str()).collect();
-    let subjects: Vec<Option<&str>> = fresh.iter().map(|f| f.event.subject.as_deref()).collect();
-    let occurred: Vec<i64> = fresh.iter().map(|f| ms(f.event.occurred_at)).collect();
-    let received_at: Vec<i64> = fresh.iter().map(|f| ms(f.received_at)).collect();
-    let payloads: Vec<String> = fresh.iter().map(|f| json_text(&f.event.payload)).collect();
-    let contexts = fresh
-        .iter()
-        .map(|f| object_text(&f.event.context))
-        .collect::<StoreResult<Vec<String>>>()?;
-    let producers = fresh
-        .iter()
-        .map(|f| object_text(&f.event.producer))
-        .collect::<StoreResult<Vec<String>>>()?;
-    execute(
-        transaction,
-        "INSERT INTO events (tenant_id, seq, id, taxonomy, event_type, subject,
-             occurred_at, received_at, payload, context, producer)
-         SELECT $1, e.seq, e.id, e.taxonomy, e.event_type, e.subject, e.occurred_at,
-             e.received_at, e.payload, e.context, e.producer
-         FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
-             $8::int8[], $9::text[], $10::text[], $11::text[])
-             AS e(seq, id, taxonomy, event_type, subject, occurred_at, received_at, payload,
-                  context, producer)",
-        &[
-            &tenant_id,
-            &seqs,
-            &ids,
-            &taxonomies,
-            &types,
-            &subjects,
-            &occurred,
-            &received_at,
-            &payloads,
-            &contexts,
-            &producers,
-        ],
-    )
-    .await?;
-    Ok(())
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 11] {
+        [
+            &self.tenant_ids,
+            &self.seqs,
+            &self.ids,
+            &self.taxonomies,
+            &self.types,
+            &self.subjects,
+            &self.occurred_at,
+            &self.received_at,
+            &self.payloads,
+            &self.contexts,
+            &self.producers,
+        ]
+    }
 }
 
 fn object_text(object: &serde_json::Map<String, serde_json::Value>) -> StoreResult<String> {

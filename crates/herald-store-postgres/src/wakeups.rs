@@ -27,6 +27,9 @@ pub(crate) const CHANNEL: &str = "herald_deliveries";
 /// The statement that announces a change in due work; sent inside the changing transaction.
 pub(crate) const NOTIFY: &str = "NOTIFY herald_deliveries";
 
+/// The same announcement as a query, so that it can be prepared and sent in a pipeline.
+pub(crate) const NOTIFY_STATEMENT: &str = "SELECT pg_notify('herald_deliveries', '')";
+
 /// The longest wait between reconnection attempts after the listening connection was lost.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(30);
 
