@@ -37,22 +37,28 @@
 //!    earlier one of their subject, rather than letting them block the other subjects.
 //! 5. **Rate limit** with the endpoint's token bucket row, read and written under its lock, so the
 //!    limit holds across nodes; a delivery held back is made due when the next token is there.
-//! 6. **Lease** what was chosen, then read each event once, and the tenants' issuers.
+//! 6. **Lease** what was chosen, read each event once and the tenants' issuers, and announce the
+//!    leases, in statements sent together.
+//!
+//! Statements that do not need each other's answers (the lock and the count after it; step 6)
+//! are pipelined on the connection: the server still runs them one after the other, in the order
+//! sent, so each sees what the ones before it did.
 
 use std::collections::HashMap;
 
 use deadpool_postgres::{GenericClient, Transaction};
-use herald_catalog::envelope::Event;
+use futures_util::future::{try_join, try_join4};
 use herald_core::rate::TokenBucket;
 use herald_store::StoreResult;
 use herald_store::models::{ClaimedDelivery, EndpointRecord, Ordering};
 use time::{Duration, OffsetDateTime};
 
+use crate::rows::map_backend;
 use crate::rows::{
     ENDPOINT_COLUMNS, EVENT_COLUMNS, TENANT_COLUMNS, from_ms, get, ms, read_endpoint, read_event,
     read_tenant, to_i64,
 };
-use crate::{UNFINISHED, execute, query, query_one, query_opt};
+use crate::{UNFINISHED, execute, prepare, query, query_one, query_opt, wakeups};
 
 /// The first half of the two-`int4` advisory lock key for per-endpoint claim locks ("HRLD").
 const ENDPOINT_LOCK_CLASS: i32 = 0x4852_4c44;
@@ -128,39 +134,46 @@ async fn endpoints_with_due_work(
     Ok(endpoints)
 }
 
-/// Takes an endpoint's claim lock until commit. With `wait`, queues for it; without, gives up at
-/// once if another transaction holds it, and says whether it got it.
-async fn lock_endpoint(transaction: &Transaction<'_>, key: i32, wait: bool) -> StoreResult<bool> {
-    if wait {
-        execute(
-            transaction,
-            "SELECT pg_advisory_xact_lock($1::int4, $2::int4)",
-            &[&ENDPOINT_LOCK_CLASS, &key],
-        )
-        .await?;
-        return Ok(true);
-    }
-    let row = query_one(
+/// Takes an endpoint's claim lock until commit, then counts its attempts running now (leases
+/// not yet run out). With `wait`, queues for the lock; without, gives up at once if another
+/// transaction holds it, and returns `None`.
+///
+/// The two statements are sent together, and the count runs after the lock was granted, as a
+/// statement of its own: so its snapshot holds every claim the previous holder committed.
+async fn lock_and_count_busy(
+    transaction: &Transaction<'_>,
+    key: i32,
+    wait: bool,
+    endpoint_id: &str,
+    now_ms: i64,
+) -> StoreResult<Option<u32>> {
+    let lock = prepare(
         transaction,
-        "SELECT pg_try_advisory_xact_lock($1::int4, $2::int4)",
-        &[&ENDPOINT_LOCK_CLASS, &key],
+        if wait {
+            "SELECT TRUE FROM pg_advisory_xact_lock($1::int4, $2::int4)"
+        } else {
+            "SELECT pg_try_advisory_xact_lock($1::int4, $2::int4)"
+        },
     )
     .await?;
-    get(&row, 0)
-}
-
-/// Attempts of this endpoint running now (leases not yet run out). Must run as its own statement
-/// after the endpoint's lock was taken, so that its snapshot holds the previous holder's claims.
-async fn busy(transaction: &Transaction<'_>, endpoint_id: &str, now_ms: i64) -> StoreResult<u32> {
-    let row = query_one(
+    let busy = prepare(
         transaction,
         "SELECT COUNT(*) FROM deliveries
          WHERE endpoint_id = $1 AND state = 'in_flight' AND lease_until > $2",
-        &[&endpoint_id, &now_ms],
     )
     .await?;
-    let count: i64 = get(&row, 0)?;
-    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    let (locked, counted) = try_join(
+        transaction.query_one(&lock, &[&ENDPOINT_LOCK_CLASS, &key]),
+        transaction.query_one(&busy, &[&endpoint_id, &now_ms]),
+    )
+    .await
+    .map_err(map_backend)?;
+    let got_lock: bool = get(&locked, 0)?;
+    if !got_lock {
+        return Ok(None);
+    }
+    let count: i64 = get(&counted, 0)?;
+    Ok(Some(u32::try_from(count).unwrap_or(u32::MAX)))
 }
 
 /// Up to `limit` due deliveries of an endpoint, earliest due first, locked: waiting ones, and
@@ -317,10 +330,11 @@ pub(crate) async fn claim_due(
             break;
         }
         let (lock_key, endpoint) = &endpoints[endpoint_idx];
-        if !lock_endpoint(transaction, *lock_key, wait).await? {
+        let Some(busy) =
+            lock_and_count_busy(transaction, *lock_key, wait, &endpoint.id, now_ms).await?
+        else {
             continue;
-        }
-        let busy = busy(transaction, &endpoint.id, now_ms).await?;
+        };
         let free = endpoint.max_concurrency.max(1).saturating_sub(busy) as usize;
         let wanted = free.min(fair_share).min(room);
         if wanted == 0 {
@@ -383,15 +397,58 @@ pub(crate) async fn claim_due(
         .iter()
         .map(|(_, candidate)| candidate.delivery_id.as_str())
         .collect();
-    execute(
+    let mut event_keys: Vec<(&str, i64)> = chosen
+        .iter()
+        .map(|(_, candidate)| (candidate.tenant_id.as_str(), candidate.event_seq))
+        .collect();
+    event_keys.sort_unstable();
+    event_keys.dedup();
+    let (event_tenants, event_seqs): (Vec<&str>, Vec<i64>) = event_keys.into_iter().unzip();
+    let mut tenant_ids = event_tenants.clone();
+    tenant_ids.dedup();
+    let lease_until = ms(now + lease);
+    // The lease, the reads of what was leased, and the announcement that other nodes should
+    // wake when the lease expires (should this node die) are sent together.
+    let lease_chosen = prepare(
         transaction,
         "UPDATE deliveries SET state = 'in_flight', lease_until = $2, updated_at = $3
          WHERE id = ANY($1)",
-        &[&chosen_ids, &ms(now + lease), &now_ms],
     )
     .await?;
-    let events = load_events(transaction, &chosen).await?;
-    let issuers = load_issuers(transaction, &chosen).await?;
+    let select_events = prepare(
+        transaction,
+        &format!(
+            "SELECT {} FROM unnest($1::text[], $2::int8[]) AS wanted(tenant_id, seq)
+             JOIN events ev ON ev.tenant_id = wanted.tenant_id AND ev.seq = wanted.seq",
+            prefixed(EVENT_COLUMNS, "ev.")
+        ),
+    )
+    .await?;
+    let select_tenants = prepare(
+        transaction,
+        &format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ANY($1)"),
+    )
+    .await?;
+    let notify = prepare(transaction, wakeups::NOTIFY_STATEMENT).await?;
+    let (_, event_rows, tenant_rows, _) = try_join4(
+        transaction.execute(&lease_chosen, &[&chosen_ids, &lease_until, &now_ms]),
+        transaction.query(&select_events, &[&event_tenants, &event_seqs]),
+        transaction.query(&select_tenants, &[&tenant_ids]),
+        transaction.execute(&notify, &[]),
+    )
+    .await
+    .map_err(map_backend)?;
+    // Each event read once, however many endpoints it goes to.
+    let mut events = HashMap::with_capacity(event_rows.len());
+    for row in &event_rows {
+        let stored = read_event(row)?;
+        events.insert((stored.tenant_id, stored.event.seq), stored.event);
+    }
+    let mut issuers = HashMap::with_capacity(tenant_rows.len());
+    for row in &tenant_rows {
+        let tenant = read_tenant(row)?;
+        issuers.insert(tenant.id.clone(), tenant.issuer_or_default());
+    }
 
     let mut claimed = Vec::with_capacity(chosen.len());
     for (endpoint_idx, candidate) in chosen {
@@ -413,61 +470,6 @@ pub(crate) async fn claim_due(
         });
     }
     Ok(claimed)
-}
-
-/// The events the chosen deliveries carry, each read once however many endpoints it goes to.
-async fn load_events(
-    transaction: &Transaction<'_>,
-    chosen: &[(usize, Candidate)],
-) -> StoreResult<HashMap<(String, i64), Event>> {
-    let mut keys: Vec<(&str, i64)> = chosen
-        .iter()
-        .map(|(_, candidate)| (candidate.tenant_id.as_str(), candidate.event_seq))
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let (tenant_ids, seqs): (Vec<&str>, Vec<i64>) = keys.into_iter().unzip();
-    let mut events = HashMap::with_capacity(seqs.len());
-    for row in query(
-        transaction,
-        &format!(
-            "SELECT {} FROM unnest($1::text[], $2::int8[]) AS wanted(tenant_id, seq)
-             JOIN events ev ON ev.tenant_id = wanted.tenant_id AND ev.seq = wanted.seq",
-            prefixed(EVENT_COLUMNS, "ev.")
-        ),
-        &[&tenant_ids, &seqs],
-    )
-    .await?
-    {
-        let stored = read_event(&row)?;
-        events.insert((stored.tenant_id, stored.event.seq), stored.event);
-    }
-    Ok(events)
-}
-
-/// The issuer of each tenant the chosen deliveries belong to.
-async fn load_issuers(
-    transaction: &Transaction<'_>,
-    chosen: &[(usize, Candidate)],
-) -> StoreResult<HashMap<String, String>> {
-    let mut tenant_ids: Vec<&str> = chosen
-        .iter()
-        .map(|(_, candidate)| candidate.tenant_id.as_str())
-        .collect();
-    tenant_ids.sort_unstable();
-    tenant_ids.dedup();
-    let mut issuers = HashMap::with_capacity(tenant_ids.len());
-    for row in query(
-        transaction,
-        &format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ANY($1)"),
-        &[&tenant_ids],
-    )
-    .await?
-    {
-        let tenant = read_tenant(&row)?;
-        issuers.insert(tenant.id.clone(), tenant.issuer_or_default());
-    }
-    Ok(issuers)
 }
 
 /// When the earliest delivery an active endpoint could take falls due (a waiting delivery's due

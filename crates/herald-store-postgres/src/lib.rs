@@ -629,11 +629,8 @@ impl Store for PostgresStore {
         let turn = self
             .claim_turns
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // A claim that leases anything also announces it (see `claims.rs`).
         let claimed = claims::claim_due(&transaction, now, limit, lease, turn).await?;
-        // Other nodes learn of the new lease, so they wake when it expires if this node dies.
-        if !claimed.is_empty() {
-            notify(&transaction).await?;
-        }
         transaction.commit().await.map_err(map_backend)?;
         Ok(claimed)
     }
