@@ -109,8 +109,14 @@ fn parse_config(url: &str) -> StoreResult<tokio_postgres::Config> {
     // the wrong index, until the next ANALYZE: measured at 10 ms per id lookup after 20,000
     // events, and half the delivery rate (BENCHMARKS.md). Statements are written per group and
     // per claim, so the planning is paid once per many rows.
-    if config.get_options().is_none() {
-        config.options("-c plan_cache_mode=force_custom_plan");
+    // Options the URL gives are kept; a plan_cache_mode among them wins.
+    let options = match config.get_options() {
+        Some(given) if given.contains("plan_cache_mode") => None,
+        Some(given) => Some(format!("{given} -c plan_cache_mode=force_custom_plan")),
+        None => Some("-c plan_cache_mode=force_custom_plan".to_owned()),
+    };
+    if let Some(options) = options {
+        config.options(&options);
     }
     Ok(config)
 }
@@ -1015,5 +1021,33 @@ impl Store for PostgresStore {
         .await?;
         transaction.commit().await.map_err(map_backend)?;
         Ok(erased)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_config;
+
+    fn options(url: &str) -> Option<String> {
+        parse_config(url)
+            .expect("a valid URL")
+            .get_options()
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn connections_plan_each_execution_unless_the_url_says_otherwise() {
+        assert_eq!(
+            options("postgres://herald@db/herald").as_deref(),
+            Some("-c plan_cache_mode=force_custom_plan")
+        );
+        assert_eq!(
+            options("postgres://herald@db/herald?options=-c%20statement_timeout%3D5s").as_deref(),
+            Some("-c statement_timeout=5s -c plan_cache_mode=force_custom_plan")
+        );
+        assert_eq!(
+            options("postgres://herald@db/herald?options=-c%20plan_cache_mode%3Dauto").as_deref(),
+            Some("-c plan_cache_mode=auto")
+        );
     }
 }
