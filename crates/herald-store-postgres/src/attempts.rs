@@ -292,7 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn failures_alone_keep_the_earliest_start() {
+    fn failures_alone_keep_the_first_recorded_start() {
         let change = EndpointChange::fold(&[failed(3), failed(1), failed(5)]);
         assert_eq!(
             change,

@@ -6,13 +6,16 @@
 //! every request queued while the previous group was committing and writes them all in one
 //! transaction ([`GroupWork::commit`]). Each caller gets the answer it would have got alone.
 //!
-//! A group that fails as a whole (a request the database rejects) is retried request by request,
-//! so one bad request fails only itself. A caller that goes away does not cancel its group: the
+//! A group that fails as a whole (a request the database rejects) is retried in halves, down to
+//! single requests, so one bad request fails only itself. A caller that goes away does not cancel its group: the
 //! task finishes it for the others.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 
 use deadpool_postgres::Pool;
+use futures_util::FutureExt;
 use herald_store::{StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
@@ -36,6 +39,9 @@ pub(crate) trait GroupWork: 'static {
 }
 
 type Reply<W> = oneshot::Sender<StoreResult<<W as GroupWork>::Answer>>;
+
+/// The answers of a commit that may split itself (which makes it recursive, so boxed).
+type BoxedAnswers<'a, A> = Pin<Box<dyn Future<Output = Vec<StoreResult<A>>> + Send + 'a>>;
 
 /// The queue in front of one committer task; the task ends when the committer is dropped.
 pub(crate) struct GroupCommitter<W: GroupWork> {
@@ -92,31 +98,49 @@ async fn run<W: GroupWork>(
 /// answers, so failed sends are ignored.
 async fn commit_group<W: GroupWork>(pool: &Pool, group: Vec<(W::Request, Reply<W>)>) {
     let (requests, replies): (Vec<W::Request>, Vec<Reply<W>>) = group.into_iter().unzip();
-    match W::commit(pool, &requests).await {
-        Ok(answers) => {
-            for (reply, answer) in replies.into_iter().zip(answers) {
-                let _ = reply.send(answer);
-            }
-        }
-        // Alone, each request would have failed the same way.
-        Err(error) if requests.len() == 1 || matches!(error, StoreError::Unavailable(_)) => {
-            for reply in replies {
-                let _ = reply.send(Err(copy_error(&error)));
-            }
-        }
-        Err(_) => {
-            for (request, reply) in requests.iter().zip(replies) {
-                let answer = W::commit(pool, std::slice::from_ref(request))
-                    .await
-                    .and_then(|answers| {
-                        answers.into_iter().next().unwrap_or_else(|| {
-                            Err(StoreError::Backend("a group commit gave no answer".into()))
-                        })
-                    });
-                let _ = reply.send(answer);
-            }
-        }
+    // A panic while committing fails this group's callers, not the committer: every later
+    // request would find it gone.
+    let answers = AssertUnwindSafe(commit_or_split::<W>(pool, &requests))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("a group commit panicked; its requests were not written");
+            requests
+                .iter()
+                .map(|_| {
+                    Err(StoreError::Backend(
+                        "a group commit failed unexpectedly".into(),
+                    ))
+                })
+                .collect()
+        });
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        let _ = reply.send(answer);
     }
+}
+
+/// Commits `requests` in one transaction; when that fails as a whole, commits each half on its
+/// own, down to single requests, so a request the database rejects fails alone after a few
+/// transactions rather than one per request. Halves commit in order, keeping queue order.
+fn commit_or_split<'a, W: GroupWork>(
+    pool: &'a Pool,
+    requests: &'a [W::Request],
+) -> BoxedAnswers<'a, W::Answer> {
+    Box::pin(async move {
+        match W::commit(pool, requests).await {
+            Ok(answers) => answers,
+            // Alone, each request would have failed the same way.
+            Err(error) if requests.len() == 1 || matches!(error, StoreError::Unavailable(_)) => {
+                requests.iter().map(|_| Err(copy_error(&error))).collect()
+            }
+            Err(_) => {
+                let (first, second) = requests.split_at(requests.len() / 2);
+                let mut answers = commit_or_split::<W>(pool, first).await;
+                answers.extend(commit_or_split::<W>(pool, second).await);
+                answers
+            }
+        }
+    })
 }
 
 fn copy_error(error: &StoreError) -> StoreError {
@@ -125,5 +149,99 @@ fn copy_error(error: &StoreError) -> StoreError {
         StoreError::NotFound(detail) => StoreError::NotFound(detail.clone()),
         StoreError::Unavailable(detail) => StoreError::Unavailable(detail.clone()),
         StoreError::Backend(detail) => StoreError::Backend(detail.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use deadpool_postgres::{Manager, ManagerConfig};
+    use tokio_postgres::NoTls;
+
+    use super::*;
+
+    /// A pool that is never asked for a connection: these kinds of work do not touch it.
+    fn unused_pool() -> Pool {
+        let manager = Manager::from_config(
+            tokio_postgres::Config::new(),
+            NoTls,
+            ManagerConfig::default(),
+        );
+        Pool::builder(manager)
+            .max_size(1)
+            .build()
+            .expect("a pool builds without connecting")
+    }
+
+    static PICKY_COMMITS: AtomicUsize = AtomicUsize::new(0);
+
+    /// Doubles numbers, and the database "rejects" 13: a transaction holding it fails whole.
+    struct Picky;
+
+    impl GroupWork for Picky {
+        type Request = u32;
+        type Answer = u32;
+        const MAX_GROUP_SIZE: usize = 100;
+
+        fn size(_: &u32) -> usize {
+            1
+        }
+
+        async fn commit(_: &Pool, requests: &[u32]) -> StoreResult<Vec<StoreResult<u32>>> {
+            PICKY_COMMITS.fetch_add(1, Ordering::SeqCst);
+            if requests.contains(&13) {
+                return Err(StoreError::Backend("13 is rejected".into()));
+            }
+            Ok(requests.iter().map(|n| Ok(n * 2)).collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rejected_request_fails_alone_in_a_few_transactions() {
+        let requests: Vec<u32> = (1..=64).collect();
+        let answers = commit_or_split::<Picky>(&unused_pool(), &requests).await;
+        assert_eq!(answers.len(), 64);
+        for (request, answer) in requests.iter().zip(&answers) {
+            match answer {
+                Ok(doubled) => assert_eq!(*doubled, request * 2),
+                Err(_) => assert_eq!(*request, 13, "only 13 fails"),
+            }
+        }
+        assert!(answers[12].is_err());
+        // Halving: the whole group, then two halves per level down to 13 alone (six levels).
+        let commits = PICKY_COMMITS.load(Ordering::SeqCst);
+        assert!(
+            commits <= 13,
+            "{commits} transactions for one bad request in 64"
+        );
+    }
+
+    /// Panics on 99, doubles anything else.
+    struct Panicky;
+
+    impl GroupWork for Panicky {
+        type Request = u32;
+        type Answer = u32;
+        const MAX_GROUP_SIZE: usize = 1;
+
+        fn size(_: &u32) -> usize {
+            1
+        }
+
+        async fn commit(_: &Pool, requests: &[u32]) -> StoreResult<Vec<StoreResult<u32>>> {
+            assert!(!requests.contains(&99), "99 breaks the commit");
+            Ok(requests.iter().map(|n| Ok(n * 2)).collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_group_fails_its_callers_and_the_committer_goes_on() {
+        let committer = GroupCommitter::<Panicky>::start(unused_pool());
+        assert!(committer.submit(99).await.is_err());
+        assert_eq!(
+            committer.submit(5).await.expect("the committer still runs"),
+            10
+        );
     }
 }

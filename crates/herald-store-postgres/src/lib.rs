@@ -25,6 +25,7 @@ mod rows;
 mod schema;
 mod wakeups;
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
@@ -67,6 +68,10 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 const UNFINISHED: &str = "('pending','scheduled','in_flight')";
 
+/// Publish committers per node. One would do for throughput (a group takes every queued
+/// publish); several keep tenants from queueing behind one another's row locks.
+const PUBLISH_COMMITTERS: usize = 4;
+
 /// The PostgreSQL store. Cloning shares the pool.
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -75,8 +80,10 @@ pub struct PostgresStore {
     config: tokio_postgres::Config,
     /// Rotates which endpoint claims first, so endpoints take turns when room is short.
     claim_turns: Arc<AtomicUsize>,
-    /// Publishes wait here for the next group commit (see `group_commit.rs`).
-    publishes: Arc<GroupCommitter<Publishes>>,
+    /// Publishes wait here for the next group commit (see `group_commit.rs`), each tenant always
+    /// in the same one of these committers: a tenant whose row another session keeps locked
+    /// holds up only the tenants that share its committer.
+    publishes: Arc<[GroupCommitter<Publishes>]>,
     /// Attempt outcomes wait here for the next group commit.
     attempts: Arc<GroupCommitter<Attempts>>,
 }
@@ -163,7 +170,9 @@ impl PostgresStore {
             .build()
             .map_err(|error| StoreError::Backend(format!("connection pool: {error}")))?;
         Ok(PostgresStore {
-            publishes: Arc::new(GroupCommitter::start(pool.clone())),
+            publishes: (0..PUBLISH_COMMITTERS)
+                .map(|_| GroupCommitter::start(pool.clone()))
+                .collect(),
             attempts: Arc::new(GroupCommitter::start(pool.clone())),
             pool,
             config,
@@ -575,7 +584,10 @@ impl Store for PostgresStore {
         events: Vec<NewEvent>,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Published>> {
-        self.publishes
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        tenant_id.hash(&mut hasher);
+        let committer = hasher.finish() as usize % self.publishes.len();
+        self.publishes[committer]
             .submit(publish::Request {
                 tenant_id: tenant_id.to_owned(),
                 events,
