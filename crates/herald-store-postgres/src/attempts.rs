@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashSet};
 
 use deadpool_postgres::Pool;
-use futures_util::future::join_all;
 use herald_core::delivery::DeliveryState;
 use herald_store::models::{AttemptOutcome, NextStep};
 use herald_store::{StoreError, StoreResult};
@@ -17,7 +16,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::group_commit::GroupWork;
 use crate::rows::{map_backend, map_pool, ms, to_i64};
-use crate::{prepare, wakeups};
+use crate::{execute_pipelined, prepare, wakeups};
 
 /// Attempt outcomes, grouped.
 pub(crate) struct Attempts;
@@ -239,16 +238,7 @@ async fn record_in_one_transaction(pool: &Pool, outcomes: &[AttemptOutcome]) -> 
     if columns.next_attempt_at.iter().any(Option::is_some) {
         statements.push((&notify, Vec::new()));
     }
-    // The first failure aborts the transaction, and every later statement fails with it.
-    for result in join_all(
-        statements
-            .iter()
-            .map(|(statement, params)| transaction.execute(*statement, params)),
-    )
-    .await
-    {
-        result.map_err(map_backend)?;
-    }
+    execute_pipelined(&transaction, &statements).await?;
     transaction.commit().await.map_err(map_backend)
 }
 

@@ -131,7 +131,7 @@ fn commit_or_split<'a, W: GroupWork>(
             Ok(answers) => answers,
             // Alone, each request would have failed the same way.
             Err(error) if requests.len() == 1 || matches!(error, StoreError::Unavailable(_)) => {
-                requests.iter().map(|_| Err(copy_error(&error))).collect()
+                requests.iter().map(|_| Err(error.clone())).collect()
             }
             Err(_) => {
                 let (first, second) = requests.split_at(requests.len() / 2);
@@ -141,15 +141,6 @@ fn commit_or_split<'a, W: GroupWork>(
             }
         }
     })
-}
-
-fn copy_error(error: &StoreError) -> StoreError {
-    match error {
-        StoreError::Conflict(detail) => StoreError::Conflict(detail.clone()),
-        StoreError::NotFound(detail) => StoreError::NotFound(detail.clone()),
-        StoreError::Unavailable(detail) => StoreError::Unavailable(detail.clone()),
-        StoreError::Backend(detail) => StoreError::Backend(detail.clone()),
-    }
 }
 
 #[cfg(test)]

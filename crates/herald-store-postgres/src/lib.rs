@@ -33,6 +33,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction,
 };
+use futures_util::future::join_all;
 use herald_catalog::filter::matches_any;
 use herald_core::delivery::DeliveryState;
 use herald_core::ids::{prefix, prefixed_id};
@@ -248,10 +249,27 @@ pub(crate) async fn prepare(transaction: &Transaction<'_>, sql: &str) -> StoreRe
 
 /// Announces, at commit, that due work changed (see `wakeups.rs`).
 async fn notify(transaction: &Transaction<'_>) -> StoreResult<()> {
-    transaction
-        .batch_execute(wakeups::NOTIFY)
-        .await
-        .map_err(map_backend)
+    execute(transaction, wakeups::NOTIFY_STATEMENT, &[]).await?;
+    Ok(())
+}
+
+/// Sends `statements` together (tokio-postgres pipelines them on the connection) and waits for
+/// them all; the server runs them in the order given. The first failure aborts the transaction,
+/// and every later statement fails with it.
+pub(crate) async fn execute_pipelined(
+    transaction: &Transaction<'_>,
+    statements: &[(&Statement, Vec<&(dyn ToSql + Sync)>)],
+) -> StoreResult<()> {
+    for result in join_all(
+        statements
+            .iter()
+            .map(|(statement, params)| transaction.execute(*statement, params)),
+    )
+    .await
+    {
+        result.map_err(map_backend)?;
+    }
+    Ok(())
 }
 
 /// One delivery to create: the event it carries, for one endpoint.

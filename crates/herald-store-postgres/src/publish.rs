@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use deadpool_postgres::Pool;
-use futures_util::future::{join_all, try_join3};
+use futures_util::future::try_join3;
 use herald_catalog::filter::matches_any;
 use herald_store::models::{EndpointRecord, NewEvent, Published};
 use herald_store::{StoreError, StoreResult};
@@ -18,7 +18,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::group_commit::GroupWork;
 use crate::rows::{ENDPOINT_COLUMNS, get, json_text, map_backend, map_pool, ms, read_endpoint};
-use crate::{DeliveryColumns, INSERT_DELIVERIES, NewDelivery, prepare, wakeups};
+use crate::{DeliveryColumns, INSERT_DELIVERIES, NewDelivery, execute_pipelined, prepare, wakeups};
 
 /// One caller's publish.
 pub(crate) struct Request {
@@ -159,16 +159,7 @@ async fn publish_in_one_transaction(
         writes.push((&insert_deliveries, deliveries.params().to_vec()));
         writes.push((&notify, Vec::new()));
     }
-    // Sent together, answered in order; the first failure aborts the transaction.
-    for result in join_all(
-        writes
-            .iter()
-            .map(|(statement, params)| transaction.execute(*statement, params)),
-    )
-    .await
-    {
-        result.map_err(map_backend)?;
-    }
+    execute_pipelined(&transaction, &writes).await?;
     transaction.commit().await.map_err(map_backend)?;
     Ok(plan.answers)
 }

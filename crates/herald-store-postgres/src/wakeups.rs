@@ -24,10 +24,8 @@ use crate::rows::map_backend;
 /// The channel every node listens on.
 pub(crate) const CHANNEL: &str = "herald_deliveries";
 
-/// The statement that announces a change in due work; sent inside the changing transaction.
-pub(crate) const NOTIFY: &str = "NOTIFY herald_deliveries";
-
-/// The same announcement as a query, so that it can be prepared and sent in a pipeline.
+/// The statement that announces a change in due work; sent inside the changing transaction. A
+/// query rather than `NOTIFY`, so that it can be prepared and sent in a pipeline.
 pub(crate) const NOTIFY_STATEMENT: &str = "SELECT pg_notify('herald_deliveries', '')";
 
 /// The longest wait between reconnection attempts after the listening connection was lost.

@@ -17,7 +17,7 @@ use crate::models::{
 };
 
 /// What went wrong in storage. Backend detail is kept for the logs; callers decide by kind.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A row with this key exists already.
     #[error("{0} already exists")]
