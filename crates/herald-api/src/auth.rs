@@ -1,7 +1,8 @@
 //! Who is calling: API keys as `Authorization: Bearer ...`, resolved into an extractor.
 //!
-//! Keys are stored as SHA-256 hashes. The admin key is compared in constant time; tenant keys are
-//! found by the hash of what was presented, so the secret itself is never compared byte by byte.
+//! Keys are stored as SHA-256 hashes. The configured admin key is compared in constant time;
+//! stored keys are found by the hash of what was presented, so the secret itself is never
+//! compared byte by byte.
 
 use axum::extract::{FromRef, FromRequestParts, Path};
 use axum::http::request::Parts;
@@ -31,65 +32,66 @@ where
             .headers
             .get(http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                value
-                    .strip_prefix("Bearer ")
-                    .or_else(|| value.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|key| !key.is_empty() && key.len() <= 256)
+            .and_then(bearer_token)
+            .filter(|key| key.len() <= 256)
             .ok_or(ApiError::Unauthorized)?;
         let presented_hash = hash_api_key(presented);
         if constant_time_eq(presented_hash.as_bytes(), state.admin_key_hash.as_bytes()) {
             return Ok(Caller::Admin);
         }
-        if let Some(caller) = state.known_keys.get(&presented_hash) {
-            return Ok(caller);
-        }
-        let caller = match state.store.find_api_key(&presented_hash).await? {
-            Some(record) => match record.tenant_id {
-                Some(tenant_id) => Caller::Tenant(tenant_id),
-                None => Caller::Admin,
-            },
-            None => return Err(ApiError::Unauthorized),
-        };
-        state.known_keys.remember(presented_hash, caller.clone());
-        Ok(caller)
-    }
-}
-
-/// Keys already seen, by hash, so a hot path (a blocking evaluation) needs no database read to
-/// authenticate. Only keys that exist are kept, so guessing cannot fill it; keys are never
-/// revoked today, so a remembered key cannot go stale (a revocation must `forget` it).
-#[derive(Debug, Default)]
-pub struct KnownKeys {
-    by_hash: std::sync::RwLock<HashMap<String, Caller>>,
-}
-
-/// Past this many keys the memory is cleared and refilled from the store as keys are used.
-const KNOWN_KEYS_LIMIT: usize = 10_000;
-
-impl KnownKeys {
-    fn get(&self, key_hash: &str) -> Option<Caller> {
-        self.by_hash.read().ok()?.get(key_hash).cloned()
-    }
-
-    /// Whether a tenant key of `tenant_id` was seen, which proves the tenant exists (tenants
-    /// are never deleted).
-    fn tenant_exists(&self, tenant_id: &str) -> bool {
-        self.by_hash.read().is_ok_and(|by_hash| {
-            by_hash
-                .values()
-                .any(|caller| matches!(caller, Caller::Tenant(id) if id == tenant_id))
+        // The store is asked every time (SQLite answers from a cache it keeps coherent), so a
+        // revoked key is refused on the next request, on every node.
+        let record = state
+            .store
+            .authenticate_api_key(&presented_hash, state.clock.now())
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(match record.tenant_id {
+            Some(tenant_id) => {
+                state.known_tenants.remember(&tenant_id);
+                Caller::Tenant(tenant_id)
+            }
+            None => Caller::Admin,
         })
     }
+}
 
-    fn remember(&self, key_hash: String, caller: Caller) {
-        if let Ok(mut by_hash) = self.by_hash.write() {
-            if by_hash.len() >= KNOWN_KEYS_LIMIT {
-                by_hash.clear();
+/// The token of `Authorization: Bearer <token>`. RFC 9110 §11.1: the authentication scheme is a
+/// case-insensitive token, so `bearer` and `BEARER` are `Bearer`; one or more spaces separate it
+/// from the credentials (§11.4, `1*SP`).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("Bearer") {
+        return None;
+    }
+    let token = token.trim_matches(' ');
+    (!token.is_empty()).then_some(token)
+}
+
+/// Tenants this process has seen exist, so an admin request need not read the tenant row every
+/// time. Tenants are never deleted, so an entry cannot go stale on any node.
+#[derive(Debug, Default)]
+pub struct KnownTenants {
+    ids: std::sync::RwLock<std::collections::HashSet<String>>,
+}
+
+/// Past this many tenants the set is emptied and refilled as tenants are used.
+const KNOWN_TENANTS_LIMIT: usize = 10_000;
+
+impl KnownTenants {
+    fn contains(&self, tenant_id: &str) -> bool {
+        self.ids.read().is_ok_and(|ids| ids.contains(tenant_id))
+    }
+
+    fn remember(&self, tenant_id: &str) {
+        if self.contains(tenant_id) {
+            return;
+        }
+        if let Ok(mut ids) = self.ids.write() {
+            if ids.len() >= KNOWN_TENANTS_LIMIT {
+                ids.clear();
             }
-            by_hash.insert(key_hash, caller);
+            ids.insert(tenant_id.to_owned());
         }
     }
 }
@@ -143,10 +145,11 @@ where
             Caller::Tenant(_) => Err(not_found()),
             Caller::Admin => {
                 let state = AppState::from_ref(state);
-                if !state.known_keys.tenant_exists(&tenant_id)
-                    && state.store.get_tenant(&tenant_id).await?.is_none()
-                {
-                    return Err(not_found());
+                if !state.known_tenants.contains(&tenant_id) {
+                    if state.store.get_tenant(&tenant_id).await?.is_none() {
+                        return Err(not_found());
+                    }
+                    state.known_tenants.remember(&tenant_id);
                 }
                 Ok(TenantScope { tenant_id })
             }

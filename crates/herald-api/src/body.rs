@@ -85,11 +85,12 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonIn<T> 
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> ApiResult<Self> {
-        let has_body = request.headers().contains_key(header::CONTENT_TYPE)
-            || request
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .is_some_and(|length| length.as_bytes() != b"0");
+        // An empty body means defaults, whatever `Content-Type` says (clients send one anyway).
+        let content_length = request.headers().get(header::CONTENT_LENGTH);
+        let has_body = match content_length {
+            Some(length) => length.as_bytes() != b"0",
+            None => request.headers().contains_key(header::CONTENT_TYPE),
+        };
         if !has_body {
             return Ok(OptionalJsonIn(T::default()));
         }

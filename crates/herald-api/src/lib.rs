@@ -22,6 +22,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router())
         .merge(routes::tenants::router())
+        .merge(routes::api_keys::router())
         .merge(routes::events::router())
         .merge(routes::catalog::router())
         .merge(routes::endpoints::router())

@@ -3,13 +3,17 @@
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
-use crate::routes::{blocking, catalog, deliveries, endpoints, events, hooks, subjects, tenants};
+use crate::routes::{
+    api_keys, blocking, catalog, deliveries, endpoints, events, hooks, subjects, tenants,
+};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "Herald", description = "The identity event hub: publish identity events, deliver them signed to endpoints."),
     paths(
-        tenants::create, tenants::list, tenants::get_one, tenants::create_key,
+        tenants::create, tenants::list, tenants::get_one,
+        api_keys::create_tenant_key, api_keys::list_tenant_keys, api_keys::revoke_tenant_key,
+        api_keys::create_admin_key, api_keys::list_admin_keys, api_keys::revoke_admin_key,
         events::publish, events::publish_batch, events::list, events::get_one,
         catalog::list, catalog::register,
         endpoints::create, endpoints::list, endpoints::get_one, endpoints::update, endpoints::delete,

@@ -55,7 +55,7 @@ pub struct AppState {
     pub hook_client: herald_delivery::http_client::HttpClient,
     pub hooks: Arc<HooksCache>,
     pub decisions: crate::recorder::DecisionRecorder,
-    pub known_keys: Arc<crate::auth::KnownKeys>,
+    pub known_tenants: Arc<crate::auth::KnownTenants>,
 }
 
 /// Each tenant's enabled hooks by event type, in position order, read from the store on first use

@@ -2,7 +2,8 @@
 //!
 //! - [`clock`]: the `Clock` trait, the system clock and a manual clock for tests.
 //! - [`ids`]: event ids and prefixed resource ids (UUID v7).
-//! - [`secret`]: signing secrets parsed from user input, API key generation and hashing.
+//! - [`secret`]: signing secrets parsed from user input, API key hashing.
+//! - [`api_key`]: how API keys are spelled (scanner-matchable prefixes) and shown.
 //! - [`signing`]: Standard Webhooks and vendor-native signatures, and their verification.
 //! - [`retry`]: retry schedules with jitter, and the `Retry-After` header.
 //! - [`delivery`]: the delivery state machine and the decision after each attempt.
@@ -13,6 +14,7 @@
 //! Time arrives as an argument or through a `Clock`, randomness through an `Rng` wherever a test
 //! needs to pin it.
 
+pub mod api_key;
 pub mod clock;
 pub mod delivery;
 pub mod hooks;

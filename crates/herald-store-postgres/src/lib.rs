@@ -20,6 +20,7 @@
 mod attempts;
 mod claims;
 mod group_commit;
+mod keys;
 mod publish;
 mod rows;
 mod schema;
@@ -39,8 +40,8 @@ use herald_core::delivery::DeliveryState;
 use herald_core::ids::{prefix, prefixed_id};
 use herald_store::models::{
     ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DecisionRecord,
-    DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, NewEvent, Published,
-    ReplaySelector, StoredEvent, Tenant,
+    DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, KeyOwner,
+    KeyRevocation, NewEvent, Published, ReplaySelector, StoredEvent, Tenant,
 };
 use herald_store::{Store, StoreError, StoreResult};
 use time::{Duration, OffsetDateTime};
@@ -426,44 +427,36 @@ impl Store for PostgresStore {
     }
 
     async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<()> {
-        let client = self.client().await?;
-        execute(
-            &client,
-            "INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES ($1, $2, $3, $4)",
-            &[&key.id, &key.tenant_id, &key.key_hash, &ms(key.created_at)],
-        )
-        .await?;
-        Ok(())
+        self.insert_api_key(key).await
     }
 
     async fn has_admin_key(&self) -> StoreResult<bool> {
-        let client = self.client().await?;
-        let row = query_one(
-            &client,
-            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE tenant_id IS NULL)",
-            &[],
-        )
-        .await?;
-        get(&row, 0)
+        self.any_admin_key().await
     }
 
-    async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
-        let client = self.client().await?;
-        let Some(row) = query_opt(
-            &client,
-            "SELECT id, tenant_id, key_hash, created_at FROM api_keys WHERE key_hash = $1",
-            &[&key_hash],
-        )
-        .await?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(ApiKeyRecord {
-            id: get(&row, 0)?,
-            tenant_id: get(&row, 1)?,
-            key_hash: get(&row, 2)?,
-            created_at: rows::from_ms(get(&row, 3)?),
-        }))
+    async fn authenticate_api_key(
+        &self,
+        key_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<ApiKeyRecord>> {
+        self.find_and_note_api_key(key_hash, now).await
+    }
+
+    async fn list_api_keys(&self, owner: KeyOwner<'_>) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.select_api_keys(owner).await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        owner: KeyOwner<'_>,
+        key_id: &str,
+        keep_an_admin_key: bool,
+    ) -> StoreResult<KeyRevocation> {
+        self.delete_api_key(owner, key_id, keep_an_admin_key).await
+    }
+
+    async fn revoke_generated_admin_keys(&self) -> StoreResult<u64> {
+        self.delete_generated_admin_keys().await
     }
 
     async fn create_custom_type(&self, record: CustomTypeRecord) -> StoreResult<()> {

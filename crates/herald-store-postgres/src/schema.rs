@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use crate::rows::{get, map_backend};
 
 /// The migrations, in order: (version, name, SQL). Versions are never reused or rewritten.
-const MIGRATIONS: [(i32, &str, &str); 5] = [
+const MIGRATIONS: [(i32, &str, &str); 6] = [
     (
         1,
         "0001_initial",
@@ -36,6 +36,11 @@ const MIGRATIONS: [(i32, &str, &str); 5] = [
         5,
         "0005_claim_by_endpoint",
         include_str!("../migrations/0005_claim_by_endpoint.sql"),
+    ),
+    (
+        6,
+        "0006_api_key_lifecycle",
+        include_str!("../migrations/0006_api_key_lifecycle.sql"),
     ),
 ];
 

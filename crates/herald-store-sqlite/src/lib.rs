@@ -6,6 +6,7 @@
 //! power cut. Blocking SQLite calls run on tokio's blocking pool, never on the async workers.
 
 mod claims;
+mod keys;
 mod rows;
 mod schema;
 mod writer;
@@ -19,16 +20,16 @@ use herald_catalog::filter::matches_any;
 use herald_core::delivery::DeliveryState;
 use herald_store::models::{
     ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DecisionRecord,
-    DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, NewEvent, NextStep,
-    Published, ReplaySelector, StoredEvent, Tenant,
+    DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, KeyOwner,
+    KeyRevocation, NewEvent, NextStep, Published, ReplaySelector, StoredEvent, Tenant,
 };
 use herald_store::{Store, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use time::{Duration, OffsetDateTime};
 
 use crate::rows::{
-    DECISION_COLUMNS, DELIVERY_COLUMNS, ENDPOINT_COLUMNS, EVENT_COLUMNS, HOOK_COLUMNS, from_ms,
-    json_text, map_backend, ms, read_decision, read_delivery, read_endpoint, read_event, read_hook,
+    DECISION_COLUMNS, DELIVERY_COLUMNS, ENDPOINT_COLUMNS, EVENT_COLUMNS, HOOK_COLUMNS, json_text,
+    map_backend, ms, read_decision, read_delivery, read_endpoint, read_event, read_hook,
 };
 use crate::writer::{Durability, Writer};
 
@@ -43,6 +44,8 @@ pub struct SqliteStore {
     claim_turns: Arc<std::sync::atomic::AtomicUsize>,
     /// Each tenant's enabled endpoints and their filters, as publish needs them.
     routes: Routes,
+    /// API keys found since start (`keys.rs`).
+    keys: Arc<keys::KnownKeys>,
 }
 
 /// Where a tenant's events go: its enabled endpoints (paused ones included) and their filters.
@@ -119,6 +122,7 @@ impl SqliteStore {
             reader: Arc::new(Mutex::new(reader)),
             claim_turns: Arc::default(),
             routes: Routes::default(),
+            keys: Arc::default(),
         })
     }
 
@@ -352,51 +356,36 @@ impl Store for SqliteStore {
     }
 
     async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<()> {
-        self.write(move |transaction| {
-            transaction
-                .execute(
-                    "INSERT INTO api_keys (id, tenant_id, key_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![key.id, key.tenant_id, key.key_hash, ms(key.created_at)],
-                )
-                .map_err(map_backend)?;
-            Ok(())
-        })
-        .await
+        self.insert_api_key(key).await
     }
 
     async fn has_admin_key(&self) -> StoreResult<bool> {
-        self.read(|connection| {
-            connection
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM api_keys WHERE tenant_id IS NULL)",
-                    [],
-                    |row| row.get(0),
-                )
-                .map_err(map_backend)
-        })
-        .await
+        self.any_admin_key().await
     }
 
-    async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
-        let key_hash = key_hash.to_owned();
-        self.read(move |connection| {
-            connection
-                .query_row(
-                    "SELECT id, tenant_id, key_hash, created_at FROM api_keys WHERE key_hash = ?1",
-                    params![key_hash],
-                    |row| {
-                        Ok(ApiKeyRecord {
-                            id: row.get(0)?,
-                            tenant_id: row.get(1)?,
-                            key_hash: row.get(2)?,
-                            created_at: from_ms(row.get(3)?),
-                        })
-                    },
-                )
-                .optional()
-                .map_err(map_backend)
-        })
-        .await
+    async fn authenticate_api_key(
+        &self,
+        key_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<ApiKeyRecord>> {
+        self.find_and_note_api_key(key_hash, now).await
+    }
+
+    async fn list_api_keys(&self, owner: KeyOwner<'_>) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.select_api_keys(owner).await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        owner: KeyOwner<'_>,
+        key_id: &str,
+        keep_an_admin_key: bool,
+    ) -> StoreResult<KeyRevocation> {
+        self.delete_api_key(owner, key_id, keep_an_admin_key).await
+    }
+
+    async fn revoke_generated_admin_keys(&self) -> StoreResult<u64> {
+        self.delete_generated_admin_keys().await
     }
 
     async fn create_custom_type(&self, record: CustomTypeRecord) -> StoreResult<()> {

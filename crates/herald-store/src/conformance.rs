@@ -14,8 +14,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::models::{
     ApiKeyRecord, AttemptOutcome, AttemptRecord, CustomTypeRecord, DecisionRecord, DeliveryFilter,
-    EndpointRecord, EventFilter, FailurePolicy, HookRecord, NewEvent, NextStep, Ordering,
-    ReplaySelector, Tenant,
+    EndpointRecord, EventFilter, FailurePolicy, HookRecord, KeyOwner, KeyRevocation, NewEvent,
+    NextStep, Ordering, ReplaySelector, Tenant,
 };
 use crate::{Store, StoreError};
 
@@ -25,6 +25,7 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
             tenants_and_api_keys,
+            api_keys_are_listed_used_and_revoked,
             custom_types_are_per_tenant,
             publish_orders_and_deduplicates,
             publish_delivers_to_matching_enabled_endpoints,
@@ -186,16 +187,11 @@ pub async fn tenants_and_api_keys(store: Arc<dyn Store>) {
     );
 
     store
-        .create_api_key(ApiKeyRecord {
-            id: "key_1".into(),
-            tenant_id: Some("acme".into()),
-            key_hash: "aa11".into(),
-            created_at: at(2),
-        })
+        .create_api_key(api_key("key_1", Some("acme"), "aa11", 2))
         .await
         .expect("key");
     let found = store
-        .find_api_key("aa11")
+        .authenticate_api_key("aa11", at(2))
         .await
         .expect("find")
         .expect("exists");
@@ -203,29 +199,194 @@ pub async fn tenants_and_api_keys(store: Arc<dyn Store>) {
         (found.id.as_str(), found.tenant_id.as_deref()),
         ("key_1", Some("acme"))
     );
-    assert!(store.find_api_key("aa12").await.expect("find").is_none());
+    assert!(
+        store
+            .authenticate_api_key("aa12", at(2))
+            .await
+            .expect("find")
+            .is_none()
+    );
     assert!(
         !store.has_admin_key().await.expect("admin?"),
         "a tenant key is no admin key"
     );
     store
-        .create_api_key(ApiKeyRecord {
-            id: "key_admin".into(),
-            tenant_id: None,
-            key_hash: "bb22".into(),
-            created_at: at(3),
-        })
+        .create_api_key(api_key("key_admin", None, "bb22", 3))
         .await
         .expect("admin key");
     assert!(store.has_admin_key().await.expect("admin?"));
     assert_eq!(
         store
-            .find_api_key("bb22")
+            .authenticate_api_key("bb22", at(3))
             .await
             .expect("find")
             .expect("exists")
             .tenant_id,
         None
+    );
+}
+
+fn api_key(id: &str, tenant_id: Option<&str>, key_hash: &str, created_s: i64) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: id.to_owned(),
+        tenant_id: tenant_id.map(str::to_owned),
+        key_hash: key_hash.to_owned(),
+        prefix: format!("herald_tk_{}", &key_hash[..2]),
+        name: Some(format!("key {id}")),
+        generated_at_start: false,
+        created_at: at(created_s),
+        last_used_at: None,
+    }
+}
+
+async fn key_ids(store: &Arc<dyn Store>, owner: KeyOwner<'_>) -> Vec<String> {
+    ids(
+        &store.list_api_keys(owner).await.expect("list keys"),
+        |key| key.id.as_str(),
+    )
+}
+
+pub async fn api_keys_are_listed_used_and_revoked(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    tenant(&store, "beta").await;
+    for (id, owner, hash, created_s) in [
+        ("key_a1", Some("acme"), "a1", 1),
+        ("key_a2", Some("acme"), "a2", 2),
+        ("key_b1", Some("beta"), "b1", 3),
+        ("key_admin1", None, "c1", 4),
+    ] {
+        store
+            .create_api_key(api_key(id, owner, hash, created_s))
+            .await
+            .expect("key");
+    }
+    assert_eq!(
+        key_ids(&store, KeyOwner::Tenant("acme")).await,
+        ["key_a1", "key_a2"]
+    );
+    assert_eq!(key_ids(&store, KeyOwner::Tenant("beta")).await, ["key_b1"]);
+    assert_eq!(key_ids(&store, KeyOwner::Admin).await, ["key_admin1"]);
+    let listed = store
+        .list_api_keys(KeyOwner::Tenant("acme"))
+        .await
+        .expect("list");
+    assert_eq!(listed[0], api_key("key_a1", Some("acme"), "a1", 1));
+
+    // Use is noted the first time, then at most once per LAST_USED_PRECISION.
+    let last_used = |store: Arc<dyn Store>| async move {
+        store
+            .list_api_keys(KeyOwner::Tenant("acme"))
+            .await
+            .expect("list")[0]
+            .last_used_at
+    };
+    let used = store
+        .authenticate_api_key("a1", at(100))
+        .await
+        .expect("use")
+        .expect("exists");
+    assert_eq!(used.last_used_at, Some(at(100)));
+    assert_eq!(last_used(Arc::clone(&store)).await, Some(at(100)));
+    store
+        .authenticate_api_key("a1", at(130))
+        .await
+        .expect("use")
+        .expect("exists");
+    assert_eq!(
+        last_used(Arc::clone(&store)).await,
+        Some(at(100)),
+        "a use within the minute is not written"
+    );
+    store
+        .authenticate_api_key("a1", at(160))
+        .await
+        .expect("use")
+        .expect("exists");
+    assert_eq!(last_used(Arc::clone(&store)).await, Some(at(160)));
+
+    // Revocation: only the owner's own key, and it stops working at once.
+    assert_eq!(
+        store
+            .revoke_api_key(KeyOwner::Tenant("beta"), "key_a1", false)
+            .await
+            .expect("revoke"),
+        KeyRevocation::NotFound,
+        "another tenant's key is not found"
+    );
+    assert_eq!(
+        store
+            .revoke_api_key(KeyOwner::Admin, "key_a1", false)
+            .await
+            .expect("revoke"),
+        KeyRevocation::NotFound,
+        "a tenant key is no admin key"
+    );
+    assert_eq!(
+        store
+            .revoke_api_key(KeyOwner::Tenant("acme"), "key_a1", false)
+            .await
+            .expect("revoke"),
+        KeyRevocation::Revoked
+    );
+    assert!(
+        store
+            .authenticate_api_key("a1", at(161))
+            .await
+            .expect("use")
+            .is_none(),
+        "a revoked key is refused at once"
+    );
+    assert_eq!(
+        store
+            .revoke_api_key(KeyOwner::Tenant("acme"), "key_a1", false)
+            .await
+            .expect("revoke"),
+        KeyRevocation::NotFound,
+        "revoking twice finds nothing"
+    );
+    assert_eq!(key_ids(&store, KeyOwner::Tenant("acme")).await, ["key_a2"]);
+    assert!(
+        store
+            .authenticate_api_key("b1", at(161))
+            .await
+            .expect("use")
+            .is_some()
+    );
+
+    // The last admin key is kept when asked; a generated one goes when it is replaced.
+    assert_eq!(
+        store
+            .revoke_api_key(KeyOwner::Admin, "key_admin1", true)
+            .await
+            .expect("revoke"),
+        KeyRevocation::LastAdminKey
+    );
+    let mut generated = api_key("key_generated", None, "d1", 5);
+    generated.generated_at_start = true;
+    store.create_api_key(generated).await.expect("key");
+    assert_eq!(
+        store
+            .revoke_api_key(KeyOwner::Admin, "key_admin1", true)
+            .await
+            .expect("revoke"),
+        KeyRevocation::Revoked,
+        "another admin key remains"
+    );
+    assert_eq!(
+        store.revoke_generated_admin_keys().await.expect("revoke"),
+        1
+    );
+    assert!(!store.has_admin_key().await.expect("admin?"));
+    assert!(
+        store
+            .authenticate_api_key("d1", at(170))
+            .await
+            .expect("use")
+            .is_none()
+    );
+    assert_eq!(
+        store.revoke_generated_admin_keys().await.expect("revoke"),
+        0
     );
 }
 

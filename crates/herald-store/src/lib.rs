@@ -12,8 +12,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::models::{
     ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DecisionRecord,
-    DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, NewEvent, Published,
-    ReplaySelector, StoredEvent, Tenant,
+    DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, KeyOwner,
+    KeyRevocation, NewEvent, Published, ReplaySelector, StoredEvent, Tenant,
 };
 
 /// What went wrong in storage. Backend detail is kept for the logs; callers decide by kind.
@@ -46,8 +46,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<()>;
     /// Whether any admin key (a key without a tenant) is stored.
     async fn has_admin_key(&self) -> StoreResult<bool>;
-    /// The key whose SHA-256 hash is `key_hash`.
-    async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// The key whose SHA-256 hash is `key_hash`, as the database has it now (a revoked key is
+    /// absent at once, on every node), noting its use at `now` when
+    /// [`ApiKeyRecord::use_is_worth_recording`] says so. The record returned carries that use.
+    async fn authenticate_api_key(
+        &self,
+        key_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<ApiKeyRecord>>;
+    /// The owner's keys, oldest first.
+    async fn list_api_keys(&self, owner: KeyOwner<'_>) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Deletes one of the owner's keys. With `keep_an_admin_key`, the last admin key is kept
+    /// (checked in the same transaction, so two revocations cannot remove the last two).
+    async fn revoke_api_key(
+        &self,
+        owner: KeyOwner<'_>,
+        key_id: &str,
+        keep_an_admin_key: bool,
+    ) -> StoreResult<KeyRevocation>;
+    /// Deletes the admin keys made at first start; returns how many there were.
+    async fn revoke_generated_admin_keys(&self) -> StoreResult<u64>;
 
     // --- custom event types ---
     async fn create_custom_type(&self, record: CustomTypeRecord) -> StoreResult<()>;

@@ -34,7 +34,56 @@ pub struct ApiKeyRecord {
     pub id: String,
     pub tenant_id: Option<String>,
     pub key_hash: String,
+    /// The key's first characters, to recognise it in a list; empty for keys made before
+    /// Herald kept them.
+    pub prefix: String,
+    /// What the key is for, as its creator put it.
+    pub name: Option<String>,
+    /// The admin key `herald serve` made at first start; a configured `HERALD_ADMIN_KEY`
+    /// replaces it.
+    pub generated_at_start: bool,
     pub created_at: OffsetDateTime,
+    /// When the key was last presented, to the minute (see [`LAST_USED_PRECISION`]).
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// How finely a key's last use is kept. Writing it on every request would turn every read into
+/// a write; once a minute per key is enough to tell a key in use from a forgotten one.
+pub const LAST_USED_PRECISION: time::Duration = time::Duration::minutes(1);
+
+impl ApiKeyRecord {
+    /// Whether a use at `now` should be written down: the first use, or the first one a
+    /// [`LAST_USED_PRECISION`] after the last one written.
+    pub fn use_is_worth_recording(&self, now: OffsetDateTime) -> bool {
+        self.last_used_at
+            .is_none_or(|last_used_at| now - last_used_at >= LAST_USED_PRECISION)
+    }
+}
+
+/// Whose keys a call is about: the admin keys, or one tenant's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOwner<'a> {
+    Admin,
+    Tenant(&'a str),
+}
+
+impl KeyOwner<'_> {
+    pub fn tenant_id(self) -> Option<String> {
+        match self {
+            KeyOwner::Admin => None,
+            KeyOwner::Tenant(tenant_id) => Some(tenant_id.to_owned()),
+        }
+    }
+}
+
+/// What revoking a key did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRevocation {
+    Revoked,
+    /// No key with that id belongs to that owner.
+    NotFound,
+    /// It is the only admin key left, and the caller asked to keep one.
+    LastAdminKey,
 }
 
 /// A custom event type a tenant registered, stored as given and compiled on load.

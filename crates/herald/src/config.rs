@@ -50,6 +50,11 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "HERALD_LOG_JSON")]
     pub log_json: bool,
+    /// Where a generated admin key is written (mode 0600) when standard error is not a terminal,
+    /// so that it never lands among the logs. [default: herald-admin-key beside the SQLite
+    /// file, or in the working directory]
+    #[arg(long, env = "HERALD_ADMIN_KEY_FILE", value_name = "FILE")]
+    pub admin_key_file: Option<PathBuf>,
     /// Seconds a node's claim on a delivery lasts before another node may take the delivery
     /// over; must exceed every endpoint's timeout. Hidden: the default (90 s) suits production,
     /// and the knob exists so tests of a dying node need not wait that long. [default: 90]
@@ -118,6 +123,7 @@ struct FileSettings {
     auto_disable_days: Option<u32>,
     hook_chain_deadline_ms: Option<u64>,
     log_json: Option<bool>,
+    admin_key_file: Option<PathBuf>,
 }
 
 /// Where the data lives.
@@ -142,8 +148,11 @@ pub struct ServeSettings {
     pub auto_disable_days: u32,
     pub hook_chain_deadline_ms: u64,
     pub log_json: bool,
-    /// From `HERALD_ADMIN_KEY`; never from a file, so it is not committed by accident.
+    /// From `HERALD_ADMIN_KEY`; never from a file, so it is not committed by accident. When set,
+    /// it replaces the admin key generated at a first start (that one is revoked).
     pub admin_key: Option<String>,
+    /// Where a generated admin key is written when there is no terminal to show it on.
+    pub admin_key_file: PathBuf,
 }
 
 impl ServeSettings {
@@ -171,12 +180,18 @@ impl ServeSettings {
         if admin_key.as_ref().is_some_and(|key| key.len() < 16) {
             bail!("HERALD_ADMIN_KEY is too short: use at least 16 random characters");
         }
+        let database = parse_database(&db, args.db_pool_size.or(file.db_pool_size).unwrap_or(16))?;
+        let admin_key_file = args
+            .admin_key_file
+            .clone()
+            .or(file.admin_key_file)
+            .unwrap_or_else(|| default_admin_key_file(&database));
         Ok(ServeSettings {
             listen: args
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8470))),
-            database: parse_database(&db, args.db_pool_size.or(file.db_pool_size).unwrap_or(16))?,
+            database,
             allow_network,
             max_body_bytes: args
                 .max_body_bytes
@@ -194,7 +209,20 @@ impl ServeSettings {
                 .unwrap_or(5),
             log_json: args.log_json || file.log_json.unwrap_or(false),
             admin_key,
+            admin_key_file,
         })
+    }
+}
+
+/// `herald-admin-key` beside the SQLite file (where the operator already keeps Herald's data), or
+/// in the working directory for PostgreSQL.
+fn default_admin_key_file(database: &Database) -> PathBuf {
+    const NAME: &str = "herald-admin-key";
+    match database {
+        Database::Sqlite(path) => path
+            .parent()
+            .map_or_else(|| PathBuf::from(NAME), |directory| directory.join(NAME)),
+        Database::Postgres { .. } => PathBuf::from(NAME),
     }
 }
 

@@ -28,6 +28,9 @@ enum Command {
     Migrate(commands::migrate::MigrateArgs),
     /// Publish events to a running Herald (one envelope, a JSON array, or JSON lines).
     Publish(commands::client::PublishArgs),
+    /// Create, list and revoke API keys (a tenant's with --tenant, the admin keys with --admin).
+    #[command(subcommand)]
+    Keys(commands::keys::KeysCommand),
     /// Manage a tenant's endpoints.
     #[command(subcommand)]
     Endpoints(commands::client::EndpointsCommand),
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(&args),
         Command::Migrate(args) => commands::migrate::run(&args),
         Command::Publish(args) => commands::client::publish(&args),
+        Command::Keys(command) => commands::keys::run(&command),
         Command::Endpoints(command) => commands::client::endpoints(&command),
         Command::Deliveries(command) => commands::client::deliveries(&command),
         Command::Replay(args) => commands::client::replay(&args),

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use herald_api::{ApiSettings, AppState, CustomTypes, DecisionRecorder, HooksCache};
+use herald_core::api_key::{ApiKeyKind, display_prefix, generate_api_key};
 use herald_core::clock::Clock;
 use herald_core::ids::prefixed_id;
-use herald_core::secret::{generate_api_key, hash_api_key};
+use herald_core::secret::hash_api_key;
 use herald_delivery::dispatcher::{Dispatcher, DispatcherSettings};
 use herald_delivery::http_client::HttpClient;
 use herald_delivery::ssrf::NetworkPolicy;
@@ -116,27 +117,42 @@ pub async fn open_store(
     }
 }
 
-/// The admin key's hash; on a first start without `HERALD_ADMIN_KEY`, a new key is made, stored
-/// hashed, and returned so it can be shown once.
+/// The admin key's hash. A configured `HERALD_ADMIN_KEY` replaces the key generated at a first
+/// start: that one is revoked, as an operator who sets a key of their own expects. Without one,
+/// a first start makes a key, stores it hashed, and returns it so it can be shown once.
 async fn admin_key(
     store: &Arc<dyn Store>,
     settings: &ServeSettings,
     clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<(String, Option<String>)> {
     if let Some(key) = &settings.admin_key {
+        let n_revoked = store
+            .revoke_generated_admin_keys()
+            .await
+            .context("failed to revoke the generated admin key")?;
+        if n_revoked > 0 {
+            tracing::info!(
+                n_revoked,
+                "HERALD_ADMIN_KEY is set: the admin key generated at first start was revoked"
+            );
+        }
         return Ok((hash_api_key(key), None));
     }
     if store.has_admin_key().await? {
         // Stored admin keys are found like tenant keys; nothing matches this empty hash.
         return Ok((String::new(), None));
     }
-    let key = generate_api_key("hk_admin");
+    let key = generate_api_key(ApiKeyKind::Admin);
     store
         .create_api_key(ApiKeyRecord {
             id: prefixed_id("key"),
             tenant_id: None,
             key_hash: hash_api_key(&key),
+            prefix: display_prefix(&key),
+            name: Some("generated at first start".to_owned()),
+            generated_at_start: true,
             created_at: clock.now(),
+            last_used_at: None,
         })
         .await
         .context("failed to store the admin key")?;
@@ -213,7 +229,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         hook_client,
         hooks: Arc::new(HooksCache::default()),
         decisions: DecisionRecorder::start(Arc::clone(&store)),
-        known_keys: Arc::default(),
+        known_tenants: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -1010,6 +1010,74 @@ async fn a_reader_paging_across_nodes_sees_every_seq_once_in_order() {
     database.drop_database().await;
 }
 
+/// A key revoked through one node is refused by the other on the very next request, though that
+/// node had just accepted it: no node keeps keys in memory. The same for an admin key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_on_one_node_is_refused_by_every_node_at_once() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let database = TestDatabase::create().await;
+    let nodes = start_nodes(&database, 2, &[]).await;
+    let http = http_client();
+    let tenant_key = create_tenant(&nodes[0], &http).await;
+    let (status, made) = nodes[0]
+        .call(&http, "POST", "/v1/admin-keys", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let admin_key = made["key"].as_str().expect("key").to_owned();
+    let status_on = |node: usize, path: &'static str, key: String| {
+        let (nodes, http) = (&nodes, &http);
+        async move {
+            nodes[node]
+                .call(http, "GET", path, Some(&key), None)
+                .await
+                .0
+        }
+    };
+    for node in 0..2 {
+        assert_eq!(
+            status_on(node, "/v1/tenants/acme", tenant_key.clone()).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status_on(node, "/v1/tenants", admin_key.clone()).await,
+            StatusCode::OK
+        );
+    }
+    let (_, listed) = nodes[0]
+        .call(
+            &http,
+            "GET",
+            "/v1/tenants/acme/api-keys",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    let tenant_key_id = listed["data"][0]["id"].as_str().expect("id").to_owned();
+    for (path, key) in [
+        (
+            format!("/v1/tenants/acme/api-keys/{tenant_key_id}"),
+            &tenant_key,
+        ),
+        (
+            format!("/v1/admin-keys/{}", made["id"].as_str().expect("id")),
+            &admin_key,
+        ),
+    ] {
+        let (status, answer) = nodes[0]
+            .call(&http, "DELETE", &path, Some(ADMIN_KEY), None)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{path}: {answer}");
+        for node in [1, 0] {
+            let (status, _) = nodes[node]
+                .call(&http, "GET", "/v1/tenants/acme", Some(key), None)
+                .await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "node {node} after {path}");
+        }
+    }
+    drop(nodes);
+    database.drop_database().await;
+}
+
 /// `--lease-seconds` is refused below 2 s, and when an existing endpoint's timeout (plus the 1 s
 /// it takes to record an attempt) would outlast it; otherwise the node starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

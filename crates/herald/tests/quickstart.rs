@@ -280,3 +280,63 @@ fn serve_stops_cleanly_on_sigterm_and_sigint() {
         assert_eq!(key["tenant"], "acme");
     }
 }
+
+#[test]
+fn keys_are_made_listed_and_revoked_from_the_command_line() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let database = directory.path().join("herald.db");
+    let (_server, server, _) = start(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            database.to_str().expect("path"),
+        ],
+        "Herald listening on ",
+    );
+    post(
+        &server,
+        "/v1/tenants",
+        ADMIN_KEY,
+        r#"{"id":"acme","name":"Acme"}"#,
+    );
+    let (code, out) = herald(&["keys", "create"], ADMIN_KEY, &server);
+    assert_ne!(code, 0, "neither --tenant nor --admin: {out}");
+    assert!(out.contains("--tenant") && out.contains("--admin"), "{out}");
+
+    let (code, out) = herald(
+        &["keys", "create", "--tenant", "acme", "--name", "producer"],
+        ADMIN_KEY,
+        &server,
+    );
+    assert_eq!(code, 0, "{out}");
+    let created: Value = serde_json::from_str(&out).expect("JSON");
+    let key = created["key"].as_str().expect("key").to_owned();
+    let key_id = created["id"].as_str().expect("id").to_owned();
+    let (code, out) = herald(&["endpoints", "list", "--tenant", "acme"], &key, &server);
+    assert_eq!(code, 0, "the new key works: {out}");
+
+    let (code, out) = herald(&["keys", "list", "--tenant", "acme"], ADMIN_KEY, &server);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&key_id) && out.contains("producer"), "{out}");
+    assert!(out.contains(&key[..14]), "the prefix is shown: {out}");
+    assert!(!out.contains(&key), "the key is not: {out}");
+
+    let (code, out) = herald(
+        &["keys", "revoke", "--tenant", "acme", &key_id],
+        ADMIN_KEY,
+        &server,
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = herald(&["endpoints", "list", "--tenant", "acme"], &key, &server);
+    assert_ne!(code, 0, "the revoked key is refused: {out}");
+    assert!(out.contains("401"), "{out}");
+
+    let (code, out) = herald(&["keys", "create", "--admin"], ADMIN_KEY, &server);
+    assert_eq!(code, 0, "{out}");
+    let admin: Value = serde_json::from_str(&out).expect("JSON");
+    let (code, out) = herald(&["keys", "list", "--admin"], ADMIN_KEY, &server);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(admin["id"].as_str().expect("id")), "{out}");
+}

@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use herald_core::clock::Clock;
 use herald_core::secret::hash_api_key;
 use serde_json::{Value, json};
 use support::{ADMIN_KEY, HeraldProcess, Receiver, TestApp};
@@ -87,6 +88,16 @@ fn every_route() -> Vec<Route> {
         ),
         route("GET", "/v1/tenants", Admin, None),
         route("POST", "/v1/tenants/{tenant}/api-keys", Admin, None),
+        route("GET", "/v1/tenants/{tenant}/api-keys", Admin, None),
+        route(
+            "DELETE",
+            "/v1/tenants/{tenant}/api-keys/{key_id}",
+            Admin,
+            None,
+        ),
+        route("POST", "/v1/admin-keys", Admin, None),
+        route("GET", "/v1/admin-keys", Admin, None),
+        route("DELETE", "/v1/admin-keys/{key_id}", Admin, None),
         route("GET", "/v1/tenants/{tenant}", Tenant, None),
         route(
             "POST",
@@ -208,6 +219,7 @@ fn every_route() -> Vec<Route> {
 
 /// The ids of tenant acme's resources, to fill the templates with.
 struct AcmeIds {
+    key_id: String,
     event_id: String,
     endpoint_id: String,
     delivery_id: String,
@@ -217,6 +229,7 @@ struct AcmeIds {
 fn fill(template: &str, tenant: &str, ids: &AcmeIds) -> String {
     template
         .replace("{tenant}", tenant)
+        .replace("{key_id}", &ids.key_id)
         .replace("{event_id}", &ids.event_id)
         .replace("{endpoint_id}", &ids.endpoint_id)
         .replace("{delivery_id}", &ids.delivery_id)
@@ -334,7 +347,12 @@ async fn every_route_refuses_missing_wrong_and_foreign_keys() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let (status, keys) = app
+        .call("GET", "/v1/tenants/acme/api-keys", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{keys}");
     let ids = AcmeIds {
+        key_id: keys["data"][0]["id"].as_str().expect("key id").to_owned(),
         event_id,
         endpoint_id,
         delivery_id,
@@ -512,7 +530,413 @@ async fn api_keys_are_stored_only_as_hashes() {
     }
 }
 
+// ---- API keys: listed, revoked, spelled for scanners ---------------------------------------------
+
+/// GET `path` with `key`; the status alone.
+async fn status_with(app: &TestApp, path: &str, key: &str) -> StatusCode {
+    app.call("GET", path, Some(key), None).await.0
+}
+
+#[tokio::test]
+async fn tenant_keys_are_listed_without_the_key_and_a_revoked_key_is_refused_at_once() {
+    let app = TestApp::spawn().await;
+    let first_key = app.tenant("acme").await;
+    let other_key = app.tenant("other").await;
+    let (status, second) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/api-keys",
+            Some(ADMIN_KEY),
+            Some(&json!({"name": "billing producer"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let second_key = second["key"].as_str().expect("key").to_owned();
+    assert_eq!(second["tenant"], "acme");
+    assert_eq!(second["name"], "billing producer");
+    assert!(
+        herald_core::api_key::is_well_formed_api_key(&second_key),
+        "{second_key}"
+    );
+    assert!(second_key.starts_with("herald_tk_"), "{second_key}");
+    assert_eq!(second["prefix"], second_key[..14]);
+
+    // A tenant key cannot list keys, not even its own tenant's.
+    let (status, _) = app
+        .call("GET", "/v1/tenants/acme/api-keys", Some(&first_key), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    assert_eq!(
+        status_with(&app, "/v1/tenants/acme", &first_key).await,
+        StatusCode::OK
+    );
+    let (status, listed) = app
+        .call("GET", "/v1/tenants/acme/api-keys", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let text = listed.to_string();
+    for key in [&first_key, &second_key] {
+        assert!(
+            !text.contains(key.as_str()),
+            "a listed key is shown: {text}"
+        );
+        assert!(!text.contains(&hash_api_key(key)), "a key's hash is shown");
+    }
+    let keys = listed["data"].as_array().expect("data");
+    assert_eq!(keys.len(), 2, "{listed}");
+    let first = &keys[0];
+    assert!(first.get("key").is_none(), "{first}");
+    assert_eq!(first["tenant"], "acme");
+    assert_eq!(first["prefix"], first_key[..14]);
+    assert!(first["created_at"].is_string(), "{first}");
+    assert!(
+        first["last_used_at"].is_string(),
+        "the first key was just used: {first}"
+    );
+    assert_eq!(keys[1]["id"], second["id"]);
+    assert_eq!(keys[1]["last_used_at"], Value::Null, "never used yet");
+
+    // Revoked: refused on the very next request, and only that key.
+    let first_id = first["id"].as_str().expect("id");
+    let (status, answer) = app
+        .call(
+            "DELETE",
+            &format!("/v1/tenants/other/api-keys/{first_id}"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "not other's key to revoke: {answer}"
+    );
+    assert_eq!(
+        status_with(&app, "/v1/tenants/acme", &first_key).await,
+        StatusCode::OK
+    );
+    let (status, answer) = app
+        .call(
+            "DELETE",
+            &format!("/v1/tenants/acme/api-keys/{first_id}"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
+    assert_eq!(
+        status_with(&app, "/v1/tenants/acme", &first_key).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status_with(&app, "/v1/tenants/acme", &second_key).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status_with(&app, "/v1/tenants/other", &other_key).await,
+        StatusCode::OK
+    );
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/v1/tenants/acme/api-keys/{first_id}"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "revoked twice");
+
+    // A restart does not bring it back.
+    let directory = app.stop().await;
+    let app = TestApp::spawn_in(directory, |_| {}).await;
+    assert_eq!(
+        status_with(&app, "/v1/tenants/acme", &first_key).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status_with(&app, "/v1/tenants/acme", &second_key).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn admin_keys_are_made_listed_and_revoked_and_the_last_one_is_kept() {
+    let app = TestApp::spawn_with(|options| options.settings.admin_key = None).await;
+    let generated = app
+        .server
+        .generated_admin_key
+        .clone()
+        .expect("a first start makes an admin key");
+    assert!(generated.starts_with("herald_ak_"), "{generated}");
+    let (status, listed) = app
+        .call("GET", "/v1/admin-keys", Some(&generated), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let generated_id = listed["data"][0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed["data"][0]["generated_at_start"], true);
+    assert_eq!(listed["data"][0]["tenant"], Value::Null);
+
+    let (status, answer) = app
+        .call(
+            "DELETE",
+            &format!("/v1/admin-keys/{generated_id}"),
+            Some(&generated),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "the last admin key: {answer}");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("last admin key")),
+        "{answer}"
+    );
+
+    let (status, created) = app
+        .call(
+            "POST",
+            "/v1/admin-keys",
+            Some(&generated),
+            Some(&json!({"name": "ops"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let second = created["key"].as_str().expect("key").to_owned();
+    assert!(second.starts_with("herald_ak_"), "{second}");
+    assert_eq!(
+        status_with(&app, "/v1/tenants", &second).await,
+        StatusCode::OK
+    );
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/v1/admin-keys/{generated_id}"),
+            Some(&second),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        status_with(&app, "/v1/tenants", &generated).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status_with(&app, "/v1/tenants", &second).await,
+        StatusCode::OK
+    );
+    // A tenant key's id is not an admin key's.
+    let tenant_key_id = {
+        app.call(
+            "POST",
+            "/v1/tenants",
+            Some(&second),
+            Some(&json!({"id": "acme", "name": "Acme"})),
+        )
+        .await;
+        let (_, made) = app
+            .call("POST", "/v1/tenants/acme/api-keys", Some(&second), None)
+            .await;
+        made["id"].as_str().expect("id").to_owned()
+    };
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/v1/admin-keys/{tenant_key_id}"),
+            Some(&second),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_configured_admin_key_replaces_the_generated_one() {
+    let app = TestApp::spawn_with(|options| options.settings.admin_key = None).await;
+    let generated = app
+        .server
+        .generated_admin_key
+        .clone()
+        .expect("a first start makes an admin key");
+    assert_eq!(
+        status_with(&app, "/v1/tenants", &generated).await,
+        StatusCode::OK
+    );
+    let directory = app.stop().await;
+    // HERALD_ADMIN_KEY now set (the harness's default settings carry ADMIN_KEY).
+    let app = TestApp::spawn_in(directory, |_| {}).await;
+    assert!(app.server.generated_admin_key.is_none());
+    assert_eq!(
+        status_with(&app, "/v1/tenants", &generated).await,
+        StatusCode::UNAUTHORIZED,
+        "the generated key was replaced"
+    );
+    assert_eq!(
+        status_with(&app, "/v1/tenants", ADMIN_KEY).await,
+        StatusCode::OK
+    );
+    let (_, listed) = app
+        .call("GET", "/v1/admin-keys", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(listed["data"], json!([]), "{listed}");
+    // With a configured key, the last stored admin key may go too: the operator keeps a way in.
+    let (_, created) = app
+        .call("POST", "/v1/admin-keys", Some(ADMIN_KEY), None)
+        .await;
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/v1/admin-keys/{}", created["id"].as_str().expect("id")),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive_and_old_keys_keep_working() {
+    let app = TestApp::spawn().await;
+    let key = app.tenant("acme").await;
+    for authorization in [
+        format!("Bearer {key}"),
+        format!("bearer {key}"),
+        format!("BEARER {key}"),
+        format!("bEaReR {key}"),
+        format!("Bearer  {key}"),
+    ] {
+        let answer = call_with(&app, "GET", "/v1/tenants/acme", Some(&authorization), None).await;
+        assert_eq!(answer.0, StatusCode::OK, "{authorization:?}: {}", answer.2);
+    }
+    for authorization in [
+        format!("Bearerx {key}"),
+        format!("Token {key}"),
+        key.clone(),
+    ] {
+        let answer = call_with(&app, "GET", "/v1/tenants/acme", Some(&authorization), None).await;
+        check_refused(
+            &authorization,
+            &answer,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
+    }
+
+    // A key of the spelling Herald used to generate, stored by an earlier version.
+    let old_key = "hk_q1IvRC3yv7M8o0JHk0aJ0uWZb2wQv5m1T8u2H4nJb6A";
+    app.server
+        .store
+        .create_api_key(herald_store::models::ApiKeyRecord {
+            id: "key_old".to_owned(),
+            tenant_id: Some("acme".to_owned()),
+            key_hash: hash_api_key(old_key),
+            prefix: String::new(),
+            name: None,
+            generated_at_start: false,
+            created_at: app.clock.now(),
+            last_used_at: None,
+        })
+        .await
+        .expect("stored");
+    assert_eq!(
+        status_with(&app, "/v1/tenants/acme", old_key).await,
+        StatusCode::OK
+    );
+    // New keys and hook ids no longer share a prefix.
+    let (_, hook) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/hooks",
+            Some(&key),
+            Some(&json!({"event_type": "user.pre_create", "url": "http://127.0.0.1:9/hook"})),
+        )
+        .await;
+    let hook_id = hook["id"].as_str().expect("hook id");
+    assert!(hook_id.starts_with("hk_"), "{hook_id}");
+    assert!(!key.starts_with("hk_"), "{key}");
+}
+
 // ---- logs ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_admin_key_goes_to_a_private_file_and_never_to_the_logs() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let database = directory.path().join("herald.db");
+    let key_file = directory.path().join("herald-admin-key");
+    // Standard error is a pipe here, as under a service manager: the key must not go there.
+    let herald = HeraldProcess::serve_with_admin_key(
+        &database,
+        &["--log-json"],
+        &[("HERALD_LOG", "debug")],
+        None,
+    )
+    .await;
+    // Printed before the listening line, which `serve` waited for.
+    let announced = herald
+        .seen
+        .iter()
+        .find_map(|line| line.split("wrote it to ").nth(1))
+        .expect("the key file is announced")
+        .to_owned();
+    assert!(
+        announced.starts_with(&key_file.display().to_string()),
+        "{announced}"
+    );
+    let key = std::fs::read_to_string(&key_file).expect("the key file");
+    let key = key.trim().to_owned();
+    assert!(
+        herald_core::api_key::is_well_formed_api_key(&key),
+        "{key:?}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let http = reqwest::Client::new();
+    let (status, body) = herald
+        .call(&http, "GET", "/v1/tenants", Some(&key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let printed = herald.stop().await;
+    assert!(
+        printed
+            .iter()
+            .any(|line| line.contains("\"level\":\"DEBUG\"")),
+        "debug logging was on"
+    );
+    for line in &printed {
+        assert!(
+            !line.contains(&key),
+            "the admin key is in the output: {line}"
+        );
+    }
+
+    // Started again with a key of the operator's own, the generated one is revoked.
+    let herald =
+        HeraldProcess::serve_with_admin_key(&database, &[], &[], Some("operator-chosen-key-0123"))
+            .await;
+    let (status, _) = herald
+        .call(&http, "GET", "/v1/tenants", Some(&key), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = herald
+        .call(
+            &http,
+            "GET",
+            "/v1/tenants",
+            Some("operator-chosen-key-0123"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    herald.stop().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_and_secrets_never_appear_in_the_logs_even_at_debug_level() {

@@ -1,5 +1,6 @@
 //! One module per API resource, each exposing its router.
 
+pub mod api_keys;
 pub mod blocking;
 pub mod catalog;
 pub mod deliveries;

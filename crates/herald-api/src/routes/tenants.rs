@@ -1,12 +1,10 @@
-//! `/v1/tenants` and `/v1/tenants/{tenant}/api-keys`: admin-only tenant management.
+//! `/v1/tenants`: admin-only tenant management (their keys are in `api_keys.rs`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use herald_core::ids::prefixed_id;
-use herald_core::secret::{generate_api_key, hash_api_key};
-use herald_store::models::{ApiKeyRecord, Tenant};
+use herald_store::models::Tenant;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -20,7 +18,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tenants", post(create).get(list))
         .route("/v1/tenants/{tenant}", get(get_one))
-        .route("/v1/tenants/{tenant}/api-keys", post(create_key))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -44,14 +41,6 @@ pub struct TenantOut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TenantListOut {
     pub data: Vec<TenantOut>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ApiKeyOut {
-    pub id: String,
-    pub tenant: String,
-    /// The key itself, shown this once: Herald keeps only its hash.
-    pub key: String,
 }
 
 impl From<Tenant> for TenantOut {
@@ -125,33 +114,4 @@ pub async fn get_one(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("tenant {:?}", scope.tenant_id)))?;
     Ok(Json(TenantOut::from(tenant)))
-}
-
-/// Create a tenant API key (admin key). The key is in the answer once and never again.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/api-keys", tag = "tenants",
-    responses((status = 201, body = ApiKeyOut)))]
-pub async fn create_key(
-    State(state): State<AppState>,
-    _admin: Admin,
-    scope: TenantScope,
-) -> ApiResult<(StatusCode, Json<ApiKeyOut>)> {
-    let key = generate_api_key("hk");
-    let id = prefixed_id("key");
-    state
-        .store
-        .create_api_key(ApiKeyRecord {
-            id: id.clone(),
-            tenant_id: Some(scope.tenant_id.clone()),
-            key_hash: hash_api_key(&key),
-            created_at: state.clock.now(),
-        })
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ApiKeyOut {
-            id,
-            tenant: scope.tenant_id,
-            key,
-        }),
-    ))
 }

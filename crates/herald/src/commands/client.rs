@@ -151,7 +151,7 @@ pub struct ReplayArgs {
     since: Option<String>,
 }
 
-struct Api {
+pub(crate) struct Api {
     client: reqwest::Client,
     base: String,
     key: String,
@@ -159,7 +159,7 @@ struct Api {
 }
 
 impl Api {
-    fn new(connection: &Connection) -> anyhow::Result<Self> {
+    pub(crate) fn new(connection: &Connection) -> anyhow::Result<Self> {
         herald::install_tls_provider();
         let key = connection
             .key
@@ -177,7 +177,7 @@ impl Api {
     }
 
     /// Sends a request; a problem+json answer becomes an error naming each problem and its path.
-    fn call(
+    pub(crate) fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -238,7 +238,7 @@ fn set_present<const N: usize>(body: &mut Value, options: [(&str, &Option<String
     }
 }
 
-fn print_json(value: &Value) -> anyhow::Result<()> {
+pub(crate) fn print_json(value: &Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;

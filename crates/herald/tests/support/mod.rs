@@ -40,6 +40,7 @@ pub fn settings(directory: &std::path::Path) -> ServeSettings {
         hook_chain_deadline_ms: 10_000,
         log_json: false,
         admin_key: Some(ADMIN_KEY.to_owned()),
+        admin_key_file: directory.join("herald-admin-key"),
     }
 }
 
@@ -466,15 +467,28 @@ impl HeraldProcess {
     /// Starts `herald serve --listen 127.0.0.1:0 --db DATABASE ARGS...` with the admin key
     /// [`ADMIN_KEY`] and `env`, and waits at most 20 s for it to announce its address.
     pub async fn serve(database: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::serve_with_admin_key(database, args, env, Some(ADMIN_KEY)).await
+    }
+
+    /// Like [`HeraldProcess::serve`], with `HERALD_ADMIN_KEY` set to `admin_key`, or unset.
+    pub async fn serve_with_admin_key(
+        database: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        admin_key: Option<&str>,
+    ) -> Self {
         use std::io::BufRead;
         // The test's own reqwest clients need it.
         herald::install_tls_provider();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+        match admin_key {
+            Some(key) => command.env("HERALD_ADMIN_KEY", key),
+            None => command.env_remove("HERALD_ADMIN_KEY"),
+        };
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(database)
             .args(args)
-            .env("HERALD_ADMIN_KEY", ADMIN_KEY)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
