@@ -575,3 +575,105 @@ proptest! {
         prop_assert_eq!(String::from_utf8_lossy(&again), String::from_utf8_lossy(&rendered));
     }
 }
+
+/// Validates `payload` as `event_type`: valid when `expected_paths` is empty, otherwise refused
+/// with problems at exactly those JSON paths.
+fn check(event_type: &str, payload: &Value, expected_paths: &[&str]) {
+    let definition = Catalog::builtin()
+        .get(event_type)
+        .unwrap_or_else(|| panic!("unknown type {event_type}"));
+    let found: BTreeSet<String> = match definition.validate_payload(payload) {
+        Ok(()) => BTreeSet::new(),
+        Err(problems) => problems.into_iter().map(|problem| problem.path).collect(),
+    };
+    let expected: BTreeSet<String> = expected_paths
+        .iter()
+        .map(|path| (*path).to_owned())
+        .collect();
+    assert_eq!(found, expected, "{event_type}: {payload}");
+}
+
+/// The catalog's example payload of `event_type` with one top-level member replaced.
+fn example_with(event_type: &str, member: &str, value: Value) -> Value {
+    let mut payload = Catalog::builtin()
+        .get(event_type)
+        .and_then(|definition| definition.example())
+        .unwrap_or_else(|| panic!("{event_type} has an example"))
+        .clone();
+    payload[member] = value;
+    payload
+}
+
+#[test]
+fn asgardeo_action_and_initiator_type_take_the_values_their_section_names() {
+    let asgardeo = |path: &str| format!("https://schemas.identity.wso2.org/events/{path}");
+    let registration_success = asgardeo("registration/event-type/registrationSuccess");
+    let registration_failed = asgardeo("registration/event-type/registrationFailed");
+    let credential_updated = asgardeo("credential/event-type/credentialUpdated");
+    let user_created = asgardeo("user/event-type/userCreated");
+    let profile_updated = asgardeo("user/event-type/userProfileUpdated");
+    let user_disabled = asgardeo("user/event-type/userDisabled");
+    let user_enabled = asgardeo("user/event-type/userEnabled");
+    let user_deleted = asgardeo("user/event-type/userDeleted");
+    let cases: [(&str, &str, &str, &[&str]); 36] = [
+        // Registration: the flows table names REGISTER and INVITE only.
+        (&registration_success, "action", "REGISTER", &[]),
+        (&registration_success, "action", "INVITE", &[]),
+        (&registration_success, "action", "UPDATE", &["/action"]),
+        (&registration_success, "action", "RESET", &["/action"]),
+        (&registration_failed, "action", "INVITE", &[]),
+        (&registration_failed, "action", "UPDATE", &["/action"]),
+        (&registration_success, "initiatorType", "USER", &[]),
+        (&registration_success, "initiatorType", "APPLICATION", &[]),
+        // Credential update: UPDATE, RESET or INVITE, by an admin, a user or an application.
+        (&credential_updated, "action", "UPDATE", &[]),
+        (&credential_updated, "action", "RESET", &[]),
+        (&credential_updated, "action", "INVITE", &[]),
+        (&credential_updated, "action", "REGISTER", &["/action"]),
+        (&credential_updated, "initiatorType", "USER", &[]),
+        (&credential_updated, "initiatorType", "APPLICATION", &[]),
+        // User created: direct registration, invitation or provisioning — never an update or reset.
+        (&user_created, "action", "REGISTER", &[]),
+        (&user_created, "action", "INVITE", &[]),
+        (&user_created, "action", "UPDATE", &["/action"]),
+        (&user_created, "action", "RESET", &["/action"]),
+        (&user_created, "initiatorType", "USER", &[]),
+        // Profile update: UPDATE only, started by anyone.
+        (&profile_updated, "action", "UPDATE", &[]),
+        (&profile_updated, "action", "REGISTER", &["/action"]),
+        (&profile_updated, "action", "INVITE", &["/action"]),
+        (&profile_updated, "action", "RESET", &["/action"]),
+        (&profile_updated, "initiatorType", "USER", &[]),
+        // Disabled, enabled, deleted: an administrator or an application, never the user.
+        (&user_disabled, "initiatorType", "ADMIN", &[]),
+        (&user_disabled, "initiatorType", "APPLICATION", &[]),
+        (&user_disabled, "initiatorType", "USER", &["/initiatorType"]),
+        (&user_enabled, "initiatorType", "ADMIN", &[]),
+        (&user_enabled, "initiatorType", "APPLICATION", &[]),
+        (&user_enabled, "initiatorType", "USER", &["/initiatorType"]),
+        (&user_deleted, "initiatorType", "ADMIN", &[]),
+        (&user_deleted, "initiatorType", "APPLICATION", &[]),
+        (&user_deleted, "initiatorType", "USER", &["/initiatorType"]),
+        // The spelling is the seed's: upper case, and "ADMIN", not "ADMINISTRATOR".
+        (&user_deleted, "initiatorType", "admin", &["/initiatorType"]),
+        (
+            &user_deleted,
+            "initiatorType",
+            "ADMINISTRATOR",
+            &["/initiatorType"],
+        ),
+        (
+            &credential_updated,
+            "credentialType",
+            "TOTP",
+            &["/credentialType"],
+        ),
+    ];
+    for (event_type, member, value, expected_paths) in cases {
+        check(
+            event_type,
+            &example_with(event_type, member, json!(value)),
+            expected_paths,
+        );
+    }
+}
