@@ -677,3 +677,148 @@ fn asgardeo_action_and_initiator_type_take_the_values_their_section_names() {
         );
     }
 }
+
+#[test]
+fn onewelcome_requires_only_what_the_seed_or_the_model_requires() {
+    let group = "70db71c4-a6d5-469e-a2c5-32cf9756a036";
+    let user = "5c2d8f3e-7a41-4b6e-9d0c-2f1a6b8e4c37";
+    let machine_principal = json!({"authMode": "MachineToMachine", "clientId": "billing-batch"});
+    let cases: Vec<(&str, Value, &[&str])> = vec![
+        // A root authorization group has no parent.
+        (
+            "AuthorizationGroupCreatedEvent",
+            json!({"authorizationGroupId": group, "name": "Everyone", "parentId": null}),
+            &[],
+        ),
+        (
+            "AuthorizationGroupCreatedEvent",
+            json!({"authorizationGroupId": group, "name": "Everyone"}),
+            &[],
+        ),
+        // Nullable is not untyped: a parent that is there is still a UUID string.
+        (
+            "AuthorizationGroupCreatedEvent",
+            json!({"authorizationGroupId": group, "parentId": 42}),
+            &["/parentId"],
+        ),
+        (
+            "AuthorizationGroupCreatedEvent",
+            json!({"authorizationGroupId": group, "parentId": "finance"}),
+            &["/parentId"],
+        ),
+        // The group the event is about is required, and not null.
+        (
+            "AuthorizationGroupCreatedEvent",
+            json!({"name": "Everyone", "parentId": null}),
+            &[""],
+        ),
+        (
+            "AuthorizationGroupCreatedEvent",
+            json!({"authorizationGroupId": null, "name": "Everyone"}),
+            &["/authorizationGroupId"],
+        ),
+        // A machine-to-machine principal acts for no user.
+        (
+            "ConsentReceiptCreatedEvent",
+            example_with("ConsentReceiptCreatedEvent", "principal", machine_principal),
+            &[],
+        ),
+        (
+            "ConsentReceiptCreatedEvent",
+            example_with(
+                "ConsentReceiptCreatedEvent",
+                "principal",
+                json!({"authMode": "MachineToMachine", "clientId": "billing-batch", "userId": null, "actingUserId": null}),
+            ),
+            &[],
+        ),
+        // The principal's kind decides how it is read, so it is required.
+        (
+            "ConsentReceiptCreatedEvent",
+            example_with(
+                "ConsentReceiptCreatedEvent",
+                "principal",
+                json!({"clientId": "billing-batch"}),
+            ),
+            &["/principal"],
+        ),
+        (
+            "ConsentReceiptCreatedEvent",
+            example_with(
+                "ConsentReceiptCreatedEvent",
+                "principal",
+                json!({"authMode": "MachineToMachine", "userId": 7}),
+            ),
+            &["/principal/userId"],
+        ),
+        // A direct opt-in sends no confirmation message.
+        (
+            "ConsentReceiptCreatedEvent",
+            json!({"consentReceiptId": "8d0e5a52-3c7b-4f0e-a1d9-6b4f2c9e7a10", "status": "agreed", "confirmationMessage": null}),
+            &[],
+        ),
+        // An open-ended validity has no end date, at the top level and inside related roles.
+        (
+            "DelegationRoleCreatedEvent",
+            example_with("DelegationRoleCreatedEvent", "endDate", Value::Null),
+            &[],
+        ),
+        (
+            "DelegationRoleCreatedEvent",
+            example_with("DelegationRoleCreatedEvent", "endDate", json!("31/12/2025")),
+            &["/endDate"],
+        ),
+        (
+            "UserDelegationRolesAddedEvent",
+            json!({"userId": user, "organizationId": "8687b18d-8ce1-4c8b-aedd-3a249018775a",
+                "roles": [{"roleId": "2d38de7c-3bec-4519-8b67-4d999253f6b7", "startDate": "2024-06-01T00:00:00Z", "endDate": null}]}),
+            &[],
+        ),
+        (
+            "UserDelegationRolesAddedEvent",
+            json!({"userId": user, "organizationId": "8687b18d-8ce1-4c8b-aedd-3a249018775a",
+                "roles": [{"startDate": "2024-06-01T00:00:00Z", "endDate": null}]}),
+            &["/roles/0"],
+        ),
+        // A root organization has no parents.
+        (
+            "DelegationOrganizationCreatedEvent",
+            example_with(
+                "DelegationOrganizationCreatedEvent",
+                "parentOrganizationIds",
+                Value::Null,
+            ),
+            &[],
+        ),
+        // An attribute set for the first time had no old value.
+        (
+            "IdentityModifiedEvent",
+            json!({"userId": user, "attributes": [{"id": "f78a2b51-7d52-4eaf-8df0-3e1122d5189b", "name": "loyaltyTier", "oldValue": null, "newValue": "gold"}]}),
+            &[],
+        ),
+        // A device registration carries the client; the rest of what the seed lists may be missing.
+        (
+            "DeviceRegisteredEvent",
+            json!({"clientId": "mobile-banking-ios-7f3a9c", "platform": "ios"}),
+            &[],
+        ),
+        ("DeviceRegisteredEvent", json!({"platform": "ios"}), &[""]),
+        // Truly required ids are still refused when missing, with their path.
+        ("UserCreatedEvent", json!({}), &[""]),
+        ("UserCreatedEvent", json!({"userId": null}), &["/userId"]),
+        (
+            "AuthorizationGroupMemberAddedEvent",
+            json!({"authorizationGroupId": group}),
+            &[""],
+        ),
+        // Unknown members stay accepted.
+        (
+            "UserCreatedEvent",
+            json!({"userId": user, "region": "eu-west"}),
+            &[],
+        ),
+    ];
+    for (event_type, payload, expected_paths) in cases {
+        check(event_type, &payload, expected_paths);
+    }
+}
