@@ -822,3 +822,48 @@ fn onewelcome_requires_only_what_the_seed_or_the_model_requires() {
         check(event_type, &payload, expected_paths);
     }
 }
+
+/// Email-like strings in examples use the domains RFC 2606 reserves for documentation.
+fn uses_an_example_domain(address: &str) -> bool {
+    let Some((_, domain)) = address.rsplit_once('@') else {
+        return true;
+    };
+    ["example.com", "example.net", "example.org"].contains(&domain)
+        || [".example", ".test", ".invalid"]
+            .iter()
+            .any(|suffix| domain.ends_with(suffix))
+}
+
+fn strings_in(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::String(text) => found.push(text.clone()),
+        Value::Array(items) => items.iter().for_each(|item| strings_in(item, found)),
+        Value::Object(members) => members
+            .values()
+            .for_each(|member| strings_in(member, found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn examples_carry_real_example_addresses_not_page_scrape_debris() {
+    for definition in Catalog::builtin().iter() {
+        let name = definition.name();
+        let example = definition.example().expect("every type has an example");
+        let text = example.to_string();
+        for debris in ["[email", "email protected"] {
+            assert!(!text.contains(debris), "{name}: {debris:?} in {text}");
+        }
+        let mut strings = Vec::new();
+        strings_in(example, &mut strings);
+        for address in strings
+            .iter()
+            .filter(|text| !text.contains(' ') && text.contains('@'))
+        {
+            assert!(
+                uses_an_example_domain(address),
+                "{name}: {address} is not at an RFC 2606 example domain"
+            );
+        }
+    }
+}
