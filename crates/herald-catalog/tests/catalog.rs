@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use herald_catalog::catalog::{Catalog, CustomTypeSpec, compile_custom_type};
 use herald_catalog::envelope::{
-    EnvelopeError, Event, ParsedEvent, RenderFormat, RenderOptions, parse_envelope,
-    parse_envelope_bytes, render, render_bytes,
+    EXAMPLE_RENDER_OPTIONS, EnvelopeError, Event, ParsedEvent, RenderFormat, RenderOptions,
+    example_envelope, parse_envelope, parse_envelope_bytes, render, render_bytes,
 };
 use herald_catalog::taxonomy::Taxonomy;
 use proptest::prelude::*;
@@ -865,5 +865,84 @@ fn examples_carry_real_example_addresses_not_page_scrape_debris() {
                 "{name}: {address} is not at an RFC 2606 example domain"
             );
         }
+    }
+}
+
+#[test]
+fn every_example_envelope_is_a_native_envelope_of_its_example() {
+    for definition in Catalog::builtin().iter() {
+        let name = definition.name();
+        let envelope = example_envelope(definition).expect("every type has an example");
+        let parsed = parse_envelope(Catalog::builtin(), envelope.clone())
+            .unwrap_or_else(|error| panic!("{name}: {error}\n{envelope}"));
+        assert_eq!(parsed.event_type, name);
+        assert_eq!(Some(&parsed.payload), definition.example(), "{name}");
+        assert_eq!(parsed.taxonomy, definition.taxonomy(), "{name}");
+        let native_member = match definition.taxonomy() {
+            Taxonomy::Asgardeo => "/events",
+            Taxonomy::Onewelcome => "/metadata/eventId",
+            Taxonomy::Authgear => "/context/triggered_by",
+            Taxonomy::Herald | Taxonomy::Custom => "/taxonomy",
+        };
+        assert!(
+            envelope.pointer(native_member).is_some(),
+            "{name}: {envelope}"
+        );
+    }
+    let login = Catalog::builtin()
+        .get("https://schemas.identity.wso2.org/events/login/event-type/loginSuccess")
+        .expect("known");
+    let envelope = example_envelope(login).expect("example");
+    assert_eq!(envelope["iss"], EXAMPLE_RENDER_OPTIONS.issuer);
+    // The same text every time.
+    assert_eq!(example_envelope(login), Some(envelope));
+}
+
+#[test]
+fn shown_schemas_keep_every_definition_their_type_uses() {
+    let mut n_pruned = 0;
+    for definition in Catalog::builtin().iter() {
+        let name = definition.name();
+        let shown = definition.schema_with_used_definitions();
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(&shown)
+            .unwrap_or_else(|error| panic!("{name}: the shown schema does not compile: {error}"));
+        let example = definition.example().expect("example");
+        assert!(validator.is_valid(example), "{name}");
+        let count = |schema: &Value| {
+            schema
+                .get("$defs")
+                .and_then(Value::as_object)
+                .map_or(0, |defs| defs.len())
+        };
+        if count(&shown) < count(definition.schema()) {
+            n_pruned += 1;
+        }
+    }
+    assert!(
+        n_pruned > 100,
+        "only {n_pruned} types shed unused definitions"
+    );
+}
+
+#[test]
+fn only_authgear_has_a_context_schema() {
+    let catalog = Catalog::builtin();
+    let context = catalog
+        .context_schema(Taxonomy::Authgear)
+        .expect("Authgear's context");
+    assert_eq!(
+        context["properties"]["triggered_by"]["enum"],
+        json!(["user", "admin_api", "system", "portal"])
+    );
+    for taxonomy in [
+        Taxonomy::Asgardeo,
+        Taxonomy::Onewelcome,
+        Taxonomy::Herald,
+        Taxonomy::Custom,
+    ] {
+        assert_eq!(catalog.context_schema(taxonomy), None, "{taxonomy}");
     }
 }
