@@ -63,6 +63,8 @@ pub struct Catalog {
     types: Vec<Arc<EventTypeDef>>,
     by_name: HashMap<String, usize>,
     context_validators: HashMap<Taxonomy, Arc<jsonschema::Validator>>,
+    /// The context schemas as written, for showing them.
+    context_schemas: HashMap<Taxonomy, Value>,
 }
 
 impl Catalog {
@@ -113,6 +115,8 @@ impl Catalog {
                 })?;
             self.context_validators
                 .insert(taxonomy, Arc::new(validator));
+            self.context_schemas
+                .insert(taxonomy, context_schema.clone());
         }
         for spec in file.event_types {
             let definition =
@@ -154,6 +158,11 @@ impl Catalog {
 
     pub fn is_empty(&self) -> bool {
         self.types.is_empty()
+    }
+
+    /// The schema of a taxonomy's envelope context as written, where the taxonomy has one (Authgear).
+    pub fn context_schema(&self, taxonomy: Taxonomy) -> Option<&Value> {
+        self.context_schemas.get(&taxonomy)
     }
 
     /// The schema of a taxonomy's envelope context, where the taxonomy has one (Authgear).

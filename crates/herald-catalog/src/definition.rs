@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::schema_definitions::keep_used_definitions;
 use crate::taxonomy::Taxonomy;
 use crate::validation::Problem;
 
@@ -165,6 +166,12 @@ impl EventTypeDef {
     /// The payload schema, with its shared definitions under `$defs`.
     pub fn schema(&self) -> &Value {
         &self.schema
+    }
+
+    /// The payload schema with only the shared definitions it reaches through `$ref`, for showing
+    /// the type; validation uses the full [`schema`](Self::schema).
+    pub fn schema_with_used_definitions(&self) -> Value {
+        keep_used_definitions(&self.schema)
     }
 
     /// A valid payload, for documentation.

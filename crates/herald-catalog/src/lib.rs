@@ -9,6 +9,7 @@
 //! - [`catalog`]: the set of built-in types, loaded from the JSON files under `catalog/` that are
 //!   embedded at build time, plus the run-time registration of `custom` types.
 //! - [`validation`]: the problems a payload can have, each with its JSON pointer.
+//! - [`schema_definitions`]: which shared definitions a schema reaches, to show a type with only those.
 //! - [`filter`]: which event types an endpoint subscribes to.
 //! - [`envelope`]: detecting, parsing and rendering the vendors' native envelopes.
 //! - [`json`]: strict JSON for untrusted bodies (a repeated member name is refused).
@@ -18,5 +19,6 @@ pub mod definition;
 pub mod envelope;
 pub mod filter;
 pub mod json;
+pub mod schema_definitions;
 pub mod taxonomy;
 pub mod validation;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use herald_catalog::catalog::{Catalog, CustomTypeSpec, compile_custom_type};
 use herald_catalog::envelope::{
-    EnvelopeError, Event, ParsedEvent, RenderFormat, RenderOptions, parse_envelope,
-    parse_envelope_bytes, render, render_bytes,
+    EXAMPLE_RENDER_OPTIONS, EnvelopeError, Event, ParsedEvent, RenderFormat, RenderOptions,
+    example_envelope, parse_envelope, parse_envelope_bytes, render, render_bytes,
 };
 use herald_catalog::taxonomy::Taxonomy;
 use proptest::prelude::*;
@@ -573,5 +573,376 @@ proptest! {
         prop_assert_eq!(&parsed.event_type, &event.event_type);
         let again = render_bytes(&parsed.into_event("unused".to_owned(), OffsetDateTime::UNIX_EPOCH, event.seq), format, &OPTIONS);
         prop_assert_eq!(String::from_utf8_lossy(&again), String::from_utf8_lossy(&rendered));
+    }
+}
+
+/// Validates `payload` as `event_type`: valid when `expected_paths` is empty, otherwise refused
+/// with problems at exactly those JSON paths.
+fn check(event_type: &str, payload: &Value, expected_paths: &[&str]) {
+    let definition = Catalog::builtin()
+        .get(event_type)
+        .unwrap_or_else(|| panic!("unknown type {event_type}"));
+    let found: BTreeSet<String> = match definition.validate_payload(payload) {
+        Ok(()) => BTreeSet::new(),
+        Err(problems) => problems.into_iter().map(|problem| problem.path).collect(),
+    };
+    let expected: BTreeSet<String> = expected_paths
+        .iter()
+        .map(|path| (*path).to_owned())
+        .collect();
+    assert_eq!(found, expected, "{event_type}: {payload}");
+}
+
+/// The catalog's example payload of `event_type` with one top-level member replaced.
+fn example_with(event_type: &str, member: &str, value: Value) -> Value {
+    let mut payload = Catalog::builtin()
+        .get(event_type)
+        .and_then(|definition| definition.example())
+        .unwrap_or_else(|| panic!("{event_type} has an example"))
+        .clone();
+    payload[member] = value;
+    payload
+}
+
+#[test]
+fn asgardeo_action_and_initiator_type_take_the_values_their_section_names() {
+    let asgardeo = |path: &str| format!("https://schemas.identity.wso2.org/events/{path}");
+    let registration_success = asgardeo("registration/event-type/registrationSuccess");
+    let registration_failed = asgardeo("registration/event-type/registrationFailed");
+    let credential_updated = asgardeo("credential/event-type/credentialUpdated");
+    let user_created = asgardeo("user/event-type/userCreated");
+    let profile_updated = asgardeo("user/event-type/userProfileUpdated");
+    let user_disabled = asgardeo("user/event-type/userDisabled");
+    let user_enabled = asgardeo("user/event-type/userEnabled");
+    let user_deleted = asgardeo("user/event-type/userDeleted");
+    let cases: [(&str, &str, &str, &[&str]); 36] = [
+        // Registration: the flows table names REGISTER and INVITE only.
+        (&registration_success, "action", "REGISTER", &[]),
+        (&registration_success, "action", "INVITE", &[]),
+        (&registration_success, "action", "UPDATE", &["/action"]),
+        (&registration_success, "action", "RESET", &["/action"]),
+        (&registration_failed, "action", "INVITE", &[]),
+        (&registration_failed, "action", "UPDATE", &["/action"]),
+        (&registration_success, "initiatorType", "USER", &[]),
+        (&registration_success, "initiatorType", "APPLICATION", &[]),
+        // Credential update: UPDATE, RESET or INVITE, by an admin, a user or an application.
+        (&credential_updated, "action", "UPDATE", &[]),
+        (&credential_updated, "action", "RESET", &[]),
+        (&credential_updated, "action", "INVITE", &[]),
+        (&credential_updated, "action", "REGISTER", &["/action"]),
+        (&credential_updated, "initiatorType", "USER", &[]),
+        (&credential_updated, "initiatorType", "APPLICATION", &[]),
+        // User created: direct registration, invitation or provisioning — never an update or reset.
+        (&user_created, "action", "REGISTER", &[]),
+        (&user_created, "action", "INVITE", &[]),
+        (&user_created, "action", "UPDATE", &["/action"]),
+        (&user_created, "action", "RESET", &["/action"]),
+        (&user_created, "initiatorType", "USER", &[]),
+        // Profile update: UPDATE only, started by anyone.
+        (&profile_updated, "action", "UPDATE", &[]),
+        (&profile_updated, "action", "REGISTER", &["/action"]),
+        (&profile_updated, "action", "INVITE", &["/action"]),
+        (&profile_updated, "action", "RESET", &["/action"]),
+        (&profile_updated, "initiatorType", "USER", &[]),
+        // Disabled, enabled, deleted: an administrator or an application, never the user.
+        (&user_disabled, "initiatorType", "ADMIN", &[]),
+        (&user_disabled, "initiatorType", "APPLICATION", &[]),
+        (&user_disabled, "initiatorType", "USER", &["/initiatorType"]),
+        (&user_enabled, "initiatorType", "ADMIN", &[]),
+        (&user_enabled, "initiatorType", "APPLICATION", &[]),
+        (&user_enabled, "initiatorType", "USER", &["/initiatorType"]),
+        (&user_deleted, "initiatorType", "ADMIN", &[]),
+        (&user_deleted, "initiatorType", "APPLICATION", &[]),
+        (&user_deleted, "initiatorType", "USER", &["/initiatorType"]),
+        // The spelling is the seed's: upper case, and "ADMIN", not "ADMINISTRATOR".
+        (&user_deleted, "initiatorType", "admin", &["/initiatorType"]),
+        (
+            &user_deleted,
+            "initiatorType",
+            "ADMINISTRATOR",
+            &["/initiatorType"],
+        ),
+        (
+            &credential_updated,
+            "credentialType",
+            "TOTP",
+            &["/credentialType"],
+        ),
+    ];
+    for (event_type, member, value, expected_paths) in cases {
+        check(
+            event_type,
+            &example_with(event_type, member, json!(value)),
+            expected_paths,
+        );
+    }
+}
+
+#[test]
+fn onewelcome_requires_only_what_the_seed_or_the_model_requires() {
+    let group = "70db71c4-a6d5-469e-a2c5-32cf9756a036";
+    let user = "5c2d8f3e-7a41-4b6e-9d0c-2f1a6b8e4c37";
+    let machine_principal = json!({"authMode": "MachineToMachine", "clientId": "billing-batch"});
+    let cases: Vec<(&str, Value, &[&str])> = vec![
+        // A root authorization group has no parent.
+        (
+            "AuthorizationGroupCreatedEvent",
+            json!({"authorizationGroupId": group, "name": "Everyone", "parentId": null}),
+            &[],
+        ),
+        (
+            "AuthorizationGroupCreatedEvent",
+            json!({"authorizationGroupId": group, "name": "Everyone"}),
+            &[],
+        ),
+        // Nullable is not untyped: a parent that is there is still a UUID string.
+        (
+            "AuthorizationGroupCreatedEvent",
+            json!({"authorizationGroupId": group, "parentId": 42}),
+            &["/parentId"],
+        ),
+        (
+            "AuthorizationGroupCreatedEvent",
+            json!({"authorizationGroupId": group, "parentId": "finance"}),
+            &["/parentId"],
+        ),
+        // The group the event is about is required, and not null.
+        (
+            "AuthorizationGroupCreatedEvent",
+            json!({"name": "Everyone", "parentId": null}),
+            &[""],
+        ),
+        (
+            "AuthorizationGroupCreatedEvent",
+            json!({"authorizationGroupId": null, "name": "Everyone"}),
+            &["/authorizationGroupId"],
+        ),
+        // A machine-to-machine principal acts for no user.
+        (
+            "ConsentReceiptCreatedEvent",
+            example_with("ConsentReceiptCreatedEvent", "principal", machine_principal),
+            &[],
+        ),
+        (
+            "ConsentReceiptCreatedEvent",
+            example_with(
+                "ConsentReceiptCreatedEvent",
+                "principal",
+                json!({"authMode": "MachineToMachine", "clientId": "billing-batch", "userId": null, "actingUserId": null}),
+            ),
+            &[],
+        ),
+        // The principal's kind decides how it is read, so it is required.
+        (
+            "ConsentReceiptCreatedEvent",
+            example_with(
+                "ConsentReceiptCreatedEvent",
+                "principal",
+                json!({"clientId": "billing-batch"}),
+            ),
+            &["/principal"],
+        ),
+        (
+            "ConsentReceiptCreatedEvent",
+            example_with(
+                "ConsentReceiptCreatedEvent",
+                "principal",
+                json!({"authMode": "MachineToMachine", "userId": 7}),
+            ),
+            &["/principal/userId"],
+        ),
+        // A direct opt-in sends no confirmation message.
+        (
+            "ConsentReceiptCreatedEvent",
+            json!({"consentReceiptId": "8d0e5a52-3c7b-4f0e-a1d9-6b4f2c9e7a10", "status": "agreed", "confirmationMessage": null}),
+            &[],
+        ),
+        // An open-ended validity has no end date, at the top level and inside related roles.
+        (
+            "DelegationRoleCreatedEvent",
+            example_with("DelegationRoleCreatedEvent", "endDate", Value::Null),
+            &[],
+        ),
+        (
+            "DelegationRoleCreatedEvent",
+            example_with("DelegationRoleCreatedEvent", "endDate", json!("31/12/2025")),
+            &["/endDate"],
+        ),
+        (
+            "UserDelegationRolesAddedEvent",
+            json!({"userId": user, "organizationId": "8687b18d-8ce1-4c8b-aedd-3a249018775a",
+                "roles": [{"roleId": "2d38de7c-3bec-4519-8b67-4d999253f6b7", "startDate": "2024-06-01T00:00:00Z", "endDate": null}]}),
+            &[],
+        ),
+        (
+            "UserDelegationRolesAddedEvent",
+            json!({"userId": user, "organizationId": "8687b18d-8ce1-4c8b-aedd-3a249018775a",
+                "roles": [{"startDate": "2024-06-01T00:00:00Z", "endDate": null}]}),
+            &["/roles/0"],
+        ),
+        // A root organization has no parents.
+        (
+            "DelegationOrganizationCreatedEvent",
+            example_with(
+                "DelegationOrganizationCreatedEvent",
+                "parentOrganizationIds",
+                Value::Null,
+            ),
+            &[],
+        ),
+        // An attribute set for the first time had no old value.
+        (
+            "IdentityModifiedEvent",
+            json!({"userId": user, "attributes": [{"id": "f78a2b51-7d52-4eaf-8df0-3e1122d5189b", "name": "loyaltyTier", "oldValue": null, "newValue": "gold"}]}),
+            &[],
+        ),
+        // A device registration carries the client; the rest of what the seed lists may be missing.
+        (
+            "DeviceRegisteredEvent",
+            json!({"clientId": "mobile-banking-ios-7f3a9c", "platform": "ios"}),
+            &[],
+        ),
+        ("DeviceRegisteredEvent", json!({"platform": "ios"}), &[""]),
+        // Truly required ids are still refused when missing, with their path.
+        ("UserCreatedEvent", json!({}), &[""]),
+        ("UserCreatedEvent", json!({"userId": null}), &["/userId"]),
+        (
+            "AuthorizationGroupMemberAddedEvent",
+            json!({"authorizationGroupId": group}),
+            &[""],
+        ),
+        // Unknown members stay accepted.
+        (
+            "UserCreatedEvent",
+            json!({"userId": user, "region": "eu-west"}),
+            &[],
+        ),
+    ];
+    for (event_type, payload, expected_paths) in cases {
+        check(event_type, &payload, expected_paths);
+    }
+}
+
+/// Email-like strings in examples use the domains RFC 2606 reserves for documentation.
+fn uses_an_example_domain(address: &str) -> bool {
+    let Some((_, domain)) = address.rsplit_once('@') else {
+        return true;
+    };
+    ["example.com", "example.net", "example.org"].contains(&domain)
+        || [".example", ".test", ".invalid"]
+            .iter()
+            .any(|suffix| domain.ends_with(suffix))
+}
+
+fn strings_in(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::String(text) => found.push(text.clone()),
+        Value::Array(items) => items.iter().for_each(|item| strings_in(item, found)),
+        Value::Object(members) => members
+            .values()
+            .for_each(|member| strings_in(member, found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn examples_carry_real_example_addresses_not_page_scrape_debris() {
+    for definition in Catalog::builtin().iter() {
+        let name = definition.name();
+        let example = definition.example().expect("every type has an example");
+        let text = example.to_string();
+        for debris in ["[email", "email protected"] {
+            assert!(!text.contains(debris), "{name}: {debris:?} in {text}");
+        }
+        let mut strings = Vec::new();
+        strings_in(example, &mut strings);
+        for address in strings
+            .iter()
+            .filter(|text| !text.contains(' ') && text.contains('@'))
+        {
+            assert!(
+                uses_an_example_domain(address),
+                "{name}: {address} is not at an RFC 2606 example domain"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_example_envelope_is_a_native_envelope_of_its_example() {
+    for definition in Catalog::builtin().iter() {
+        let name = definition.name();
+        let envelope = example_envelope(definition).expect("every type has an example");
+        let parsed = parse_envelope(Catalog::builtin(), envelope.clone())
+            .unwrap_or_else(|error| panic!("{name}: {error}\n{envelope}"));
+        assert_eq!(parsed.event_type, name);
+        assert_eq!(Some(&parsed.payload), definition.example(), "{name}");
+        assert_eq!(parsed.taxonomy, definition.taxonomy(), "{name}");
+        let native_member = match definition.taxonomy() {
+            Taxonomy::Asgardeo => "/events",
+            Taxonomy::Onewelcome => "/metadata/eventId",
+            Taxonomy::Authgear => "/context/triggered_by",
+            Taxonomy::Herald | Taxonomy::Custom => "/taxonomy",
+        };
+        assert!(
+            envelope.pointer(native_member).is_some(),
+            "{name}: {envelope}"
+        );
+    }
+    let login = Catalog::builtin()
+        .get("https://schemas.identity.wso2.org/events/login/event-type/loginSuccess")
+        .expect("known");
+    let envelope = example_envelope(login).expect("example");
+    assert_eq!(envelope["iss"], EXAMPLE_RENDER_OPTIONS.issuer);
+    // The same text every time.
+    assert_eq!(example_envelope(login), Some(envelope));
+}
+
+#[test]
+fn shown_schemas_keep_every_definition_their_type_uses() {
+    let mut n_pruned = 0;
+    for definition in Catalog::builtin().iter() {
+        let name = definition.name();
+        let shown = definition.schema_with_used_definitions();
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(&shown)
+            .unwrap_or_else(|error| panic!("{name}: the shown schema does not compile: {error}"));
+        let example = definition.example().expect("example");
+        assert!(validator.is_valid(example), "{name}");
+        let count = |schema: &Value| {
+            schema
+                .get("$defs")
+                .and_then(Value::as_object)
+                .map_or(0, |defs| defs.len())
+        };
+        if count(&shown) < count(definition.schema()) {
+            n_pruned += 1;
+        }
+    }
+    assert!(
+        n_pruned > 100,
+        "only {n_pruned} types shed unused definitions"
+    );
+}
+
+#[test]
+fn only_authgear_has_a_context_schema() {
+    let catalog = Catalog::builtin();
+    let context = catalog
+        .context_schema(Taxonomy::Authgear)
+        .expect("Authgear's context");
+    assert_eq!(
+        context["properties"]["triggered_by"]["enum"],
+        json!(["user", "admin_api", "system", "portal"])
+    );
+    for taxonomy in [
+        Taxonomy::Asgardeo,
+        Taxonomy::Onewelcome,
+        Taxonomy::Herald,
+        Taxonomy::Custom,
+    ] {
+        assert_eq!(catalog.context_schema(taxonomy), None, "{taxonomy}");
     }
 }

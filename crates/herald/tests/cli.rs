@@ -94,6 +94,121 @@ fn catalog_show_prints_schema_description_and_example() {
     assert!(out.contains("did you mean"), "{out}");
 }
 
+/// `herald catalog show TYPE --json`, parsed.
+fn catalog_show_json(event_type: &str) -> Value {
+    let (code, out) = herald(&["catalog", "show", event_type, "--json"]);
+    assert_eq!(code, 0, "{out}");
+    serde_json::from_str(&out).expect("JSON")
+}
+
+/// The names under the shown schema's `$defs`, sorted; empty when it has none.
+fn shown_definitions(entry: &Value) -> Vec<String> {
+    let mut names: Vec<String> = entry["schema"]["$defs"]
+        .as_object()
+        .map(|definitions| definitions.keys().cloned().collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn catalog_show_keeps_only_the_definitions_a_type_uses() {
+    // (type, the definitions it reaches through `$ref`, transitively)
+    let cases: [(&str, &[&str]); 5] = [
+        ("UserCreatedEvent", &[]),
+        (
+            "AuthorizationMemberPermissionAssignmentsChangedEvent",
+            &["Permission"],
+        ),
+        (
+            "ConsentReceiptCreatedEvent",
+            &[
+                "AttributeConsent",
+                "AuthMode",
+                "ChannelType",
+                "Config",
+                "ConfirmationMessage",
+                "ConsentReceiptStatus",
+                "ConsentType",
+                "DocumentConsent",
+                "OptInType",
+                "Principal",
+            ],
+        ),
+        (
+            "https://schemas.identity.wso2.org/events/login/event-type/loginSuccess",
+            &[
+                "Application",
+                "Claim",
+                "Claims",
+                "Organization",
+                "Tenant",
+                "User",
+                "UserStore",
+            ],
+        ),
+        ("user.created", &["Identity", "User"]),
+    ];
+    for (event_type, expected) in cases {
+        let entry = catalog_show_json(event_type);
+        assert_eq!(shown_definitions(&entry), expected, "{event_type}");
+    }
+}
+
+#[test]
+fn catalog_show_wraps_the_example_in_the_native_envelope() {
+    let login = "https://schemas.identity.wso2.org/events/login/event-type/loginSuccess";
+    let entry = catalog_show_json(login);
+    let envelope = &entry["example_envelope"];
+    assert_eq!(envelope["events"][login], entry["example"], "{envelope}");
+    assert!(envelope["iss"].is_string() && envelope["jti"].is_string() && envelope["iat"].is_i64());
+    assert_eq!(entry["context_schema"], Value::Null);
+
+    let entry = catalog_show_json("UserCreatedEvent");
+    let envelope = &entry["example_envelope"];
+    assert_eq!(
+        envelope["metadata"]["type"], "UserCreatedEvent",
+        "{envelope}"
+    );
+    assert_eq!(envelope["metadata"]["category"], "public");
+    assert_eq!(envelope["payload"], entry["example"]);
+
+    let entry = catalog_show_json("user.created");
+    let envelope = &entry["example_envelope"];
+    assert_eq!(envelope["type"], "user.created", "{envelope}");
+    assert_eq!(envelope["payload"], entry["example"]);
+    assert!(envelope["seq"].is_i64() && envelope["context"]["timestamp"].is_i64());
+    assert_eq!(
+        entry["context_schema"]["properties"]["triggered_by"]["enum"],
+        json!(["user", "admin_api", "system", "portal"])
+    );
+}
+
+#[test]
+fn catalog_show_text_has_the_envelope_and_the_context_schema() {
+    let (code, out) = herald(&["catalog", "show", "user.created"]);
+    assert_eq!(code, 0, "{out}");
+    for expected in [
+        "Example envelope",
+        "\"context\": {",
+        "\"triggered_by\": \"system\"",
+        "Context schema",
+        "\"admin_api\"",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+    assert!(
+        !out.contains("\"Jwt\""),
+        "an unused definition is shown:\n{out}"
+    );
+
+    let (code, out) = herald(&["catalog", "show", "UserSignedInEvent"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"metadata\": {"), "{out}");
+    assert!(!out.contains("$defs"), "{out}");
+    assert!(!out.contains("Context schema"), "{out}");
+}
+
 #[test]
 fn validate_accepts_every_asgardeo_seed_example() {
     let mut files: Vec<String> = std::fs::read_dir(seed_fixture(""))

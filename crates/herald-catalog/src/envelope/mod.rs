@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::catalog::TypeLookup;
+use crate::definition::EventTypeDef;
 use crate::json::{JsonError, parse_strict};
 use crate::taxonomy::Taxonomy;
 use crate::validation::{Problem, escape_pointer_token};
@@ -330,6 +331,44 @@ pub fn render(event: &Event, format: RenderFormat, options: &RenderOptions<'_>) 
         (RenderFormat::Native, Taxonomy::Herald | Taxonomy::Custom)
         | (RenderFormat::Canonical, _) => canonical::render(event, options),
     }
+}
+
+/// The tenant an example envelope is rendered for: the issuer is Herald's default one for a
+/// tenant named `example` (a tenant's own issuer replaces it in real deliveries).
+pub const EXAMPLE_RENDER_OPTIONS: RenderOptions<'static> = RenderOptions {
+    tenant_id: "example",
+    issuer: "urn:herald:tenant:example",
+};
+
+/// The event id, `seq` and time (Unix seconds) an example envelope shows: fixed, so showing a
+/// type gives the same text every time.
+const EXAMPLE_EVENT_ID: &str = "0190f2a1-c3d8-7e5f-9a0b-1c2d3e4f5a6b";
+const EXAMPLE_SEQ: i64 = 1;
+const EXAMPLE_UNIX_SECONDS: i64 = 1_751_705_149;
+
+/// The example payload of `definition` in its taxonomy's native envelope, as Herald delivers an
+/// event published with only that payload: the members the producer would have left out (ids,
+/// time, Authgear's context `timestamp` and `triggered_by`) filled the way rendering fills them.
+/// `None` for a type without an example.
+pub fn example_envelope(definition: &EventTypeDef) -> Option<Value> {
+    let payload = definition.example()?.clone();
+    let event = Event {
+        id: EXAMPLE_EVENT_ID.to_owned(),
+        seq: EXAMPLE_SEQ,
+        taxonomy: definition.taxonomy(),
+        event_type: definition.name().to_owned(),
+        subject: definition.subject_of(&payload),
+        occurred_at: OffsetDateTime::from_unix_timestamp(EXAMPLE_UNIX_SECONDS)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        payload,
+        context: Map::new(),
+        producer: Map::new(),
+    };
+    Some(render(
+        &event,
+        RenderFormat::Native,
+        &EXAMPLE_RENDER_OPTIONS,
+    ))
 }
 
 /// [`render`], serialized.

@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use herald_catalog::catalog::Catalog;
 use herald_catalog::definition::EventTypeDef;
+use herald_catalog::envelope::example_envelope;
 use herald_catalog::taxonomy::Taxonomy;
 use serde_json::json;
 
@@ -14,7 +15,9 @@ use serde_json::json;
 pub enum CatalogCommand {
     /// List event types, one a line (or as JSON).
     List(ListArgs),
-    /// Show one event type: description, payload schema and an example payload.
+    /// Show one event type: description, payload schema (with the definitions it uses), an example
+    /// payload, that example in the taxonomy's native envelope, and the envelope's context schema
+    /// where the taxonomy has one (Authgear).
     Show(ShowArgs),
 }
 
@@ -123,6 +126,11 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
             near.join(", ")
         );
     };
+    // The schema as shown carries only the shared definitions this type reaches, not its file's
+    // whole set; validation still uses the full schema.
+    let schema = definition.schema_with_used_definitions();
+    let envelope = example_envelope(definition);
+    let context_schema = catalog.context_schema(definition.taxonomy());
     let entry = json!({
         "type": definition.name(),
         "taxonomy": definition.taxonomy().as_str(),
@@ -130,8 +138,10 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         "blocking": definition.is_blocking(),
         "description": definition.description(),
         "subject": definition.subject_pointer(),
-        "schema": definition.schema(),
+        "schema": schema,
         "example": definition.example(),
+        "example_envelope": envelope,
+        "context_schema": context_schema,
     });
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -154,10 +164,22 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         definition.subject_pointer().unwrap_or("(none)"),
     )?;
     writeln!(out, "\nPayload schema:")?;
-    serde_json::to_writer_pretty(&mut out, definition.schema())?;
+    serde_json::to_writer_pretty(&mut out, &schema)?;
     if let Some(example) = definition.example() {
         writeln!(out, "\n\nExample payload:")?;
         serde_json::to_writer_pretty(&mut out, example)?;
+    }
+    if let Some(envelope) = &envelope {
+        writeln!(
+            out,
+            "\n\nExample envelope ({}, as Herald delivers it):",
+            definition.taxonomy()
+        )?;
+        serde_json::to_writer_pretty(&mut out, envelope)?;
+    }
+    if let Some(context_schema) = context_schema {
+        writeln!(out, "\n\nContext schema (the envelope's \"context\"):")?;
+        serde_json::to_writer_pretty(&mut out, context_schema)?;
     }
     writeln!(out)?;
     Ok(ExitCode::SUCCESS)
