@@ -59,8 +59,9 @@ pub struct AppState {
 }
 
 /// Each tenant's enabled hooks by event type, in position order, read from the store on first use
-/// and dropped whenever the tenant's hooks change. Evaluating a blocking event then needs no
-/// database round trip before the first hook is called.
+/// and dropped whenever the tenant's hooks change: by this node's handlers at once, and on a
+/// PostgreSQL cluster by every node when the change's notice arrives (`herald_changes`).
+/// Evaluating a blocking event then needs no database round trip before the first hook is called.
 /// One tenant's enabled hooks, by event type, each list in call order.
 type HookChains = HashMap<String, Vec<HookRecord>>;
 
@@ -107,6 +108,23 @@ impl HooksCache {
             }
         };
         Ok(by_type.get(event_type).cloned().unwrap_or_default())
+    }
+
+    /// Acts on a change another node (or this one) announced.
+    pub fn notice(&self, notice: &herald_store::ChangeNotice) {
+        match notice {
+            herald_store::ChangeNotice::Hooks { tenant_id } => self.invalidate(tenant_id),
+            herald_store::ChangeNotice::MaybeMissed => self.invalidate_all(),
+        }
+    }
+
+    /// Forgets every tenant's hooks: changes may have been missed.
+    pub fn invalidate_all(&self) {
+        if let Ok(mut map) = self.by_tenant.write() {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            map.clear();
+        }
     }
 
     /// Forgets a tenant's hooks after a change, so the next evaluation reads them again.

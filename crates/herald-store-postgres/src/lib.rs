@@ -20,6 +20,7 @@
 mod attempts;
 mod claims;
 mod group_commit;
+mod hooks;
 mod keys;
 mod publish;
 mod rows;
@@ -54,9 +55,9 @@ use crate::group_commit::GroupCommitter;
 use crate::publish::Publishes;
 use crate::rows::{
     ATTEMPT_COLUMNS, CUSTOM_TYPE_COLUMNS, DECISION_COLUMNS, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
-    EVENT_COLUMNS, EndpointParams, HOOK_COLUMNS, TENANT_COLUMNS, get, json_text, map_backend,
-    map_pool, ms, read_all, read_attempt, read_custom_type, read_decision, read_delivery,
-    read_endpoint, read_event, read_hook, read_tenant, to_i64,
+    EVENT_COLUMNS, EndpointParams, TENANT_COLUMNS, get, json_text, map_backend, map_pool, ms,
+    read_all, read_attempt, read_custom_type, read_decision, read_delivery, read_endpoint,
+    read_event, read_tenant, to_i64,
 };
 pub use crate::wakeups::WakeupListener;
 
@@ -186,8 +187,12 @@ impl PostgresStore {
     /// work: a publish that created deliveries, a retry, a replay, a release, a lease, a scheduled
     /// retry, an endpoint update. Notifications arrive until the returned listener is dropped.
     /// When this returns, the listener is already subscribed.
-    pub async fn listen_for_wakeups(&self, wakeup: Arc<Notify>) -> StoreResult<WakeupListener> {
-        WakeupListener::start(self.config.clone(), wakeup).await
+    pub async fn listen_for_wakeups(
+        &self,
+        wakeup: Arc<Notify>,
+        on_change: herald_store::ChangeHandler,
+    ) -> StoreResult<WakeupListener> {
+        WakeupListener::start(self.config.clone(), wakeup, on_change).await
     }
 
     async fn client(&self) -> StoreResult<Object> {
@@ -371,7 +376,10 @@ async fn delivery_by_id<C: GenericClient>(
     .transpose()
 }
 
-async fn tenant_exists<C: GenericClient>(client: &C, tenant_id: &str) -> StoreResult<bool> {
+pub(crate) async fn tenant_exists<C: GenericClient>(
+    client: &C,
+    tenant_id: &str,
+) -> StoreResult<bool> {
     Ok(
         query_opt(client, "SELECT 1 FROM tenants WHERE id = $1", &[&tenant_id])
             .await?
@@ -860,98 +868,23 @@ impl Store for PostgresStore {
     }
 
     async fn create_hook(&self, hook: HookRecord) -> StoreResult<HookRecord> {
-        let client = self.client().await?;
-        if !tenant_exists(&client, &hook.tenant_id).await? {
-            return Err(StoreError::NotFound(format!("tenant {:?}", hook.tenant_id)));
-        }
-        execute(
-            &client,
-            &format!(
-                "INSERT INTO hooks ({HOOK_COLUMNS})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            ),
-            &[
-                &hook.id,
-                &hook.tenant_id,
-                &hook.event_type,
-                &hook.url,
-                &hook.position,
-                &to_i64(hook.timeout_ms),
-                &hook.failure_policy.as_str(),
-                &hook.secret,
-                &hook.enabled,
-                &ms(hook.created_at),
-                &ms(hook.updated_at),
-            ],
-        )
-        .await?;
-        Ok(hook)
+        self.insert_hook(hook).await
     }
 
     async fn list_hooks(&self, tenant_id: &str) -> StoreResult<Vec<HookRecord>> {
-        let client = self.client().await?;
-        let rows = query(
-            &client,
-            &format!(
-                "SELECT {HOOK_COLUMNS} FROM hooks WHERE tenant_id = $1
-                 ORDER BY event_type COLLATE \"C\", position, created_at, id COLLATE \"C\""
-            ),
-            &[&tenant_id],
-        )
-        .await?;
-        read_all(&rows, read_hook)
+        self.select_hooks(tenant_id).await
     }
 
     async fn get_hook(&self, tenant_id: &str, hook_id: &str) -> StoreResult<Option<HookRecord>> {
-        let client = self.client().await?;
-        query_opt(
-            &client,
-            &format!("SELECT {HOOK_COLUMNS} FROM hooks WHERE tenant_id = $1 AND id = $2"),
-            &[&tenant_id, &hook_id],
-        )
-        .await?
-        .as_ref()
-        .map(read_hook)
-        .transpose()
+        self.select_hook(tenant_id, hook_id).await
     }
 
     async fn update_hook(&self, hook: HookRecord) -> StoreResult<HookRecord> {
-        let client = self.client().await?;
-        let updated = execute(
-            &client,
-            "UPDATE hooks SET event_type = $3, url = $4, position = $5, timeout_ms = $6,
-                 failure_policy = $7, secret = $8, enabled = $9, created_at = $10, updated_at = $11
-             WHERE id = $1 AND tenant_id = $2",
-            &[
-                &hook.id,
-                &hook.tenant_id,
-                &hook.event_type,
-                &hook.url,
-                &hook.position,
-                &to_i64(hook.timeout_ms),
-                &hook.failure_policy.as_str(),
-                &hook.secret,
-                &hook.enabled,
-                &ms(hook.created_at),
-                &ms(hook.updated_at),
-            ],
-        )
-        .await?;
-        if updated == 0 {
-            return Err(StoreError::NotFound(format!("hook {:?}", hook.id)));
-        }
-        Ok(hook)
+        self.replace_hook(hook).await
     }
 
     async fn delete_hook(&self, tenant_id: &str, hook_id: &str) -> StoreResult<bool> {
-        let client = self.client().await?;
-        let removed = execute(
-            &client,
-            "DELETE FROM hooks WHERE tenant_id = $1 AND id = $2",
-            &[&tenant_id, &hook_id],
-        )
-        .await?;
-        Ok(removed > 0)
+        self.remove_hook(tenant_id, hook_id).await
     }
 
     async fn record_decisions(&self, decisions: Vec<DecisionRecord>) -> StoreResult<()> {

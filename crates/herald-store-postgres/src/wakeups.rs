@@ -9,12 +9,16 @@
 //!
 //! A notification sent while the listener was disconnected is lost. After every (re)connection the
 //! listener therefore wakes the dispatcher once, which then looks at the database itself.
+//!
+//! The same connection listens on `herald_changes`, where changes that node-local caches must
+//! notice are announced (`hooks:<tenant>`, see `hooks.rs`); each becomes a [`ChangeNotice`] for
+//! the node's handler, and a reconnection becomes [`ChangeNotice::MaybeMissed`].
 
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_store::{StoreError, StoreResult};
+use herald_store::{ChangeHandler, ChangeNotice, StoreError, StoreResult};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Config, NoTls};
@@ -23,6 +27,9 @@ use crate::rows::map_backend;
 
 /// The channel every node listens on.
 pub(crate) const CHANNEL: &str = "herald_deliveries";
+
+/// The channel of changes that caches must notice.
+pub(crate) const CHANGES_CHANNEL: &str = "herald_changes";
 
 /// The statement that announces a change in due work; sent inside the changing transaction. A
 /// query rather than `NOTIFY`, so that it can be prepared and sent in a pipeline.
@@ -46,9 +53,13 @@ impl Drop for WakeupListener {
 impl WakeupListener {
     /// Connects, runs `LISTEN`, and returns once notifications are being received: a change
     /// committed after this returns is sure to wake `wakeup`.
-    pub(crate) async fn start(config: Config, wakeup: Arc<Notify>) -> StoreResult<Self> {
+    pub(crate) async fn start(
+        config: Config,
+        wakeup: Arc<Notify>,
+        on_change: ChangeHandler,
+    ) -> StoreResult<Self> {
         let (ready_sender, ready) = oneshot::channel();
-        let task = tokio::spawn(listen_forever(config, wakeup, ready_sender));
+        let task = tokio::spawn(listen_forever(config, wakeup, on_change, ready_sender));
         match ready.await {
             Ok(Ok(())) => Ok(WakeupListener { task }),
             Ok(Err(error)) => Err(error),
@@ -64,12 +75,13 @@ impl WakeupListener {
 async fn listen_forever(
     config: Config,
     wakeup: Arc<Notify>,
+    on_change: ChangeHandler,
     ready: oneshot::Sender<StoreResult<()>>,
 ) {
     let mut ready = Some(ready);
     let mut delay = Duration::from_millis(250);
     loop {
-        let outcome = listen_once(&config, &wakeup, &mut ready).await;
+        let outcome = listen_once(&config, &wakeup, &on_change, &mut ready).await;
         if let Some(ready) = ready.take() {
             // Never got as far as listening: the caller decides what to do.
             let _ = ready.send(outcome.and(Err(StoreError::Unavailable(
@@ -98,12 +110,13 @@ async fn listen_forever(
 async fn listen_once(
     config: &Config,
     wakeup: &Notify,
+    on_change: &ChangeHandler,
     ready: &mut Option<oneshot::Sender<StoreResult<()>>>,
 ) -> StoreResult<bool> {
     let (client, mut connection) = config.connect(NoTls).await.map_err(map_backend)?;
     {
         // The connection does its I/O only while polled, so it is polled while LISTEN runs too.
-        let statement = format!("LISTEN {CHANNEL}");
+        let statement = format!("LISTEN {CHANNEL}; LISTEN {CHANGES_CHANNEL}");
         let listen = client.batch_execute(&statement);
         tokio::pin!(listen);
         loop {
@@ -125,12 +138,15 @@ async fn listen_once(
     } else {
         // Reconnected: whatever was announced while we were away must still be looked at.
         wakeup.notify_one();
+        on_change(ChangeNotice::MaybeMissed);
     }
     loop {
         match poll_fn(|context| connection.poll_message(context)).await {
             Some(Ok(AsyncMessage::Notification(notification))) => {
                 if notification.channel() == CHANNEL {
                     wakeup.notify_one();
+                } else if notification.channel() == CHANGES_CHANNEL {
+                    on_change(change_notice(notification.payload()));
                 }
             }
             Some(Ok(_)) => {}
@@ -140,6 +156,44 @@ async fn listen_once(
             }
             // `client` is still held here, so the connection only ends from the server's side.
             None => return Ok(true),
+        }
+    }
+}
+
+/// The notice a `herald_changes` payload announces; one this version does not know is taken as
+/// "something may have changed", which is always safe.
+fn change_notice(payload: &str) -> ChangeNotice {
+    match payload.split_once(':') {
+        Some(("hooks", tenant_id)) => ChangeNotice::Hooks {
+            tenant_id: tenant_id.to_owned(),
+        },
+        _ => ChangeNotice::MaybeMissed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_become_notices() {
+        for (payload, expected) in [
+            (
+                "hooks:acme",
+                ChangeNotice::Hooks {
+                    tenant_id: "acme".to_owned(),
+                },
+            ),
+            (
+                "hooks:a:b",
+                ChangeNotice::Hooks {
+                    tenant_id: "a:b".to_owned(),
+                },
+            ),
+            ("endpoints:acme", ChangeNotice::MaybeMissed),
+            ("", ChangeNotice::MaybeMissed),
+        ] {
+            assert_eq!(change_notice(payload), expected, "{payload:?}");
         }
     }
 }

@@ -35,6 +35,18 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A change, possibly made by another node, that node-local caches must notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeNotice {
+    /// The tenant's blocking hooks changed.
+    Hooks { tenant_id: String },
+    /// Notices may have been missed (the listener was disconnected): forget everything cached.
+    MaybeMissed,
+}
+
+/// What a node does with each [`ChangeNotice`].
+pub type ChangeHandler = std::sync::Arc<dyn Fn(ChangeNotice) + Send + Sync>;
+
 /// Durable state of a Herald installation. Every method that takes a `tenant_id` sees only that
 /// tenant's rows: a row of another tenant is reported as absent.
 #[async_trait]

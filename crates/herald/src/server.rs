@@ -192,15 +192,23 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let client = HttpClient::new(policy.clone()).context("failed to build the HTTP client")?;
     let hook_client = client.clone();
     let wakeup = Arc::new(Notify::new());
+    let hooks = Arc::new(HooksCache::default());
     // Nodes sharing PostgreSQL wake each other through LISTEN/NOTIFY, so an idle cluster sleeps
-    // until there is work instead of polling.
+    // until there is work instead of polling; the same connection tells this node's hooks cache
+    // when another node changed a tenant's hooks.
     let wakeups = match &postgres {
-        Some(postgres) => Some(
-            postgres
-                .listen_for_wakeups(Arc::clone(&wakeup))
-                .await
-                .context("failed to LISTEN for other nodes' work")?,
-        ),
+        Some(postgres) => {
+            let hooks = Arc::clone(&hooks);
+            Some(
+                postgres
+                    .listen_for_wakeups(
+                        Arc::clone(&wakeup),
+                        Arc::new(move |notice| hooks.notice(&notice)),
+                    )
+                    .await
+                    .context("failed to LISTEN for other nodes' work")?,
+            )
+        }
         None => None,
     };
     let mut dispatcher_settings = dispatcher_settings;
@@ -227,7 +235,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         custom_types: Arc::new(custom_types),
         metrics: metrics_handle(),
         hook_client,
-        hooks: Arc::new(HooksCache::default()),
+        hooks,
         decisions: DecisionRecorder::start(Arc::clone(&store)),
         known_tenants: Arc::default(),
     };

@@ -1078,6 +1078,133 @@ async fn a_key_revoked_on_one_node_is_refused_by_every_node_at_once() {
     database.drop_database().await;
 }
 
+/// Hook changes made through one node reach the other: a new fail-closed hook starts refusing
+/// there, a disabled or deleted one stops being called there, without a restart. A custom type
+/// registered on one node can be published on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_and_custom_type_changes_on_one_node_are_seen_by_the_other() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let database = TestDatabase::create().await;
+    let nodes = start_nodes(&database, 2, &[]).await;
+    let http = http_client();
+    let key = create_tenant(&nodes[0], &http).await;
+    let pre_create: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../herald-catalog/tests/fixtures/authgear/envelopes/user.pre_create.json"),
+        )
+        .expect("seed"),
+    )
+    .expect("JSON");
+    // Node 1's answer, asked again until it is `allowed` or 10 s have passed: the change reaches
+    // node 1 as a notice, a few milliseconds after node 0 committed it.
+    let node_1_answers = |allowed: bool| {
+        let (nodes, http, key, event) = (&nodes, &http, &key, &pre_create);
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let (status, decision) = nodes[1]
+                    .call(
+                        http,
+                        "POST",
+                        "/v1/tenants/acme/blocking-events",
+                        Some(key),
+                        Some(event),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{decision}");
+                if decision["is_allowed"] == allowed {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node 1 still answers {decision} 10 s after the change on node 0"
+                );
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    // Node 1 reads (and caches) the empty chain first.
+    node_1_answers(true).await;
+
+    // A fail-closed hook nobody answers on: the operation is refused once node 1 knows of it.
+    let hook = json!({"event_type": "user.pre_create", "url": "http://127.0.0.1:9/hook"});
+    let (status, created) = nodes[0]
+        .call(
+            &http,
+            "POST",
+            "/v1/tenants/acme/hooks",
+            Some(&key),
+            Some(&hook),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let hook_path = format!(
+        "/v1/tenants/acme/hooks/{}",
+        created["id"].as_str().expect("id")
+    );
+    node_1_answers(false).await;
+
+    let (status, _) = nodes[0]
+        .call(
+            &http,
+            "PATCH",
+            &hook_path,
+            Some(&key),
+            Some(&json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    node_1_answers(true).await;
+
+    let (status, _) = nodes[0]
+        .call(
+            &http,
+            "PATCH",
+            &hook_path,
+            Some(&key),
+            Some(&json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    node_1_answers(false).await;
+    let (status, _) = nodes[0]
+        .call(&http, "DELETE", &hook_path, Some(&key), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    node_1_answers(true).await;
+
+    let badge_awarded = json!({
+        "type": "acme.badge.awarded",
+        "description": "A badge was awarded.",
+        "schema": {"type": "object", "required": ["user_id"]},
+        "example": {"user_id": "u-1"}
+    });
+    let (status, registered) = nodes[0]
+        .call(
+            &http,
+            "POST",
+            "/v1/tenants/acme/catalog",
+            Some(&key),
+            Some(&badge_awarded),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let event = json!({"type": "acme.badge.awarded", "payload": {"user_id": "u-1"}});
+    let (status, published) = nodes[1]
+        .call(
+            &http,
+            "POST",
+            "/v1/tenants/acme/events",
+            Some(&key),
+            Some(&event),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{published}");
+    drop(nodes);
+    database.drop_database().await;
+}
+
 /// `--lease-seconds` is refused below 2 s, and when an existing endpoint's timeout (plus the 1 s
 /// it takes to record an attempt) would outlast it; otherwise the node starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

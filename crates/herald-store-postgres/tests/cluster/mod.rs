@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use herald_store::conformance::{endpoint, event};
 use herald_store::models::{
-    AttemptOutcome, AttemptRecord, ClaimedDelivery, EventFilter, NextStep, Ordering, Tenant,
+    AttemptOutcome, AttemptRecord, ClaimedDelivery, EventFilter, FailurePolicy, HookRecord,
+    NextStep, Ordering, Tenant,
 };
-use herald_store::{Store, StoreResult};
+use herald_store::{ChangeNotice, Store, StoreResult};
 use herald_store_postgres::PostgresStore;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Notify;
@@ -408,7 +409,7 @@ async fn changes_on_one_node_wake_a_listener_on_another() {
     let (node_a, node_b) = two_nodes().await;
     let wakeup = Arc::new(Notify::new());
     let _listener = node_a
-        .listen_for_wakeups(Arc::clone(&wakeup))
+        .listen_for_wakeups(Arc::clone(&wakeup), Arc::new(|_| {}))
         .await
         .expect("listening");
     tenant(&node_b, "acme").await;
@@ -456,5 +457,57 @@ async fn changes_on_one_node_wake_a_listener_on_another() {
     assert!(
         woken().await,
         "resuming an endpoint wakes the other node: its queue is due there too"
+    );
+}
+
+/// Every hook change on one node reaches the other's change handler as a notice for that tenant,
+/// when it commits, so the other node's hooks cache can drop the tenant's chains.
+#[tokio::test]
+async fn hook_changes_on_one_node_reach_the_other_as_notices() {
+    let (node_a, node_b) = two_nodes().await;
+    let (sender, mut notices) = tokio::sync::mpsc::unbounded_channel();
+    let _listener = node_a
+        .listen_for_wakeups(
+            Arc::new(Notify::new()),
+            Arc::new(move |notice| {
+                let _ = sender.send(notice);
+            }),
+        )
+        .await
+        .expect("listening");
+    tenant(&node_b, "acme").await;
+    let mut next_notice = async || {
+        tokio::time::timeout(DEADLINE, notices.recv())
+            .await
+            .expect("a notice before the deadline")
+            .expect("the listener runs")
+    };
+    let acme = ChangeNotice::Hooks {
+        tenant_id: "acme".to_owned(),
+    };
+    let mut hook = HookRecord {
+        id: "hk_1".to_owned(),
+        tenant_id: "acme".to_owned(),
+        event_type: "user.pre_create".to_owned(),
+        url: "https://hooks.example.com/1".to_owned(),
+        position: 0,
+        timeout_ms: 5_000,
+        failure_policy: FailurePolicy::FailClosed,
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        enabled: true,
+        created_at: at(0),
+        updated_at: at(0),
+    };
+    node_b.create_hook(hook.clone()).await.expect("created");
+    assert_eq!(next_notice().await, acme, "created");
+    hook.enabled = false;
+    node_b.update_hook(hook).await.expect("updated");
+    assert_eq!(next_notice().await, acme, "updated");
+    assert!(node_b.delete_hook("acme", "hk_1").await.expect("deleted"));
+    assert_eq!(next_notice().await, acme, "deleted");
+    assert!(!node_b.delete_hook("acme", "hk_1").await.expect("deleted"));
+    assert!(
+        notices.try_recv().is_err(),
+        "deleting nothing announces nothing"
     );
 }
