@@ -1,7 +1,10 @@
 //! Hostile input: oversized bodies (with and without a length), deep nesting, huge strings,
 //! invalid UTF-8, wrong content types, duplicate member names, numbers out of range, bad query
-//! strings, batches over the limit. Each request gets a clear 4xx `application/problem+json`
-//! answer, nothing of it is stored, and the server goes on serving.
+//! strings, batches over the limit, hop-by-hop endpoint headers, forged `herald.*` events. Each
+//! request gets a clear 4xx `application/problem+json` answer, nothing of it is stored, and the
+//! server goes on serving. Hostile connections too, over raw sockets: slow or silent headers, slow
+//! bodies, idle keep-alive, more connections than the cap, malformed framing and control
+//! characters in a request head.
 
 mod support;
 
@@ -793,6 +796,7 @@ async fn a_declared_length_over_the_limit_is_refused_before_the_body_is_sent() {
     let answer = answer_within(&mut stream, "a huge Content-Length").await;
     let problem = answer.problem(413);
     assert_eq!(problem["type"], format!("{PROBLEM_BASE}payload-too-large"));
+    assert_eq!(answer.header("connection"), Some("close"), "{answer:?}");
     assert!(app.events("acme", &key, None).await.is_empty());
 }
 
