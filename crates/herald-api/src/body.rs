@@ -1,18 +1,82 @@
-//! Request bodies: read with a size limit, required to be JSON, parsed strictly (a repeated member
-//! name is refused) with the error's line and column, and deserialized into `*In` types with the
-//! JSON path of any mismatch. Query strings too, so that every malformed request is answered in
-//! problem+json rather than with axum's plain-text rejections.
+//! Request bodies: read with a size limit and a time limit, required to be JSON, parsed strictly
+//! (a repeated member name is refused) with the error's line and column, and deserialized into
+//! `*In` types with the JSON path of any mismatch. Query strings too, so that every malformed
+//! request is answered in problem+json rather than with axum's plain-text rejections.
 
-use axum::body::Bytes;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::header;
 use axum::http::request::Parts;
+use bytes::BytesMut;
+use futures_util::StreamExt;
 use herald_catalog::json::{JsonError, parse_strict};
+use herald_catalog::validation::escape_pointer_token;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_path_to_error::Segment;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+
+/// How long a client may take to send a whole request body, counted from the moment a handler
+/// starts reading it. The server puts it in each request's extensions; without it (a router
+/// driven directly, as in unit tests) [`DEFAULT_BODY_READ_TIMEOUT`] applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyReadTimeout(pub Duration);
+
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads a whole body: a declared `Content-Length` over `limit` is refused before anything is
+/// read, bytes beyond `limit` are never buffered, and a body that has not fully arrived within
+/// `timeout` is a 408. Any other failure to read it (a malformed chunked encoding, a connection
+/// cut short) is a 400: only a body really over the limit is a 413.
+async fn read_body(
+    body: Body,
+    declared_length: Option<u64>,
+    limit: usize,
+    timeout: Duration,
+) -> ApiResult<Bytes> {
+    if declared_length.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut received = BytesMut::new();
+    let mut chunks = body.into_data_stream();
+    loop {
+        let next = tokio::time::timeout_at(deadline, chunks.next())
+            .await
+            .map_err(|_| ApiError::RequestTimeout { waited: timeout })?;
+        match next {
+            None => return Ok(received.freeze()),
+            Some(Ok(chunk)) => {
+                if received.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+                received.extend_from_slice(&chunk);
+            }
+            Some(Err(error)) => {
+                return Err(ApiError::UnreadableBody(error_chain(&error)));
+            }
+        }
+    }
+}
+
+/// An error and its sources, as one line: hyper puts the reason (a bad chunk size) in a source.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
 
 /// The raw bytes of a JSON request body, within the size limit.
 #[derive(Debug)]
@@ -35,10 +99,18 @@ impl FromRequest<AppState> for JsonBytes {
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
+        // hyper has already refused a `Content-Length` that is not a number.
+        let declared_length = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        let timeout = request
+            .extensions()
+            .get::<BodyReadTimeout>()
+            .map_or(DEFAULT_BODY_READ_TIMEOUT, |timeout| timeout.0);
         let limit = state.settings.max_body_bytes;
-        let body = axum::body::to_bytes(request.into_body(), limit)
-            .await
-            .map_err(|_| ApiError::PayloadTooLarge { limit })?;
+        let body = read_body(request.into_body(), declared_length, limit, timeout).await?;
         Ok(JsonBytes(body))
     }
 }
@@ -99,21 +171,40 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonIn<T> 
     }
 }
 
-/// Deserializes, turning serde's message into a problem at the member's path where it names one.
+/// Deserializes; a mismatch is a problem at the JSON pointer of the member at fault, however
+/// deep (a number that does not fit `/timeout_ms`, a header value that is not a string
+/// `/headers/X-Team`), and a missing member at the pointer it should have had.
 pub fn from_value<T: DeserializeOwned>(value: Value) -> ApiResult<T> {
-    serde_json::from_value(value).map_err(|error| {
-        let message = error.to_string();
-        // serde names the offending field as "`field`"; point at it when it does.
-        let path = message
-            .split('`')
-            .nth(1)
-            .filter(|_| {
-                message.starts_with("unknown field") || message.starts_with("missing field")
-            })
-            .map(|field| format!("/{field}"))
-            .unwrap_or_default();
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let mut path = json_pointer(error.path());
+        let message = error.into_inner().to_string();
+        // serde reports a missing member at the object that lacks it, naming it as "`field`".
+        if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            path.push('/');
+            path.push_str(&escape_pointer_token(field));
+        }
         ApiError::invalid(path, message)
     })
+}
+
+/// The JSON pointer (RFC 6901) of a deserialization path; `""` is the document itself.
+fn json_pointer(path: &serde_path_to_error::Path) -> String {
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        let token = match segment {
+            Segment::Seq { index } => index.to_string(),
+            Segment::Map { key } => escape_pointer_token(key),
+            Segment::Enum { variant } => escape_pointer_token(variant),
+            // A step serde could not name (a non-string key): the pointer stops at its parent.
+            Segment::Unknown => break,
+        };
+        pointer.push('/');
+        pointer.push_str(&token);
+    }
+    pointer
 }
 
 /// A query string deserialized into `T`; a malformed one (`after_seq=abc`, a number out of range,

@@ -36,10 +36,17 @@ pub enum ApiError {
     },
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The client did not send the whole body in time; the connection is closed after the answer.
+    #[error("the request body did not arrive within {} ms", .waited.as_millis())]
+    RequestTimeout { waited: std::time::Duration },
     #[error("expected `Content-Type: application/json`")]
     UnsupportedMediaType,
     #[error("{0}")]
     BadRequest(String),
+    /// The body could not be read to its end (a malformed chunked encoding, a connection cut
+    /// short); the connection cannot carry another request.
+    #[error("the request body could not be read: {0}")]
+    UnreadableBody(String),
     #[error("the service is unavailable, try again shortly")]
     Unavailable(String),
     /// Anything unexpected: logged with its detail, answered without it.
@@ -85,12 +92,19 @@ impl ApiError {
                 "payload-too-large",
                 "Payload too large",
             ),
+            ApiError::RequestTimeout { .. } => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
+            ),
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
             ),
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            ApiError::BadRequest(_) | ApiError::UnreadableBody(_) => {
+                (StatusCode::BAD_REQUEST, "bad-request", "Bad request")
+            }
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -133,23 +147,14 @@ struct ProblemItem<'a> {
     message: &'a str,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    fn problem_body(&self) -> ProblemBody<'_> {
         let (status, kind, title) = self.status_and_kind();
-        // Server-side failures are logged once, here, with their detail; the client learns
-        // nothing about the inside.
-        match &self {
-            ApiError::Internal(detail) => tracing::error!(%detail, "request failed"),
-            ApiError::Unavailable(detail) => {
-                tracing::warn!(%detail, "request refused: unavailable")
-            }
-            _ => {}
-        }
-        let problems: &[Problem] = match &self {
+        let problems: &[Problem] = match self {
             ApiError::Validation { problems, .. } => problems,
             _ => &[],
         };
-        let body = ProblemBody {
+        ProblemBody {
             kind: format!("{PROBLEM_BASE}{kind}"),
             title,
             status: status.as_u16(),
@@ -161,12 +166,48 @@ impl IntoResponse for ApiError {
                     message: &problem.message,
                 })
                 .collect(),
-        };
-        let mut response = (status, Json(body)).into_response();
+        }
+    }
+
+    /// The status and the `application/problem+json` document, for a caller that writes the
+    /// answer itself (the server's connection layer, before any request reached the router).
+    pub fn problem_document(&self) -> (StatusCode, Vec<u8>) {
+        let (status, _, _) = self.status_and_kind();
+        // A struct of strings and numbers always serializes; the fallback is never used.
+        let document = serde_json::to_vec(&self.problem_body()).unwrap_or_default();
+        (status, document)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _, _) = self.status_and_kind();
+        // Server-side failures are logged once, here, with their detail; the client learns
+        // nothing about the inside.
+        match &self {
+            ApiError::Internal(detail) => tracing::error!(%detail, "request failed"),
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(%detail, "request refused: unavailable")
+            }
+            _ => {}
+        }
+        let mut response = (status, Json(self.problem_body())).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        // The rest of the body was not read (too large, too slow to come, or unreadable): the
+        // connection cannot carry another request, so say it will close (RFC 9112 §9.6).
+        if matches!(
+            self,
+            ApiError::PayloadTooLarge { .. }
+                | ApiError::RequestTimeout { .. }
+                | ApiError::UnreadableBody(_)
+        ) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -47,6 +47,21 @@ pub struct ServeArgs {
     /// The most a chain of blocking hooks may take, in milliseconds. [default: 10000]
     #[arg(long, env = "HERALD_HOOK_CHAIN_DEADLINE_MS")]
     pub hook_chain_deadline_ms: Option<u64>,
+    /// Milliseconds a client has to send a request's headers, from its first byte (or from
+    /// connecting). [default: 10000]
+    #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT_MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Milliseconds a client has to send a whole request body once the handler reads it; a
+    /// slower body is answered 408 and the connection closed. [default: 30000]
+    #[arg(long, env = "HERALD_BODY_READ_TIMEOUT_MS")]
+    pub body_read_timeout_ms: Option<u64>,
+    /// Milliseconds a kept-alive connection may stay idle between requests. [default: 60000]
+    #[arg(long, env = "HERALD_KEEP_ALIVE_TIMEOUT_MS")]
+    pub keep_alive_timeout_ms: Option<u64>,
+    /// Most client connections served at once; beyond it, new connections wait to be accepted
+    /// until one closes. [default: 1024]
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "HERALD_LOG_JSON")]
     pub log_json: bool,
@@ -122,6 +137,10 @@ struct FileSettings {
     retention_days: Option<u32>,
     auto_disable_days: Option<u32>,
     hook_chain_deadline_ms: Option<u64>,
+    header_read_timeout_ms: Option<u64>,
+    body_read_timeout_ms: Option<u64>,
+    keep_alive_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
     log_json: Option<bool>,
     admin_key_file: Option<PathBuf>,
 }
@@ -137,6 +156,78 @@ pub enum Database {
     },
 }
 
+/// How long the HTTP server waits for slow or idle clients, and how many it serves at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    /// From a request's first byte (or from connecting, for the first request) to the end of its
+    /// headers.
+    pub header_read_timeout: Duration,
+    /// From the moment a handler starts reading a body to its last byte.
+    pub body_read_timeout: Duration,
+    /// Between the end of a response and the first byte of the next request.
+    pub keep_alive_timeout: Duration,
+    /// Connections served at once; at the cap, accepting waits until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            keep_alive_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// The longest any of the connection timeouts may be: an hour.
+const MAX_CONNECTION_TIMEOUT_MS: u64 = 3_600_000;
+
+/// The most connections `--max-connections` accepts; file descriptors run out long before.
+const MAX_CONNECTIONS: usize = 1_000_000;
+
+impl ConnectionSettings {
+    /// The settings from flags and environment (`args`) over the file, over the defaults.
+    fn resolve(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Self> {
+        let defaults = ConnectionSettings::default();
+        let timeout = |name: &str, chosen: Option<u64>, default: Duration| {
+            let Some(milliseconds) = chosen else {
+                return Ok(default);
+            };
+            if !(1..=MAX_CONNECTION_TIMEOUT_MS).contains(&milliseconds) {
+                bail!("{name} is between 1 and {MAX_CONNECTION_TIMEOUT_MS} milliseconds");
+            }
+            Ok(Duration::from_millis(milliseconds))
+        };
+        let max_connections = args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(defaults.max_connections);
+        if !(1..=MAX_CONNECTIONS).contains(&max_connections) {
+            bail!("max_connections is between 1 and {MAX_CONNECTIONS}");
+        }
+        Ok(ConnectionSettings {
+            header_read_timeout: timeout(
+                "header_read_timeout_ms",
+                args.header_read_timeout_ms.or(file.header_read_timeout_ms),
+                defaults.header_read_timeout,
+            )?,
+            body_read_timeout: timeout(
+                "body_read_timeout_ms",
+                args.body_read_timeout_ms.or(file.body_read_timeout_ms),
+                defaults.body_read_timeout,
+            )?,
+            keep_alive_timeout: timeout(
+                "keep_alive_timeout_ms",
+                args.keep_alive_timeout_ms.or(file.keep_alive_timeout_ms),
+                defaults.keep_alive_timeout,
+            )?,
+            max_connections,
+        })
+    }
+}
+
 /// The settings in force.
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
@@ -148,6 +239,8 @@ pub struct ServeSettings {
     pub auto_disable_days: u32,
     pub hook_chain_deadline_ms: u64,
     pub log_json: bool,
+    /// Timeouts for slow and idle clients, and the connection cap.
+    pub connections: ConnectionSettings,
     /// From `HERALD_ADMIN_KEY`; never from a file, so it is not committed by accident. When set,
     /// it replaces the admin key generated at a first start (that one is revoked).
     pub admin_key: Option<String>,
@@ -164,6 +257,7 @@ impl ServeSettings {
             .clone()
             .unwrap_or_else(|| PathBuf::from("herald.toml"));
         let file = read_file(&path, explicit_file)?;
+        let connections = ConnectionSettings::resolve(args, &file)?;
         let db = args
             .db
             .clone()
@@ -208,6 +302,7 @@ impl ServeSettings {
                 .or(file.auto_disable_days)
                 .unwrap_or(5),
             log_json: args.log_json || file.log_json.unwrap_or(false),
+            connections,
             admin_key,
             admin_key_file,
         })
@@ -297,11 +392,64 @@ mod tests {
             settings.allow_network,
             vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]
         );
+        assert_eq!(settings.connections, ConnectionSettings::default());
         std::fs::write(&file, "lissten = 1\n").unwrap();
         let error = ServeSettings::resolve(&args).unwrap_err();
         assert!(
             format!("{error:#}").contains("unknown field `lissten`"),
             "{error:#}"
         );
+    }
+
+    #[test]
+    fn connection_settings_come_from_the_file_and_flags_and_are_bounded() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("herald.toml");
+        std::fs::write(
+            &file,
+            "header_read_timeout_ms = 300\nbody_read_timeout_ms = 400\nkeep_alive_timeout_ms = 500\nmax_connections = 7\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            keep_alive_timeout_ms: Some(250),
+            ..ServeArgs::default()
+        };
+        let settings = ServeSettings::resolve(&args).unwrap();
+        assert_eq!(
+            settings.connections,
+            ConnectionSettings {
+                header_read_timeout: Duration::from_millis(300),
+                body_read_timeout: Duration::from_millis(400),
+                keep_alive_timeout: Duration::from_millis(250),
+                max_connections: 7,
+            }
+        );
+        for (args, refused) in [
+            (
+                ServeArgs {
+                    header_read_timeout_ms: Some(0),
+                    ..args.clone()
+                },
+                "header_read_timeout_ms",
+            ),
+            (
+                ServeArgs {
+                    body_read_timeout_ms: Some(MAX_CONNECTION_TIMEOUT_MS + 1),
+                    ..args.clone()
+                },
+                "body_read_timeout_ms",
+            ),
+            (
+                ServeArgs {
+                    max_connections: Some(0),
+                    ..args.clone()
+                },
+                "max_connections",
+            ),
+        ] {
+            let error = ServeSettings::resolve(&args).unwrap_err();
+            assert!(format!("{error:#}").contains(refused), "{error:#}");
+        }
     }
 }

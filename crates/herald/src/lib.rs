@@ -2,6 +2,7 @@
 //! kept in a library so integration tests can start a real server in-process.
 
 pub mod config;
+pub mod http_server;
 pub mod server;
 
 /// Makes ring the process's TLS provider, for the HTTP clients of the CLI (the delivery client

@@ -246,15 +246,17 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let mut server_shutdown = shutdown_rx.clone();
+    let connections = settings.connections;
     tasks.push(tokio::spawn(async move {
-        let served = axum::serve(listener, herald_api::router(state))
-            .with_graceful_shutdown(async move {
+        crate::http_server::serve(
+            listener,
+            herald_api::router(state),
+            connections,
+            async move {
                 let _ = server_shutdown.wait_for(|stop| *stop).await;
-            })
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "the HTTP server stopped");
-        }
+            },
+        )
+        .await;
     }));
     if run_background_work {
         tasks.push(tokio::spawn(

@@ -56,6 +56,35 @@ const RESERVED_HEADERS: [&str; 9] = [
     "user-agent",
 ];
 
+/// Headers about the connection and the message's framing rather than its content: the
+/// hop-by-hop fields of RFC 9110 §7.6.1 (`Connection` and the fields it governs: `Keep-Alive`,
+/// `TE`, `Transfer-Encoding`, `Upgrade`, `Proxy-Connection`, plus `Trailer`), `Expect`, and every
+/// `Proxy-*` field. Set by a tenant, they could change how Herald's own HTTP client frames or
+/// keeps a request (a second `Transfer-Encoding` is the classic start of request smuggling), so
+/// they are refused rather than sent.
+const CONNECTION_HEADERS: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+    "proxy-connection",
+];
+
+/// Why a custom header name may not be used, if it may not.
+fn refused_header_reason(name: &str) -> Option<&'static str> {
+    let lowercase = name.to_ascii_lowercase();
+    if RESERVED_HEADERS.contains(&lowercase.as_str()) {
+        Some("Herald sets this header itself")
+    } else if CONNECTION_HEADERS.contains(&lowercase.as_str()) || lowercase.starts_with("proxy-") {
+        Some("a hop-by-hop or framing header: it describes the connection, not the webhook")
+    } else {
+        None
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointIn {
@@ -264,8 +293,8 @@ fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(ApiError::invalid(path, "not a valid HTTP header name"));
         }
-        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            return Err(ApiError::invalid(path, "Herald sets this header itself"));
+        if let Some(reason) = refused_header_reason(name) {
+            return Err(ApiError::invalid(path, reason));
         }
         if http::HeaderValue::from_str(value).is_err() || value.len() > 4096 {
             return Err(ApiError::invalid(

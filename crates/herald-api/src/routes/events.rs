@@ -5,8 +5,11 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use herald_catalog::catalog::TypeLookup;
-use herald_catalog::envelope::{EnvelopeError, ParsedEvent, declared_type, parse_envelope};
-use herald_catalog::validation::Problem;
+use herald_catalog::envelope::{
+    EnvelopeError, EnvelopeShape, ParsedEvent, declared_type, detect_shape, parse_envelope,
+};
+use herald_catalog::taxonomy::Taxonomy;
+use herald_catalog::validation::{Problem, escape_pointer_token};
 use herald_core::ids::new_event_id;
 use herald_store::models::{EventFilter, NewEvent, StoredEvent};
 use serde::{Deserialize, Serialize};
@@ -108,12 +111,45 @@ impl From<StoredEvent> for EventOut {
     }
 }
 
+/// The namespace of Herald's own operational events (`herald.endpoint.disabled`, ...).
+const OPERATIONAL_TYPE_PREFIX: &str = "herald.";
+
+/// A problem when the document declares one of Herald's own operational event types (or any
+/// name in their namespace): only Herald emits those, through the store, so that a subscriber
+/// to `herald.*` can trust that an endpoint really was disabled. The problem points at the type
+/// where this envelope keeps it.
+fn operational_type_problem(lookup: &impl TypeLookup, document: &Value) -> Option<Problem> {
+    let event_type = declared_type(document)?;
+    let is_operational = event_type.starts_with(OPERATIONAL_TYPE_PREFIX)
+        || lookup
+            .lookup(event_type)
+            .is_some_and(|definition| definition.taxonomy() == Taxonomy::Herald);
+    if !is_operational {
+        return None;
+    }
+    let type_path = match document.as_object().and_then(detect_shape)? {
+        EnvelopeShape::Asgardeo => format!("/events/{}", escape_pointer_token(event_type)),
+        EnvelopeShape::Onewelcome => "/metadata/type".to_owned(),
+        EnvelopeShape::Flat => "/type".to_owned(),
+    };
+    Some(Problem::new(
+        type_path,
+        format!(
+            "{event_type:?} is one of Herald's own operational events: only Herald emits them, \
+             producers cannot publish them"
+        ),
+    ))
+}
+
 /// Parses one envelope against the tenant's types; problem paths are prefixed with `prefix`.
 fn parse_one(
     lookup: &impl TypeLookup,
     document: Value,
     prefix: &str,
 ) -> Result<ParsedEvent, Vec<Problem>> {
+    if let Some(problem) = operational_type_problem(lookup, &document) {
+        return Err(vec![problem.under(prefix)]);
+    }
     parse_envelope(lookup, document).map_err(|error: EnvelopeError| {
         error
             .problems()

@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use herald::config::{Database, ServeSettings};
+use herald::config::{ConnectionSettings, Database, ServeSettings};
 use herald::server::{RunningServer, ServerOptions, start};
 use herald_core::clock::{Clock, ManualClock};
 use herald_delivery::dispatcher::DispatcherSettings;
@@ -39,6 +39,7 @@ pub fn settings(directory: &std::path::Path) -> ServeSettings {
         auto_disable_days: 5,
         hook_chain_deadline_ms: 10_000,
         log_json: false,
+        connections: ConnectionSettings::default(),
         admin_key: Some(ADMIN_KEY.to_owned()),
         admin_key_file: directory.join("herald-admin-key"),
     }
