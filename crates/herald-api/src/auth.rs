@@ -27,33 +27,44 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
-        let state = AppState::from_ref(state);
-        let presented = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(bearer_token)
-            .filter(|key| key.len() <= 256)
-            .ok_or(ApiError::Unauthorized)?;
-        let presented_hash = hash_api_key(presented);
-        if constant_time_eq(presented_hash.as_bytes(), state.admin_key_hash.as_bytes()) {
-            return Ok(Caller::Admin);
+        // A handler may take several extractors that need the caller (`Admin` and
+        // `TenantScope`): the key is looked up once per request.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
         }
-        // The store is asked every time (SQLite answers from a cache it keeps coherent), so a
-        // revoked key is refused on the next request, on every node.
-        let record = state
-            .store
-            .authenticate_api_key(&presented_hash, state.clock.now())
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        Ok(match record.tenant_id {
-            Some(tenant_id) => {
-                state.known_tenants.remember(&tenant_id);
-                Caller::Tenant(tenant_id)
-            }
-            None => Caller::Admin,
-        })
+        let caller = authenticate(parts, &AppState::from_ref(state)).await?;
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
     }
+}
+
+/// The caller the request's key belongs to.
+async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<Caller> {
+    let presented = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(bearer_token)
+        .filter(|key| key.len() <= 256)
+        .ok_or(ApiError::Unauthorized)?;
+    let presented_hash = hash_api_key(presented);
+    if constant_time_eq(presented_hash.as_bytes(), state.admin_key_hash.as_bytes()) {
+        return Ok(Caller::Admin);
+    }
+    // The store is asked every time (SQLite answers from a cache it keeps coherent), so a
+    // revoked key is refused on the next request, on every node.
+    let record = state
+        .store
+        .authenticate_api_key(&presented_hash, state.clock.now())
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(match record.tenant_id {
+        Some(tenant_id) => {
+            state.known_tenants.remember(&tenant_id);
+            Caller::Tenant(tenant_id)
+        }
+        None => Caller::Admin,
+    })
 }
 
 /// The token of `Authorization: Bearer <token>`. RFC 9110 §11.1: the authentication scheme is a

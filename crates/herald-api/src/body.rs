@@ -86,33 +86,41 @@ impl FromRequest<AppState> for JsonBytes {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> ApiResult<Self> {
-        let is_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .map(|value| {
-                let essence = value.split(';').next().unwrap_or_default().trim();
-                essence.eq_ignore_ascii_case("application/json")
-                    || essence.to_ascii_lowercase().ends_with("+json")
-            })
-            .unwrap_or(false);
-        if !is_json {
+        if !declares_json(&request) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        // hyper has already refused a `Content-Length` that is not a number.
-        let declared_length = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<u64>().ok());
-        let timeout = request
-            .extensions()
-            .get::<BodyReadTimeout>()
-            .map_or(DEFAULT_BODY_READ_TIMEOUT, |timeout| timeout.0);
-        let limit = state.settings.max_body_bytes;
-        let body = read_body(request.into_body(), declared_length, limit, timeout).await?;
-        Ok(JsonBytes(body))
+        read_request_body(request, state).await.map(JsonBytes)
     }
+}
+
+/// Whether the request says its body is JSON (`application/json` or any `+json` type).
+fn declares_json(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| {
+            let essence = value.split(';').next().unwrap_or_default().trim();
+            essence.eq_ignore_ascii_case("application/json")
+                || essence.to_ascii_lowercase().ends_with("+json")
+        })
+        .unwrap_or(false)
+}
+
+/// The request's body, within the server's size and time limits.
+async fn read_request_body(request: Request, state: &AppState) -> ApiResult<Bytes> {
+    // hyper has already refused a `Content-Length` that is not a number.
+    let declared_length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    let timeout = request
+        .extensions()
+        .get::<BodyReadTimeout>()
+        .map_or(DEFAULT_BODY_READ_TIMEOUT, |timeout| timeout.0);
+    let limit = state.settings.max_body_bytes;
+    read_body(request.into_body(), declared_length, limit, timeout).await
 }
 
 /// Parses bytes as strict JSON: a syntax error (too deep, invalid UTF-8, a number out of range
@@ -157,17 +165,17 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonIn<T> 
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> ApiResult<Self> {
-        // An empty body means defaults, whatever `Content-Type` says (clients send one anyway).
-        let content_length = request.headers().get(header::CONTENT_LENGTH);
-        let has_body = match content_length {
-            Some(length) => length.as_bytes() != b"0",
-            None => request.headers().contains_key(header::CONTENT_TYPE),
-        };
-        if !has_body {
+        // Whether there is a body is told by reading it: clients send `Content-Type` without a
+        // body, an empty chunked body, or no `Content-Length` at all.
+        let is_json = declares_json(&request);
+        let bytes = read_request_body(request, state).await?;
+        if bytes.is_empty() {
             return Ok(OptionalJsonIn(T::default()));
         }
-        let JsonIn(value) = JsonIn::<T>::from_request(request, state).await?;
-        Ok(OptionalJsonIn(value))
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        from_value(parse_json(&bytes)?).map(OptionalJsonIn)
     }
 }
 

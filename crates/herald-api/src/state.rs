@@ -70,6 +70,8 @@ pub struct HooksCache {
     by_tenant: RwLock<HashMap<String, Arc<HookChains>>>,
     /// Bumped by every change, so a read that raced with a change is not cached.
     generation: std::sync::atomic::AtomicU64,
+    /// Set while the node cannot hear other nodes' changes: chains are then read every time.
+    deaf: std::sync::atomic::AtomicBool,
 }
 
 impl HooksCache {
@@ -101,6 +103,7 @@ impl HooksCache {
                 let by_type = Arc::new(by_type);
                 if let Ok(mut map) = self.by_tenant.write()
                     && self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation
+                    && !self.deaf.load(std::sync::atomic::Ordering::SeqCst)
                 {
                     map.insert(tenant_id.to_owned(), Arc::clone(&by_type));
                 }
@@ -112,9 +115,19 @@ impl HooksCache {
 
     /// Acts on a change another node (or this one) announced.
     pub fn notice(&self, notice: &herald_store::ChangeNotice) {
+        use herald_store::ChangeNotice;
+        use std::sync::atomic::Ordering;
         match notice {
-            herald_store::ChangeNotice::Hooks { tenant_id } => self.invalidate(tenant_id),
-            herald_store::ChangeNotice::MaybeMissed => self.invalidate_all(),
+            ChangeNotice::Hooks { tenant_id } => self.invalidate(tenant_id),
+            ChangeNotice::MaybeMissed => self.invalidate_all(),
+            ChangeNotice::ListenerDown => {
+                self.deaf.store(true, Ordering::SeqCst);
+                self.invalidate_all();
+            }
+            ChangeNotice::ListenerUp => {
+                self.invalidate_all();
+                self.deaf.store(false, Ordering::SeqCst);
+            }
         }
     }
 
@@ -290,5 +303,85 @@ impl TypeLookup for TenantTypes {
 
     fn context_validator(&self, taxonomy: Taxonomy) -> Option<&jsonschema::Validator> {
         Catalog::builtin().context_validator(taxonomy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_store::ChangeNotice;
+    use herald_store::models::{FailurePolicy, HookRecord, Tenant};
+    use herald_store_sqlite::SqliteStore;
+
+    fn hook(id: &str) -> HookRecord {
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        HookRecord {
+            id: id.to_owned(),
+            tenant_id: "acme".to_owned(),
+            event_type: "user.pre_create".to_owned(),
+            url: format!("https://hooks.example.com/{id}"),
+            position: 0,
+            timeout_ms: 5_000,
+            failure_policy: FailurePolicy::FailClosed,
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The hooks cache as another node changes the store behind its back: it holds what it read
+    /// until a notice names the tenant, and caches nothing while it cannot hear notices.
+    #[tokio::test]
+    async fn the_hooks_cache_follows_notices_and_caches_nothing_while_deaf() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&directory.path().join("herald.db")).expect("store");
+        store
+            .create_tenant(Tenant {
+                id: "acme".to_owned(),
+                name: "Acme".to_owned(),
+                issuer: None,
+                created_at: time::OffsetDateTime::UNIX_EPOCH,
+            })
+            .await
+            .expect("tenant");
+        let cache = HooksCache::default();
+        let chain = async |cache: &HooksCache| {
+            cache
+                .chain_for(&store, "acme", "user.pre_create")
+                .await
+                .expect("chain")
+                .iter()
+                .map(|hook| hook.id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert!(chain(&cache).await.is_empty());
+        store.create_hook(hook("hk_1")).await.expect("hook");
+        assert!(chain(&cache).await.is_empty(), "cached until told");
+        cache.notice(&ChangeNotice::Hooks {
+            tenant_id: "other".to_owned(),
+        });
+        assert!(chain(&cache).await.is_empty(), "another tenant's notice");
+        cache.notice(&ChangeNotice::Hooks {
+            tenant_id: "acme".to_owned(),
+        });
+        assert_eq!(chain(&cache).await, ["hk_1"]);
+
+        cache.notice(&ChangeNotice::ListenerDown);
+        store.create_hook(hook("hk_2")).await.expect("hook");
+        assert_eq!(
+            chain(&cache).await,
+            ["hk_1", "hk_2"],
+            "read again when deaf"
+        );
+        store.delete_hook("acme", "hk_1").await.expect("deleted");
+        assert_eq!(chain(&cache).await, ["hk_2"], "and not cached meanwhile");
+
+        cache.notice(&ChangeNotice::ListenerUp);
+        assert_eq!(chain(&cache).await, ["hk_2"]);
+        store.delete_hook("acme", "hk_2").await.expect("deleted");
+        assert_eq!(chain(&cache).await, ["hk_2"], "cached again once listening");
+        cache.notice(&ChangeNotice::MaybeMissed);
+        assert!(chain(&cache).await.is_empty());
     }
 }

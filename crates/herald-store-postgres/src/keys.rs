@@ -30,14 +30,20 @@ fn read_key(row: &Row) -> StoreResult<ApiKeyRecord> {
 
 /// The key by hash, with its use at `$2` noted when the last note is a precision (`$3`) old. A
 /// data-modifying CTE's rows are not visible to the rest of the statement's snapshot, so the new
-/// time comes from `RETURNING`.
+/// time comes from `RETURNING`. The note skips a row another transaction has locked (a
+/// revocation, or another node's note): waiting for the lock would let this statement answer
+/// from its snapshot taken before a revocation committed, after the revocation had returned.
 const AUTHENTICATE: &str = "
     WITH found AS (
         SELECT id, tenant_id, key_hash, prefix, name, generated_at_start, created_at, last_used_at
         FROM api_keys WHERE key_hash = $1
     ), noted AS (
         UPDATE api_keys SET last_used_at = $2
-        WHERE key_hash = $1 AND (last_used_at IS NULL OR last_used_at <= $3)
+        WHERE id IN (
+            SELECT id FROM api_keys
+            WHERE key_hash = $1 AND (last_used_at IS NULL OR last_used_at <= $3)
+            FOR UPDATE SKIP LOCKED
+        )
         RETURNING last_used_at
     )
     SELECT found.id, found.tenant_id, found.key_hash, found.prefix, found.name,
@@ -102,16 +108,31 @@ impl PostgresStore {
         owner: KeyOwner<'_>,
     ) -> StoreResult<Vec<ApiKeyRecord>> {
         let client = self.client().await?;
-        let tenant_id = owner.tenant_id();
-        let rows = query(
-            &client,
-            &format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id IS NOT DISTINCT FROM $1
-                 ORDER BY created_at, id"
-            ),
-            &[&tenant_id],
-        )
-        .await?;
+        // Two statements rather than `IS NOT DISTINCT FROM`, which cannot use the index.
+        let rows = match owner {
+            KeyOwner::Admin => {
+                query(
+                    &client,
+                    &format!(
+                        "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id IS NULL
+                         ORDER BY created_at, id"
+                    ),
+                    &[],
+                )
+                .await?
+            }
+            KeyOwner::Tenant(tenant_id) => {
+                query(
+                    &client,
+                    &format!(
+                        "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1
+                         ORDER BY created_at, id"
+                    ),
+                    &[&tenant_id],
+                )
+                .await?
+            }
+        };
         rows.iter().map(read_key).collect()
     }
 

@@ -12,7 +12,10 @@
 //!
 //! The same connection listens on `herald_changes`, where changes that node-local caches must
 //! notice are announced (`hooks:<tenant>`, see `hooks.rs`); each becomes a [`ChangeNotice`] for
-//! the node's handler, and a reconnection becomes [`ChangeNotice::MaybeMissed`].
+//! the node's handler. Losing the connection is [`ChangeNotice::ListenerDown`] at once (the
+//! node's caches stop trusting themselves), and getting it back [`ChangeNotice::ListenerUp`].
+//! TCP keepalives on the connection make a silently dead one (a peer gone without a FIN) count as
+//! lost within about a minute instead of the kernel's two hours.
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -58,6 +61,12 @@ impl WakeupListener {
         wakeup: Arc<Notify>,
         on_change: ChangeHandler,
     ) -> StoreResult<Self> {
+        let mut config = config;
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3);
         let (ready_sender, ready) = oneshot::channel();
         let task = tokio::spawn(listen_forever(config, wakeup, on_change, ready_sender));
         match ready.await {
@@ -88,6 +97,9 @@ async fn listen_forever(
                 "the wakeup connection closed at once".into(),
             ))));
             return;
+        }
+        if matches!(outcome, Ok(true)) {
+            on_change(ChangeNotice::ListenerDown);
         }
         match outcome {
             Ok(listened) => {
@@ -138,7 +150,7 @@ async fn listen_once(
     } else {
         // Reconnected: whatever was announced while we were away must still be looked at.
         wakeup.notify_one();
-        on_change(ChangeNotice::MaybeMissed);
+        on_change(ChangeNotice::ListenerUp);
     }
     loop {
         match poll_fn(|context| connection.poll_message(context)).await {

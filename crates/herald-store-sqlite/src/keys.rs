@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use herald_store::StoreResult;
 use herald_store::models::{ApiKeyRecord, KeyOwner, KeyRevocation, LAST_USED_PRECISION};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
 use crate::SqliteStore;
@@ -33,6 +33,17 @@ fn read_key(row: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
         created_at: from_ms(row.get(6)?),
         last_used_at: row.get::<_, Option<i64>>(7)?.map(from_ms),
     })
+}
+
+fn key_by_hash(connection: &Connection, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+    connection
+        .query_row(
+            &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"),
+            params![key_hash],
+            read_key,
+        )
+        .optional()
+        .map_err(map_backend)
 }
 
 /// Keys found since start, by hash. Only keys that exist are kept, so guessing cannot fill it.
@@ -122,16 +133,7 @@ impl SqliteStore {
             None => {
                 let key_hash = key_hash.to_owned();
                 let found = self
-                    .read(move |connection| {
-                        connection
-                            .query_row(
-                                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"),
-                                params![key_hash],
-                                read_key,
-                            )
-                            .optional()
-                            .map_err(map_backend)
-                    })
+                    .read(move |connection| key_by_hash(connection, &key_hash))
                     .await?;
                 let Some(record) = found else {
                     return Ok(None);
@@ -158,14 +160,7 @@ impl SqliteStore {
                         params![key_hash, ms(now), earliest_previous],
                     )
                     .map_err(map_backend)?;
-                transaction
-                    .query_row(
-                        &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"),
-                        params![key_hash],
-                        read_key,
-                    )
-                    .optional()
-                    .map_err(map_backend)
+                key_by_hash(transaction, &key_hash)
             })
             .await?;
         if let Some(record) = &noted {
@@ -233,11 +228,11 @@ impl SqliteStore {
                     .map_err(map_backend)?;
                 Ok(KeyRevocation::Revoked)
             })
-            .await?;
-        if revocation == KeyRevocation::Revoked {
-            self.keys.forget_all();
-        }
-        Ok(revocation)
+            .await;
+        // Whatever the answer: a revocation that committed but whose sync failed must not leave
+        // its key in the cache (a retry would find nothing to revoke).
+        self.keys.forget_all();
+        revocation
     }
 
     pub(crate) async fn delete_generated_admin_keys(&self) -> StoreResult<u64> {
@@ -250,8 +245,8 @@ impl SqliteStore {
                     )
                     .map_err(map_backend)
             })
-            .await?;
+            .await;
         self.keys.forget_all();
-        Ok(u64::try_from(n_deleted).unwrap_or(u64::MAX))
+        Ok(u64::try_from(n_deleted?).unwrap_or(u64::MAX))
     }
 }

@@ -40,8 +40,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub enum ChangeNotice {
     /// The tenant's blocking hooks changed.
     Hooks { tenant_id: String },
-    /// Notices may have been missed (the listener was disconnected): forget everything cached.
+    /// Something changed that this version cannot name: forget everything cached.
     MaybeMissed,
+    /// The node stopped hearing notices (its listening connection was lost): until
+    /// [`ChangeNotice::ListenerUp`], nothing cached can be trusted, nor should anything be cached.
+    ListenerDown,
+    /// The node hears notices again; what was cached before may be stale.
+    ListenerUp,
 }
 
 /// What a node does with each [`ChangeNotice`].

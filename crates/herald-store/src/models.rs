@@ -52,8 +52,30 @@ pub struct ApiKeyRecord {
 pub const LAST_USED_PRECISION: time::Duration = time::Duration::minutes(1);
 
 impl ApiKeyRecord {
+    /// The record of a key just made: only its hash and its display prefix are kept.
+    pub fn for_new_key(
+        id: String,
+        key: &str,
+        owner: KeyOwner<'_>,
+        name: Option<String>,
+        generated_at_start: bool,
+        now: OffsetDateTime,
+    ) -> Self {
+        ApiKeyRecord {
+            id,
+            tenant_id: owner.tenant_id(),
+            key_hash: herald_core::secret::hash_api_key(key),
+            prefix: herald_core::api_key::display_prefix(key),
+            name,
+            generated_at_start,
+            created_at: now,
+            last_used_at: None,
+        }
+    }
+
     /// Whether a use at `now` should be written down: the first use, or the first one a
-    /// [`LAST_USED_PRECISION`] after the last one written.
+    /// [`LAST_USED_PRECISION`] after the last one written. (A backend may apply the same rule
+    /// in SQL instead.)
     pub fn use_is_worth_recording(&self, now: OffsetDateTime) -> bool {
         self.last_used_at
             .is_none_or(|last_used_at| now - last_used_at >= LAST_USED_PRECISION)

@@ -1,6 +1,7 @@
 //! The `herald` binary's library half: configuration, server wiring and the command-line client,
 //! kept in a library so integration tests can start a real server in-process.
 
+pub mod admin_key;
 pub mod config;
 pub mod http_server;
 pub mod server;

@@ -7,21 +7,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use herald_api::{ApiSettings, AppState, CustomTypes, DecisionRecorder, HooksCache};
-use herald_core::api_key::{ApiKeyKind, display_prefix, generate_api_key};
 use herald_core::clock::Clock;
-use herald_core::ids::prefixed_id;
-use herald_core::secret::hash_api_key;
 use herald_delivery::dispatcher::{Dispatcher, DispatcherSettings};
 use herald_delivery::http_client::HttpClient;
 use herald_delivery::ssrf::NetworkPolicy;
 use herald_store::Store;
-use herald_store::models::ApiKeyRecord;
 use herald_store_postgres::{PostgresStore, WakeupListener};
 use herald_store_sqlite::SqliteStore;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::admin_key::{GeneratedAdminKey, set_up_admin_key};
 use crate::config::{Database, ServeSettings};
 
 /// What a caller controls besides the settings: the clock, and whether the background loops run
@@ -40,8 +37,8 @@ pub struct RunningServer {
     pub address: SocketAddr,
     pub store: Arc<dyn Store>,
     pub dispatcher: Arc<Dispatcher>,
-    /// The admin key made at first start, when `HERALD_ADMIN_KEY` was not set.
-    pub generated_admin_key: Option<String>,
+    /// The admin key made at first start, when `HERALD_ADMIN_KEY` was not set, and its file.
+    pub generated_admin_key: Option<GeneratedAdminKey>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     /// Kept alive for as long as the server runs; dropping it stops listening.
@@ -117,48 +114,6 @@ pub async fn open_store(
     }
 }
 
-/// The admin key's hash. A configured `HERALD_ADMIN_KEY` replaces the key generated at a first
-/// start: that one is revoked, as an operator who sets a key of their own expects. Without one,
-/// a first start makes a key, stores it hashed, and returns it so it can be shown once.
-async fn admin_key(
-    store: &Arc<dyn Store>,
-    settings: &ServeSettings,
-    clock: &Arc<dyn Clock>,
-) -> anyhow::Result<(String, Option<String>)> {
-    if let Some(key) = &settings.admin_key {
-        let n_revoked = store
-            .revoke_generated_admin_keys()
-            .await
-            .context("failed to revoke the generated admin key")?;
-        if n_revoked > 0 {
-            tracing::info!(
-                n_revoked,
-                "HERALD_ADMIN_KEY is set: the admin key generated at first start was revoked"
-            );
-        }
-        return Ok((hash_api_key(key), None));
-    }
-    if store.has_admin_key().await? {
-        // Stored admin keys are found like tenant keys; nothing matches this empty hash.
-        return Ok((String::new(), None));
-    }
-    let key = generate_api_key(ApiKeyKind::Admin);
-    store
-        .create_api_key(ApiKeyRecord {
-            id: prefixed_id("key"),
-            tenant_id: None,
-            key_hash: hash_api_key(&key),
-            prefix: display_prefix(&key),
-            name: Some("generated at first start".to_owned()),
-            generated_at_start: true,
-            created_at: clock.now(),
-            last_used_at: None,
-        })
-        .await
-        .context("failed to store the admin key")?;
-    Ok((String::new(), Some(key)))
-}
-
 /// Removes expired events in small batches until none is left; returns how many went.
 pub async fn run_retention_once(
     store: &Arc<dyn Store>,
@@ -186,7 +141,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         dispatcher: dispatcher_settings,
     } = options;
     let (store, postgres) = open_store(&settings.database).await?;
-    let (admin_key_hash, generated_admin_key) = admin_key(&store, &settings, &clock).await?;
+    let (admin_key_hash, generated_admin_key) = set_up_admin_key(&store, &settings, &clock).await?;
     let custom_types = CustomTypes::from_records(store.list_custom_types(None).await?);
     let policy = NetworkPolicy::with_allowed(settings.allow_network.iter().copied());
     let client = HttpClient::new(policy.clone()).context("failed to build the HTTP client")?;

@@ -324,6 +324,13 @@ fn keys_are_made_listed_and_revoked_from_the_command_line() {
     assert!(!out.contains(&key), "the key is not: {out}");
 
     let (code, out) = herald(
+        &["keys", "revoke", "--tenant", "acme", &key],
+        ADMIN_KEY,
+        &server,
+    );
+    assert_ne!(code, 0, "a key given for an id is refused: {out}");
+    assert!(!out.contains(&key), "and not repeated: {out}");
+    let (code, out) = herald(
         &["keys", "revoke", "--tenant", "acme", &key_id],
         ADMIN_KEY,
         &server,

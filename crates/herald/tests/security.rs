@@ -492,7 +492,8 @@ async fn api_keys_are_stored_only_as_hashes() {
         .server
         .generated_admin_key
         .clone()
-        .expect("a first start makes an admin key");
+        .expect("a first start makes an admin key")
+        .key;
     let (status, body) = app
         .call(
             "POST",
@@ -532,6 +533,24 @@ async fn api_keys_are_stored_only_as_hashes() {
 
 // ---- API keys: listed, revoked, spelled for scanners ---------------------------------------------
 
+/// Sends `request` as it is on a new connection; the whole answer.
+async fn raw_request(app: &TestApp, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.server.address)
+        .await
+        .expect("connects");
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("answered within 10 s")
+    .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// GET `path` with `key`; the status alone.
 async fn status_with(app: &TestApp, path: &str, key: &str) -> StatusCode {
     app.call("GET", path, Some(key), None).await.0
@@ -560,6 +579,25 @@ async fn tenant_keys_are_listed_without_the_key_and_a_revoked_key_is_refused_at_
     );
     assert!(second_key.starts_with("herald_tk_"), "{second_key}");
     assert_eq!(second["prefix"], second_key[..14]);
+
+    // A key is made without a body however the client says so: no body at all, an empty
+    // chunked body, or `Content-Length: 0`, each with or without a JSON content type.
+    for framing in [
+        "Content-Type: application/json\r\n",
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n",
+        "Content-Type: application/json\r\nContent-Length: 0\r\n",
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n",
+    ] {
+        let answer = raw_request(
+            &app,
+            &format!(
+                "POST /v1/tenants/other/api-keys HTTP/1.1\r\nHost: herald\r\n\
+                 Authorization: Bearer {ADMIN_KEY}\r\nConnection: close\r\n{framing}\r\n"
+            ),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 201"), "{framing:?}: {answer}");
+    }
 
     // A tenant key cannot list keys, not even its own tenant's.
     let (status, _) = app
@@ -667,7 +705,8 @@ async fn admin_keys_are_made_listed_and_revoked_and_the_last_one_is_kept() {
         .server
         .generated_admin_key
         .clone()
-        .expect("a first start makes an admin key");
+        .expect("a first start makes an admin key")
+        .key;
     assert!(generated.starts_with("herald_ak_"), "{generated}");
     let (status, listed) = app
         .call("GET", "/v1/admin-keys", Some(&generated), None)
@@ -758,7 +797,8 @@ async fn a_configured_admin_key_replaces_the_generated_one() {
         .server
         .generated_admin_key
         .clone()
-        .expect("a first start makes an admin key");
+        .expect("a first start makes an admin key")
+        .key;
     assert_eq!(
         status_with(&app, "/v1/tenants", &generated).await,
         StatusCode::OK

@@ -8,9 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
-use herald_core::api_key::{ApiKeyKind, display_prefix, generate_api_key};
+use herald_core::api_key::{ApiKeyKind, generate_api_key};
 use herald_core::ids::prefixed_id;
-use herald_core::secret::hash_api_key;
 use herald_store::models::{ApiKeyRecord, KeyOwner, KeyRevocation};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -105,16 +104,14 @@ async fn create(
         KeyOwner::Tenant(_) => ApiKeyKind::Tenant,
     };
     let key = generate_api_key(kind);
-    let record = ApiKeyRecord {
-        id: prefixed_id("key"),
-        tenant_id: owner.tenant_id(),
-        key_hash: hash_api_key(&key),
-        prefix: display_prefix(&key),
-        name: input.name,
-        generated_at_start: false,
-        created_at: state.clock.now(),
-        last_used_at: None,
-    };
+    let record = ApiKeyRecord::for_new_key(
+        prefixed_id("key"),
+        &key,
+        owner,
+        input.name,
+        false,
+        state.clock.now(),
+    );
     state.store.create_api_key(record.clone()).await?;
     Ok((
         StatusCode::CREATED,

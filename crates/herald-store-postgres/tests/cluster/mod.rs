@@ -485,7 +485,34 @@ async fn hook_changes_on_one_node_reach_the_other_as_notices() {
     let acme = ChangeNotice::Hooks {
         tenant_id: "acme".to_owned(),
     };
-    let mut hook = HookRecord {
+    let mut hook = hook_template();
+    node_b.create_hook(hook.clone()).await.expect("created");
+    assert_eq!(next_notice().await, acme, "created");
+    hook.enabled = false;
+    node_b.update_hook(hook).await.expect("updated");
+    assert_eq!(next_notice().await, acme, "updated");
+    assert!(node_b.delete_hook("acme", "hk_1").await.expect("deleted"));
+    assert_eq!(next_notice().await, acme, "deleted");
+    assert!(!node_b.delete_hook("acme", "hk_1").await.expect("deleted"));
+    // Deleting nothing announces nothing: the next notice is the next change's, another tenant's.
+    tenant(&node_b, "beta").await;
+    let beta_hook = HookRecord {
+        id: "hk_2".to_owned(),
+        tenant_id: "beta".to_owned(),
+        ..hook_template()
+    };
+    node_b.create_hook(beta_hook).await.expect("created");
+    assert_eq!(
+        next_notice().await,
+        ChangeNotice::Hooks {
+            tenant_id: "beta".to_owned()
+        },
+        "deleting nothing announced something"
+    );
+}
+
+fn hook_template() -> HookRecord {
+    HookRecord {
         id: "hk_1".to_owned(),
         tenant_id: "acme".to_owned(),
         event_type: "user.pre_create".to_owned(),
@@ -497,17 +524,5 @@ async fn hook_changes_on_one_node_reach_the_other_as_notices() {
         enabled: true,
         created_at: at(0),
         updated_at: at(0),
-    };
-    node_b.create_hook(hook.clone()).await.expect("created");
-    assert_eq!(next_notice().await, acme, "created");
-    hook.enabled = false;
-    node_b.update_hook(hook).await.expect("updated");
-    assert_eq!(next_notice().await, acme, "updated");
-    assert!(node_b.delete_hook("acme", "hk_1").await.expect("deleted"));
-    assert_eq!(next_notice().await, acme, "deleted");
-    assert!(!node_b.delete_hook("acme", "hk_1").await.expect("deleted"));
-    assert!(
-        notices.try_recv().is_err(),
-        "deleting nothing announces nothing"
-    );
+    }
 }

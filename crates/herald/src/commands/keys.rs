@@ -4,7 +4,9 @@
 
 use std::process::ExitCode;
 
+use anyhow::bail;
 use clap::{Args, Subcommand};
+use herald_core::api_key::is_well_formed_api_key;
 use serde_json::{Value, json};
 
 use crate::commands::client::{Api, Connection, print_json};
@@ -88,6 +90,18 @@ pub fn run(command: &KeysCommand) -> anyhow::Result<ExitCode> {
             }
         }
         KeysCommand::Revoke(args) => {
+            // A key pasted here would travel in the URL (and into access logs): refuse it
+            // without repeating it.
+            if !args.key_id.starts_with("key_") {
+                bail!(
+                    "give the key's id (key_..., from `herald keys list`), not the key itself{}",
+                    if is_well_formed_api_key(&args.key_id) {
+                        ": that argument is a key; if it leaked, revoke it by its id"
+                    } else {
+                        ""
+                    }
+                );
+            }
             let api = Api::new(&args.connection)?;
             api.call(
                 reqwest::Method::DELETE,

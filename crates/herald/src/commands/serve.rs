@@ -1,12 +1,8 @@
 //! `herald serve`: run the hub until SIGINT or SIGTERM.
 
-use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-
-use anyhow::Context;
 
 use herald::config::{ServeArgs, ServeSettings, check_lease_covers};
 use herald::server::{RunningServer, ServerOptions, start};
@@ -15,7 +11,6 @@ use herald_delivery::dispatcher::DispatcherSettings;
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = ServeSettings::resolve(args)?;
-    let admin_key_file = settings.admin_key_file.clone();
     let lease = args.lease()?;
     init_logging(settings.log_json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -41,14 +36,14 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
                 return Err(error);
             }
         }
-        if let Some(key) = &server.generated_admin_key
-            && let Err(error) = show_generated_admin_key(key, &admin_key_file)
-        {
-            // A key nobody can read locks the operator out: take it back, so that the next
-            // start makes another.
-            let _ = server.store.revoke_generated_admin_keys().await;
-            server.shutdown().await;
-            return Err(error);
+        if let Some(generated) = &server.generated_admin_key {
+            // The key itself is in the file only: this line may end up in a log.
+            eprintln!(
+                "Herald generated an admin key and wrote it to {} (readable only by this user; \
+                 shown nowhere else). Use it as `Authorization: Bearer <key>`, or set \
+                 HERALD_ADMIN_KEY to choose your own.",
+                generated.file.display()
+            );
         }
         eprintln!("Herald listening on http://{}", server.address);
         wait_for_signal().await;
@@ -57,54 +52,6 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Shows a generated admin key once, where logs do not go: on the terminal when standard error
-/// is one, and otherwise (a service manager, a pipe, a log file) in a file only the current user
-/// can read, whose path is printed instead. Herald keeps just the key's hash.
-fn show_generated_admin_key(key: &str, file: &Path) -> anyhow::Result<()> {
-    if std::io::stderr().is_terminal() {
-        eprintln!(
-            "\nHerald admin key (shown once; store it now, it cannot be recovered):\n\n    {key}\n\n\
-             Use it as `Authorization: Bearer <key>`, or set HERALD_ADMIN_KEY to choose your own.\n"
-        );
-        return Ok(());
-    }
-    write_private_file(file, key)
-        .with_context(|| format!("failed to write the admin key to {}", file.display()))?;
-    eprintln!(
-        "Herald generated an admin key and wrote it to {} (readable only by this user; it is \
-         shown nowhere else). Use it as `Authorization: Bearer <key>`, or set HERALD_ADMIN_KEY \
-         to choose your own.",
-        file.display()
-    );
-    Ok(())
-}
-
-/// Writes `key` to `path` with mode 0600, replacing what was there, and syncs it: the file is
-/// the only copy of the key.
-fn write_private_file(path: &Path, key: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        let file = options.open(path)?;
-        // A file that existed keeps its mode through `open`: narrow it before writing.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        write_and_sync(file, key)
-    }
-    #[cfg(not(unix))]
-    {
-        write_and_sync(options.open(path)?, key)
-    }
-}
-
-fn write_and_sync(mut file: std::fs::File, key: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    writeln!(file, "{key}")?;
-    file.sync_all()
 }
 
 /// Refuses a shortened lease that an existing endpoint's timeout could outlast. Endpoints made
