@@ -11,6 +11,15 @@ use crate::hooks::{JWT_MUTABLE_EVENT_TYPE, USER_MUTABLE_EVENT_TYPES};
 use crate::secret::{SigningSecret, constant_time_eq};
 use crate::signing::{NativeSignature, VerifyError, verify_native};
 
+/// A new secret for a source: 32 random bytes in lowercase hex. Plain ASCII with no prefix, so
+/// every vendor console takes it and uses exactly these bytes as its key (see
+/// [`SigningSecret::parse_plain`]).
+pub fn generate_source_secret() -> String {
+    let mut key = [0_u8; crate::secret::GENERATED_KEY_LEN];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
+    hex::encode(key)
+}
+
 /// Authgear's signature header: the lowercase hex HMAC-SHA256 of the raw body.
 pub const AUTHGEAR_SIGNATURE_HEADER: &str = "x-authgear-body-signature";
 /// The WebSub hub's signature header (Asgardeo): `sha256=<hex HMAC-SHA256 of the raw body>`.
@@ -321,6 +330,18 @@ mod tests {
         NativeSignature::AuthgearBodyHex
             .sign(&secret(), body)
             .unwrap()
+    }
+
+    #[test]
+    fn source_secrets_are_plain_and_fresh() {
+        let first = generate_source_secret();
+        assert_eq!(first.len(), 64);
+        assert!(first.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_ne!(first, generate_source_secret());
+        // A source's secret is the vendor's bytes, even when it looks like a Standard Webhooks one.
+        let plain = SigningSecret::parse_plain("whsec_aGVsbG8=").unwrap();
+        assert_eq!(plain.key_bytes(), b"whsec_aGVsbG8=");
+        assert!(SigningSecret::parse_plain("").is_err());
     }
 
     #[test]
