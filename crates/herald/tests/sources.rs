@@ -891,3 +891,148 @@ async fn sources_are_the_tenants_own_and_settings_fit_their_kind() {
     .await;
     check_problem(&gone, StatusCode::NOT_FOUND, "not-found");
 }
+
+/// Runs the `herald` binary against the test server, off the runtime the server runs on.
+async fn herald_cli(app: &TestApp, key: &str, args: &[&str]) -> (bool, String) {
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    let (base, key) = (app.base.clone(), key.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(&args)
+            .env("HERALD_URL", base)
+            .env("HERALD_API_KEY", key)
+            .output()
+            .expect("runs");
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        (output.status.success(), text)
+    })
+    .await
+    .expect("joined")
+}
+
+#[tokio::test]
+async fn sources_are_managed_from_the_command_line() {
+    let app = TestApp::spawn().await;
+    let key = app.tenant("acme").await;
+    let (ok, out) = herald_cli(
+        &app,
+        &key,
+        &[
+            "sources",
+            "create",
+            "--tenant",
+            "acme",
+            "--kind",
+            "asgardeo",
+            "--name",
+            "Asgardeo",
+            "--topic",
+            "myorg-USER_OPERATIONS",
+            "--topic",
+            "myorg-LOGINS",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let created: Value = serde_json::from_str(&out).expect("JSON");
+    let source_id = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        created["ingest_url"],
+        format!("{}/v1/ingest/{source_id}", app.base),
+        "the URL to paste into the console"
+    );
+    assert_eq!(
+        created["accepted_topics"],
+        json!(["myorg-USER_OPERATIONS", "myorg-LOGINS"])
+    );
+    let secret = created["secret"]
+        .as_str()
+        .expect("secret shown once")
+        .to_owned();
+
+    let (ok, out) = herald_cli(&app, &key, &["sources", "list", "--tenant", "acme"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&source_id) && out.contains("asgardeo"),
+        "{out}"
+    );
+    assert!(!out.contains(&secret), "{out}");
+
+    let (ok, out) = herald_cli(
+        &app,
+        &key,
+        &[
+            "sources",
+            "update",
+            "--tenant",
+            "acme",
+            &source_id,
+            "--topic",
+            "myorg-SESSIONS",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let (ok, out) = herald_cli(
+        &app,
+        &key,
+        &["sources", "show", "--tenant", "acme", &source_id],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let shown: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(shown["accepted_topics"], json!(["myorg-SESSIONS"]));
+    assert!(shown.get("secret").is_none(), "{shown}");
+
+    let (ok, out) = herald_cli(
+        &app,
+        &key,
+        &[
+            "sources",
+            "rotate-secret",
+            "--tenant",
+            "acme",
+            &source_id,
+            "--secret",
+            "from-asgardeo",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).expect("JSON")["secret"],
+        "from-asgardeo"
+    );
+
+    let (ok, out) = herald_cli(
+        &app,
+        &key,
+        &[
+            "sources",
+            "create",
+            "--tenant",
+            "acme",
+            "--kind",
+            "onewelcome",
+        ],
+    )
+    .await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("422") && out.contains("/header_name"), "{out}");
+
+    let (ok, out) = herald_cli(
+        &app,
+        &key,
+        &["sources", "delete", "--tenant", "acme", &source_id],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let (ok, out) = herald_cli(
+        &app,
+        &key,
+        &["sources", "show", "--tenant", "acme", &source_id],
+    )
+    .await;
+    assert!(!ok && out.contains("404"), "{out}");
+}
