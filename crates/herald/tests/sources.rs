@@ -89,17 +89,25 @@ async fn send(
     }
 }
 
-/// Authgear's webhook and blocking-hook call: the raw body signed in `x-authgear-body-signature`.
+/// How long Authgear waits for a blocking hook before it gives up on the operation.
+const AUTHGEAR_HOOK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Authgear's webhook and blocking-hook call: the raw body signed in `x-authgear-body-signature`,
+/// given up after Authgear's 5 s (an answer later than that would fail the test here).
 async fn send_as_authgear(app: &TestApp, ingest_path: &str, secret: &str, body: &[u8]) -> Answer {
     let signature = hmac_hex(secret, body);
-    send(
-        app,
-        ingest_path,
-        &[("x-authgear-body-signature", signature)],
-        "application/json",
-        body.to_vec(),
+    tokio::time::timeout(
+        AUTHGEAR_HOOK_TIMEOUT,
+        send(
+            app,
+            ingest_path,
+            &[("x-authgear-body-signature", signature)],
+            "application/json",
+            body.to_vec(),
+        ),
     )
     .await
+    .expect("answered within Authgear's hook timeout")
 }
 
 async fn create_source(app: &TestApp, tenant: &str, key: &str, body: Value) -> Value {
@@ -461,6 +469,26 @@ async fn asgardeo_hub_verifies_intent_then_signed_events_land_once() {
         invalid.text
     );
 
+    let mut huge = fixture("asgardeo/userDeleted.json");
+    huge["padding"] = json!("x".repeat(300 * 1024));
+    let huge_body = serde_json::to_vec(&huge).expect("JSON");
+    let too_large = send(
+        &app,
+        &ingest,
+        &[(
+            "X-Hub-Signature",
+            format!("sha256={}", hmac_hex(ASGARDEO_SECRET, &huge_body)),
+        )],
+        "application/json",
+        huge_body,
+    )
+    .await;
+    check_problem(
+        &too_large,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+    );
+
     assert_eq!(app.events("acme", &key, None).await.len(), 2);
     assert_eq!(app.deliver_until_idle().await, 2);
     let mut delivered: Vec<String> = receiver
@@ -493,7 +521,21 @@ async fn asgardeo_hub_verifies_intent_then_signed_events_land_once() {
             &seen["n_duplicates"],
             &seen["n_refused"]
         ),
-        (&json!(2), &json!(1), &json!(2)),
+        (&json!(2), &json!(1), &json!(3)),
+        "{seen}"
+    );
+    let statuses: Vec<u64> = seen["last_errors"]
+        .as_array()
+        .expect("last errors")
+        .iter()
+        .map(|error| error["status"].as_u64().expect("status"))
+        .collect();
+    assert_eq!(statuses, [413, 422, 401], "{seen}");
+    assert!(
+        seen["last_errors"][1]["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("/events"),
         "{seen}"
     );
     let authgear = create_source(&app, "acme", &key, json!({"kind": "authgear"})).await;
@@ -644,6 +686,28 @@ async fn onewelcome_exporter_sends_one_event_arrays_and_json_lines() {
         broken_line.text
     );
 
+    let many_lines: String = (0..4_000)
+        .map(|n| {
+            format!(
+                "{}\n",
+                onewelcome_event(&format!("0b7e57c1-0000-4000-8000-{n:012}"), ALICE)
+            )
+        })
+        .collect();
+    let too_large = send(
+        &app,
+        &header_ingest,
+        &token,
+        "application/x-ndjson",
+        many_lines.into_bytes(),
+    )
+    .await;
+    check_problem(
+        &too_large,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+    );
+
     assert_eq!(app.events("acme", &key, None).await.len(), 4);
     assert_eq!(app.deliver_until_idle().await, 4);
     assert_eq!(receiver.take(4).await.len(), 4);
@@ -654,11 +718,12 @@ async fn onewelcome_exporter_sends_one_event_arrays_and_json_lines() {
             &seen["n_duplicates"],
             &seen["n_refused"]
         ),
-        (&json!(2), &json!(1), &json!(3)),
+        (&json!(2), &json!(1), &json!(4)),
         "{seen}"
     );
+    assert_eq!(seen["last_errors"][0]["status"], 413, "{seen}");
     assert!(
-        seen["last_errors"][1]["detail"]
+        seen["last_errors"][2]["detail"]
             .as_str()
             .expect("detail")
             .contains("/3/payload/userId"),
@@ -1035,4 +1100,88 @@ async fn sources_are_managed_from_the_command_line() {
     )
     .await;
     assert!(!ok && out.contains("404"), "{out}");
+}
+
+/// The PostgreSQL server the cluster tests use; each test here gets its own database on it.
+const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+async fn postgres_client(database: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        &format!("{POSTGRES_SERVER}/{database}"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL runs on 127.0.0.1:5432 (see tests/cluster.rs)");
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test]
+async fn an_authgear_source_counts_and_deduplicates_on_postgresql() {
+    let database = format!(
+        "herald_sources_{}_{}",
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        rand::random::<u32>()
+    );
+    let maintenance = postgres_client("postgres").await;
+    maintenance
+        .batch_execute(&format!("CREATE DATABASE \"{database}\""))
+        .await
+        .expect("database created");
+    let url = format!("{POSTGRES_SERVER}/{database}");
+    let app = TestApp::spawn_with(|options| {
+        options.settings.database = herald::config::Database::Postgres { url, pool_size: 4 };
+    })
+    .await;
+    let key = app.tenant("acme").await;
+    let mut receiver = Receiver::start().await;
+    app.endpoint(
+        "acme",
+        &key,
+        json!({"url": receiver.url("/acme"), "filters": ["user.*"]}),
+    )
+    .await;
+    let created = create_source(
+        &app,
+        "acme",
+        &key,
+        json!({"kind": "authgear", "secret": AUTHGEAR_SECRET}),
+    )
+    .await;
+    let source_id = created["id"].as_str().expect("id").to_owned();
+    let ingest = created["ingest_path"].as_str().expect("path").to_owned();
+    let envelope = fixture("authgear/envelopes/user.created.json");
+    let body = serde_json::to_vec(&envelope).expect("JSON");
+    // Two resends at once, as a retrying sender may overlap: one event, both counted.
+    let (first, second) = tokio::join!(
+        send_as_authgear(&app, &ingest, AUTHGEAR_SECRET, &body),
+        send_as_authgear(&app, &ingest, AUTHGEAR_SECRET, &body),
+    );
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text);
+    let wrong = send_as_authgear(&app, &ingest, "guess", &body).await;
+    check_problem(&wrong, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(app.events("acme", &key, None).await.len(), 1);
+    assert_eq!(app.deliver_until_idle().await, 1);
+    assert_eq!(
+        receiver.next().await.webhook_id(),
+        envelope["id"].as_str().expect("id")
+    );
+    let seen = source(&app, "acme", &key, &source_id).await;
+    assert_eq!(
+        (
+            &seen["n_accepted"],
+            &seen["n_duplicates"],
+            &seen["n_refused"]
+        ),
+        (&json!(1), &json!(1), &json!(1)),
+        "{seen}"
+    );
+    assert_eq!(seen["last_errors"][0]["status"], 401, "{seen}");
+    app.stop().await;
+    let _ = maintenance
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ))
+        .await;
 }
