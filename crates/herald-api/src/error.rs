@@ -73,6 +73,11 @@ impl ApiError {
         ApiError::Validation { detail, problems }
     }
 
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status_and_kind().0
+    }
+
     fn status_and_kind(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::Unauthorized | ApiError::IngestUnauthorized { .. } => {

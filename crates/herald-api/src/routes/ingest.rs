@@ -88,11 +88,18 @@ pub async fn ingest(
             n_refused: 1,
             error: Some(SourceErrorEntry {
                 at: now,
-                status: error_status(error),
+                status: error.status().as_u16(),
                 detail: error_detail(error),
             }),
         },
     };
+    let counted = if result.is_ok() {
+        "accepted"
+    } else {
+        "refused"
+    };
+    metrics::counter!("herald_source_requests_total", "kind" => source.kind.as_str(), "outcome" => counted)
+        .increment(1);
     // The counters are for the operator: failing to count must not change the vendor's answer.
     if let Err(error) = state.store.record_source_outcome(&source.id, outcome).await {
         tracing::warn!(source_id = %source.id, %error, "a source's outcome was not counted");
@@ -100,22 +107,6 @@ pub async fn ingest(
     match result {
         Ok(accepted) => accepted.response,
         Err(error) => error.into_response(),
-    }
-}
-
-fn error_status(error: &ApiError) -> u16 {
-    // The status the error renders with, without rendering it twice.
-    match error {
-        ApiError::IngestUnauthorized { .. } | ApiError::Unauthorized => 401,
-        ApiError::NotFound(_) => 404,
-        ApiError::Validation { .. } => 422,
-        ApiError::MalformedJson { .. } | ApiError::BadRequest(_) => 400,
-        ApiError::PayloadTooLarge { .. } => 413,
-        ApiError::UnsupportedMediaType => 415,
-        ApiError::Conflict(_) => 409,
-        ApiError::Forbidden(_) => 403,
-        ApiError::Unavailable(_) => 503,
-        ApiError::Internal(_) => 500,
     }
 }
 
