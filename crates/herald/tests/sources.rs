@@ -912,6 +912,10 @@ async fn sources_are_the_tenants_own_and_settings_fit_their_kind() {
         ),
         (json!({"kind": "authgear", "secret": ""}), "/secret"),
         (
+            json!({"kind": "onewelcome", "header_name": "x-a", "secret": "two\nlines"}),
+            "/secret",
+        ),
+        (
             json!({"kind": "onewelcome", "header_name": "bad header"}),
             "/header_name",
         ),

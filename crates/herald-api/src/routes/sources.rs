@@ -199,6 +199,13 @@ fn check_settings(record: &SourceRecord) -> ApiResult<()> {
     };
     match record.kind {
         SourceKind::Onewelcome => match (&record.header_name, &record.username) {
+            // The exporter must be able to send it: a header value is visible ASCII.
+            (Some(_), None) if http::HeaderValue::from_str(&record.secret).is_err() => {
+                return Err(ApiError::invalid(
+                    "/secret",
+                    "a header value is visible ASCII characters and spaces",
+                ));
+            }
             (Some(_), Some(_)) | (None, None) => {
                 return Err(ApiError::invalid(
                     "/header_name",
@@ -374,6 +381,7 @@ pub async fn rotate_secret(
     let source_id = path_ids.1;
     let mut record = find(&state, &scope.tenant_id, &source_id).await?;
     record.secret = source_secret(input.secret)?;
+    check_settings(&record)?;
     record.updated_at = state.clock.now();
     let updated = state.store.update_source(record).await?;
     Ok(Json(source_out(updated, true)))
