@@ -15,6 +15,13 @@ const PROBLEM_BASE: &str = "https://herald.dev/problems/";
 pub enum ApiError {
     #[error("a valid API key is required: send it as `Authorization: Bearer <key>`")]
     Unauthorized,
+    /// A request to a source's ingest URL that failed the vendor's authentication. `challenge`
+    /// is the `WWW-Authenticate` value (RFC 9110 §11.6.1: a 401 carries one).
+    #[error("{detail}")]
+    IngestUnauthorized {
+        detail: String,
+        challenge: &'static str,
+    },
     #[error("this key may not do that: {0}")]
     Forbidden(&'static str),
     #[error("{0} not found")]
@@ -73,9 +80,16 @@ impl ApiError {
         ApiError::Validation { detail, problems }
     }
 
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status_and_kind().0
+    }
+
     fn status_and_kind(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::Unauthorized | ApiError::IngestUnauthorized { .. } => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
+            }
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
@@ -209,9 +223,14 @@ impl IntoResponse for ApiError {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            let challenge = match &self {
+                ApiError::IngestUnauthorized { challenge, .. } => challenge,
+                _ => "Bearer",
+            };
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response

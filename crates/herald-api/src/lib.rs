@@ -30,6 +30,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::subjects::router())
         .merge(routes::hooks::router())
         .merge(routes::blocking::router())
+        .merge(routes::sources::router())
+        .merge(routes::ingest::router())
         .route(
             "/v1/openapi.json",
             get(|| async { axum::Json(openapi::ApiDoc::openapi()) }),

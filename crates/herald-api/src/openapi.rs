@@ -4,7 +4,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
 use crate::routes::{
-    api_keys, blocking, catalog, deliveries, endpoints, events, hooks, subjects, tenants,
+    api_keys, blocking, catalog, deliveries, endpoints, events, hooks, ingest, sources, subjects,
+    tenants,
 };
 
 #[derive(Debug, OpenApi)]
@@ -22,6 +23,9 @@ use crate::routes::{
         subjects::erase,
         hooks::create, hooks::list, hooks::get_one, hooks::update, hooks::delete,
         blocking::evaluate, blocking::list,
+        sources::create, sources::list, sources::get_one, sources::update, sources::delete,
+        sources::rotate_secret,
+        ingest::ingest, ingest::verify_intent,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -8,6 +8,7 @@
 //! - [`retry`]: retry schedules with jitter, and the `Retry-After` header.
 //! - [`delivery`]: the delivery state machine and the decision after each attempt.
 //! - [`hooks`]: the blocking-hook answer and the rules for applying its mutations.
+//! - [`source_auth`]: sources' inbound authentication, body shapes, WebSub and Authgear answers.
 //!
 //! Architecture invariant: nothing here reads the clock except `SystemClock` and the id
 //! generators, nothing touches the network, the disk or the environment, and there is no tokio.
@@ -23,3 +24,4 @@ pub mod rate;
 pub mod retry;
 pub mod secret;
 pub mod signing;
+pub mod source_auth;

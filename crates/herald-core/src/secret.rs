@@ -69,6 +69,15 @@ impl SigningSecret {
         Ok(Self::from_parts(text.to_owned(), key))
     }
 
+    /// A secret used as its UTF-8 bytes whatever it starts with, as vendors use the secret typed
+    /// into their consoles (a source's secret is the vendor's, so `whsec_` means nothing there).
+    pub fn parse_plain(text: &str) -> Result<Self, SecretError> {
+        if text.is_empty() {
+            return Err(SecretError::Empty);
+        }
+        Ok(Self::from_parts(text.to_owned(), text.as_bytes().to_vec()))
+    }
+
     /// A new random secret, `whsec_` followed by the base64 of 32 bytes from the thread's
     /// cryptographically secure generator.
     pub fn generate() -> Self {

@@ -25,6 +25,7 @@ mod keys;
 mod publish;
 mod rows;
 mod schema;
+mod sources;
 mod wakeups;
 
 use std::hash::{Hash, Hasher};
@@ -42,7 +43,8 @@ use herald_core::ids::{prefix, prefixed_id};
 use herald_store::models::{
     ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DecisionRecord,
     DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, KeyOwner,
-    KeyRevocation, NewEvent, Published, ReplaySelector, StoredEvent, Tenant,
+    KeyRevocation, NewEvent, Published, ReplaySelector, SourceOutcome, SourceRecord, StoredEvent,
+    Tenant,
 };
 use herald_store::{Store, StoreError, StoreResult};
 use time::{Duration, OffsetDateTime};
@@ -934,6 +936,50 @@ impl Store for PostgresStore {
         )
         .await?;
         read_all(&rows, read_decision)
+    }
+
+    async fn create_source(&self, source: SourceRecord) -> StoreResult<SourceRecord> {
+        self.insert_source(source).await
+    }
+
+    async fn get_source(
+        &self,
+        tenant_id: &str,
+        source_id: &str,
+    ) -> StoreResult<Option<SourceRecord>> {
+        self.select_source(Some(tenant_id), source_id).await
+    }
+
+    async fn get_source_by_id(&self, source_id: &str) -> StoreResult<Option<SourceRecord>> {
+        self.select_source(None, source_id).await
+    }
+
+    async fn list_sources(&self, tenant_id: &str) -> StoreResult<Vec<SourceRecord>> {
+        self.select_sources(tenant_id).await
+    }
+
+    async fn update_source(&self, source: SourceRecord) -> StoreResult<SourceRecord> {
+        self.change_source(source).await
+    }
+
+    async fn delete_source(&self, tenant_id: &str, source_id: &str) -> StoreResult<bool> {
+        self.remove_source(tenant_id, source_id).await
+    }
+
+    async fn record_source_outcome(
+        &self,
+        source_id: &str,
+        outcome: SourceOutcome,
+    ) -> StoreResult<()> {
+        self.add_source_outcome(source_id, outcome).await
+    }
+
+    async fn record_source_lease(
+        &self,
+        source_id: &str,
+        lease_expires_at: Option<OffsetDateTime>,
+    ) -> StoreResult<()> {
+        self.set_source_lease(source_id, lease_expires_at).await
     }
 
     async fn remove_expired(&self, cutoff: OffsetDateTime, batch: usize) -> StoreResult<u64> {

@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use crate::rows::{get, map_backend};
 
 /// The migrations, in order: (version, name, SQL). Versions are never reused or rewritten.
-const MIGRATIONS: [(i32, &str, &str); 6] = [
+const MIGRATIONS: [(i32, &str, &str); 7] = [
     (
         1,
         "0001_initial",
@@ -41,6 +41,11 @@ const MIGRATIONS: [(i32, &str, &str); 6] = [
         6,
         "0006_api_key_lifecycle",
         include_str!("../migrations/0006_api_key_lifecycle.sql"),
+    ),
+    (
+        7,
+        "0007_sources",
+        include_str!("../migrations/0007_sources.sql"),
     ),
 ];
 

@@ -9,6 +9,7 @@ mod claims;
 mod keys;
 mod rows;
 mod schema;
+mod sources;
 mod writer;
 
 use std::collections::HashMap;
@@ -21,7 +22,8 @@ use herald_core::delivery::DeliveryState;
 use herald_store::models::{
     ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DecisionRecord,
     DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, KeyOwner,
-    KeyRevocation, NewEvent, NextStep, Published, ReplaySelector, StoredEvent, Tenant,
+    KeyRevocation, NewEvent, NextStep, Published, ReplaySelector, SourceOutcome, SourceRecord,
+    StoredEvent, Tenant,
 };
 use herald_store::{Store, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -251,7 +253,7 @@ fn insert_delivery(
 }
 
 /// `NotFound` unless the tenant exists: rows of a tenant are only made for a real one.
-fn require_tenant(connection: &Connection, tenant_id: &str) -> StoreResult<()> {
+pub(crate) fn require_tenant(connection: &Connection, tenant_id: &str) -> StoreResult<()> {
     let exists: Option<i64> = connection
         .query_row(
             "SELECT 1 FROM tenants WHERE id = ?1",
@@ -1067,6 +1069,50 @@ impl Store for SqliteStore {
             rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
         })
         .await
+    }
+
+    async fn create_source(&self, source: SourceRecord) -> StoreResult<SourceRecord> {
+        self.insert_source(source).await
+    }
+
+    async fn get_source(
+        &self,
+        tenant_id: &str,
+        source_id: &str,
+    ) -> StoreResult<Option<SourceRecord>> {
+        self.select_source(Some(tenant_id), source_id).await
+    }
+
+    async fn get_source_by_id(&self, source_id: &str) -> StoreResult<Option<SourceRecord>> {
+        self.select_source(None, source_id).await
+    }
+
+    async fn list_sources(&self, tenant_id: &str) -> StoreResult<Vec<SourceRecord>> {
+        self.select_sources(tenant_id).await
+    }
+
+    async fn update_source(&self, source: SourceRecord) -> StoreResult<SourceRecord> {
+        self.change_source(source).await
+    }
+
+    async fn delete_source(&self, tenant_id: &str, source_id: &str) -> StoreResult<bool> {
+        self.remove_source(tenant_id, source_id).await
+    }
+
+    async fn record_source_outcome(
+        &self,
+        source_id: &str,
+        outcome: SourceOutcome,
+    ) -> StoreResult<()> {
+        self.add_source_outcome(source_id, outcome).await
+    }
+
+    async fn record_source_lease(
+        &self,
+        source_id: &str,
+        lease_expires_at: Option<OffsetDateTime>,
+    ) -> StoreResult<()> {
+        self.set_source_lease(source_id, lease_expires_at).await
     }
 
     async fn remove_expired(&self, cutoff: OffsetDateTime, batch: usize) -> StoreResult<u64> {

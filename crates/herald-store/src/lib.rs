@@ -13,7 +13,8 @@ use time::{Duration, OffsetDateTime};
 use crate::models::{
     ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DecisionRecord,
     DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, KeyOwner,
-    KeyRevocation, NewEvent, Published, ReplaySelector, StoredEvent, Tenant,
+    KeyRevocation, NewEvent, Published, ReplaySelector, SourceOutcome, SourceRecord, StoredEvent,
+    Tenant,
 };
 
 /// What went wrong in storage. Backend detail is kept for the logs; callers decide by kind.
@@ -186,6 +187,36 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         after_id: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<DecisionRecord>>;
+
+    // --- sources (inbound connections, one per vendor) ---
+    /// Stores a new source; `NotFound` when the tenant does not exist.
+    async fn create_source(&self, source: SourceRecord) -> StoreResult<SourceRecord>;
+    async fn get_source(
+        &self,
+        tenant_id: &str,
+        source_id: &str,
+    ) -> StoreResult<Option<SourceRecord>>;
+    /// The source by id alone, for its ingest URL (which carries no tenant).
+    async fn get_source_by_id(&self, source_id: &str) -> StoreResult<Option<SourceRecord>>;
+    /// The tenant's sources, oldest first.
+    async fn list_sources(&self, tenant_id: &str) -> StoreResult<Vec<SourceRecord>>;
+    /// Replaces the source's settings (name, credentials, accepted topics, `updated_at`); its
+    /// counters, errors and lease are left as they are. `NotFound` when it is not the tenant's.
+    async fn update_source(&self, source: SourceRecord) -> StoreResult<SourceRecord>;
+    async fn delete_source(&self, tenant_id: &str, source_id: &str) -> StoreResult<bool>;
+    /// Adds one request's outcome to the source's counters and last errors, atomically (two
+    /// concurrent requests both count). A source deleted meanwhile is ignored.
+    async fn record_source_outcome(
+        &self,
+        source_id: &str,
+        outcome: SourceOutcome,
+    ) -> StoreResult<()>;
+    /// Notes the WebSub lease the hub confirmed (`None` after an unsubscription).
+    async fn record_source_lease(
+        &self,
+        source_id: &str,
+        lease_expires_at: Option<OffsetDateTime>,
+    ) -> StoreResult<()>;
 
     // --- retention and erasure ---
     /// Removes up to `batch` events received before `cutoff`, with their deliveries and attempts,

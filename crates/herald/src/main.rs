@@ -40,6 +40,9 @@ enum Command {
     /// Manage a tenant's blocking hooks.
     #[command(subcommand)]
     Hooks(commands::client::HooksCommand),
+    /// Manage a tenant's sources: the URLs Authgear, Asgardeo and OneWelcome send events to.
+    #[command(subcommand)]
+    Sources(commands::sources::SourcesCommand),
     /// Ask whether a blocking event's operation may happen (exit 0 allowed, 1 refused).
     Evaluate(commands::client::EvaluateArgs),
     /// Deliver events to an endpoint again.
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Deliveries(command) => commands::client::deliveries(&command),
         Command::Replay(args) => commands::client::replay(&args),
         Command::Hooks(command) => commands::client::hooks(&command),
+        Command::Sources(command) => commands::sources::run(&command),
         Command::Evaluate(args) => commands::client::evaluate(&args),
         Command::Verify(args) => commands::verify::run(&args),
         Command::Receive(args) => commands::receive::run(&args),

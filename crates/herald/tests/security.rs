@@ -45,6 +45,9 @@ enum Access {
     Admin,
     /// The admin key, or a key of the tenant in the path.
     Tenant,
+    /// No Herald key: a source's ingest URL, authenticated by its vendor's mechanism. Every
+    /// Herald key, even the admin's, is refused there.
+    Vendor,
 }
 
 struct Route {
@@ -71,7 +74,7 @@ fn route(
 
 /// Every route the API serves.
 fn every_route() -> Vec<Route> {
-    use Access::{Admin, Public, Tenant};
+    use Access::{Admin, Public, Tenant, Vendor};
     let endpoint = json!({"url": "https://hooks.example.com/sneaky", "filters": ["*"]});
     let hook = json!({"event_type": "user.pre_create", "url": "https://hooks.example.com/sneaky"});
     let custom_type = json!({"type": "acme.badge.awarded", "description": "A badge.", "schema": {"type": "object"}});
@@ -214,6 +217,44 @@ fn every_route() -> Vec<Route> {
             Some(authgear_seed("user.pre_create.json")),
         ),
         route("GET", "/v1/tenants/{tenant}/blocking-events", Tenant, None),
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/sources",
+            Tenant,
+            Some(json!({"kind": "authgear", "secret": "sneaky"})),
+        ),
+        route("GET", "/v1/tenants/{tenant}/sources", Tenant, None),
+        route(
+            "GET",
+            "/v1/tenants/{tenant}/sources/{source_id}",
+            Tenant,
+            None,
+        ),
+        route(
+            "PATCH",
+            "/v1/tenants/{tenant}/sources/{source_id}",
+            Tenant,
+            Some(json!({"secret": "sneaky"})),
+        ),
+        route(
+            "DELETE",
+            "/v1/tenants/{tenant}/sources/{source_id}",
+            Tenant,
+            None,
+        ),
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/sources/{source_id}/secret/rotate",
+            Tenant,
+            Some(json!({})),
+        ),
+        route(
+            "POST",
+            "/v1/ingest/{source_id}",
+            Vendor,
+            Some(authgear_seed("user.created.json")),
+        ),
+        route("GET", "/v1/ingest/{source_id}", Vendor, None),
     ]
 }
 
@@ -224,6 +265,7 @@ struct AcmeIds {
     endpoint_id: String,
     delivery_id: String,
     hook_id: String,
+    source_id: String,
 }
 
 fn fill(template: &str, tenant: &str, ids: &AcmeIds) -> String {
@@ -234,6 +276,7 @@ fn fill(template: &str, tenant: &str, ids: &AcmeIds) -> String {
         .replace("{endpoint_id}", &ids.endpoint_id)
         .replace("{delivery_id}", &ids.delivery_id)
         .replace("{hook_id}", &ids.hook_id)
+        .replace("{source_id}", &ids.source_id)
         .replace("{subject}", ALICE)
 }
 
@@ -351,7 +394,17 @@ async fn every_route_refuses_missing_wrong_and_foreign_keys() {
         .call("GET", "/v1/tenants/acme/api-keys", Some(ADMIN_KEY), None)
         .await;
     assert_eq!(status, StatusCode::OK, "{keys}");
+    let (status, source) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/sources",
+            Some(&acme_key),
+            Some(&json!({"kind": "authgear"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{source}");
     let ids = AcmeIds {
+        source_id: source["id"].as_str().expect("id").to_owned(),
         key_id: keys["data"][0]["id"].as_str().expect("key id").to_owned(),
         event_id,
         endpoint_id,
@@ -394,6 +447,34 @@ async fn every_route_refuses_missing_wrong_and_foreign_keys() {
         if route.access == Access::Public {
             let (status, _, answer) = call_with(&app, route.method, &path, None, None).await;
             assert_eq!(status, StatusCode::OK, "{what}: {answer}");
+            continue;
+        }
+        if route.access == Access::Vendor {
+            // A Herald key is no vendor credential: an unsigned POST is refused whatever it
+            // carries, and a GET without a hub's parameters verifies nothing.
+            let herald_keys = [
+                Some(other_bearer.as_str()),
+                Some(acme_bearer.as_str()),
+                Some(admin_bearer.as_str()),
+            ];
+            for authorization in bad_credentials.into_iter().chain(herald_keys) {
+                let (status, headers, answer) =
+                    call_with(&app, route.method, &path, authorization, body).await;
+                let (expected, kind) = if route.method == "POST" {
+                    (StatusCode::UNAUTHORIZED, "unauthorized")
+                } else {
+                    (StatusCode::NOT_FOUND, "not-found")
+                };
+                assert_eq!(status, expected, "{what} with {authorization:?}: {answer}");
+                assert_eq!(
+                    answer["type"],
+                    format!("{PROBLEM_BASE}{kind}"),
+                    "{what} with {authorization:?}"
+                );
+                if expected == StatusCode::UNAUTHORIZED {
+                    assert!(headers.contains_key("www-authenticate"), "{what}");
+                }
+            }
             continue;
         }
         for authorization in bad_credentials {
@@ -439,7 +520,7 @@ async fn every_route_refuses_missing_wrong_and_foreign_keys() {
                     );
                 }
             }
-            Access::Public => {}
+            Access::Public | Access::Vendor => {}
         }
     }
 
@@ -481,6 +562,14 @@ async fn every_route_refuses_missing_wrong_and_foreign_keys() {
         )
         .await;
     assert_eq!(hook["enabled"], true);
+    let source = app
+        .get(
+            &format!("/v1/tenants/acme/sources/{}", ids.source_id),
+            &acme_key,
+        )
+        .await;
+    assert_eq!(source["n_accepted"], 0, "{source}");
+    assert_eq!(source["name"], Value::Null, "{source}");
     assert_eq!(app.deliver().await, 0, "nothing was replayed or retried");
     assert!(receiver.drain().is_empty());
 }

@@ -8,7 +8,8 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use herald_catalog::catalog::TypeLookup;
-use herald_catalog::envelope::parse_envelope;
+use herald_catalog::definition::EventTypeDef;
+use herald_catalog::envelope::{ParsedEvent, parse_envelope};
 use herald_core::ids::{new_event_id, prefixed_id};
 use herald_delivery::hooks::{ChainDecision, Reason, TraceEntry, run_chain};
 use herald_store::models::DecisionRecord;
@@ -134,14 +135,41 @@ pub async fn evaluate(
             ),
         ));
     };
+    let decision = decide(
+        &state,
+        &scope.tenant_id,
+        parsed,
+        definition,
+        state.settings.hook_chain_deadline,
+        started,
+    )
+    .await?;
+    Ok(Json(DecisionOut {
+        is_allowed: decision.is_allowed,
+        payload: decision.payload,
+        reasons: decision.reasons.iter().map(reason_out).collect(),
+        trace: decision.trace.iter().map(trace_out).collect(),
+    }))
+}
+
+/// Runs the tenant's hook chain for a parsed blocking event within `deadline` and records the
+/// decision (off the answer's path). `POST /blocking-events` and Authgear sources both decide
+/// through here, so a decision is made and audited the same way whoever asked.
+pub(crate) async fn decide(
+    state: &AppState,
+    tenant_id: &str,
+    parsed: ParsedEvent,
+    definition: &EventTypeDef,
+    deadline: Duration,
+    started: Instant,
+) -> ApiResult<ChainDecision> {
     let hooks = state
         .hooks
-        .chain_for(state.store.as_ref(), &scope.tenant_id, &parsed.event_type)
+        .chain_for(state.store.as_ref(), tenant_id, &parsed.event_type)
         .await?;
     let now = state.clock.now();
     let producer_id = parsed.id.clone();
     let event = parsed.into_event(new_event_id(), now, 0);
-    let deadline = state.settings.hook_chain_deadline;
     let decision = if hooks.is_empty() {
         ChainDecision {
             is_allowed: true,
@@ -154,7 +182,7 @@ pub async fn evaluate(
             &state.hook_client,
             now,
             &event,
-            &scope.tenant_id,
+            tenant_id,
             definition,
             &hooks,
             deadline,
@@ -174,35 +202,31 @@ pub async fn evaluate(
             },
         }
     };
-    let out = DecisionOut {
-        is_allowed: decision.is_allowed,
-        payload: decision.payload,
-        reasons: decision.reasons.iter().map(reason_out).collect(),
-        trace: decision.trace.iter().map(trace_out).collect(),
-    };
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    metrics::counter!("herald_blocking_decisions_total", "allowed" => if out.is_allowed { "true" } else { "false" }).increment(1);
+    metrics::counter!("herald_blocking_decisions_total", "allowed" => if decision.is_allowed { "true" } else { "false" }).increment(1);
     metrics::histogram!("herald_blocking_decision_seconds").record(started.elapsed().as_secs_f64());
+    let trace: Vec<TraceOut> = decision.trace.iter().map(trace_out).collect();
     let record = DecisionRecord {
         id: prefixed_id("hd"),
-        tenant_id: scope.tenant_id,
+        tenant_id: tenant_id.to_owned(),
         event_type: event.event_type,
         event_id: producer_id,
-        is_allowed: out.is_allowed,
+        is_allowed: decision.is_allowed,
         reasons: json!(
-            out.reasons
+            decision
+                .reasons
                 .iter()
                 .map(|reason| json!({"title": reason.title, "reason": reason.reason}))
                 .collect::<Vec<_>>()
         ),
-        trace: serde_json::to_value(&out.trace).unwrap_or(Value::Null),
+        trace: serde_json::to_value(&trace).unwrap_or(Value::Null),
         latency_us,
         created_at: now,
     };
     // Recorded off the answer's path: the caller is waiting on an operation, and the audit row's
     // durability (a write and an fsync) should not add to its latency.
     state.decisions.record(record);
-    Ok(Json(out))
+    Ok(decision)
 }
 
 /// The tenant's recorded decisions, oldest first.

@@ -172,6 +172,55 @@ fn new_event(parsed: ParsedEvent, now: OffsetDateTime) -> NewEvent {
     }
 }
 
+/// Parses, validates and publishes `documents` (each with the path prefix its problems are
+/// reported under) as one atomic publish: every problem of every document is reported and
+/// nothing is stored when any is invalid. With `taxonomy`, each must be in that taxonomy's
+/// envelope (a source takes only its vendor's events). The one publish path of the API:
+/// `POST /events`, `/events:batch` and the sources' ingest URLs all come through here.
+pub(crate) async fn publish_documents(
+    state: &AppState,
+    tenant_id: &str,
+    documents: Vec<(Value, String)>,
+    taxonomy: Option<Taxonomy>,
+) -> ApiResult<Vec<PublishedOut>> {
+    // One unknown type is enough to look for types other nodes registered.
+    let unknown = {
+        let known = state.custom_types.lookup_for(tenant_id);
+        documents
+            .iter()
+            .filter_map(|(document, _)| declared_type(document))
+            .find(|name| known.lookup(name).is_none())
+            .map(str::to_owned)
+    };
+    let lookup = state
+        .custom_types
+        .lookup_knowing(state.store.as_ref(), tenant_id, unknown.as_deref())
+        .await?;
+    let now = state.clock.now();
+    let mut events = Vec::with_capacity(documents.len());
+    let mut problems = Vec::new();
+    for (document, prefix) in documents {
+        match parse_one(&lookup, document, &prefix) {
+            Ok(parsed) if taxonomy.is_some_and(|expected| parsed.taxonomy != expected) => {
+                let expected = taxonomy.map(Taxonomy::as_str).unwrap_or_default();
+                problems.push(Problem::new(
+                    prefix,
+                    format!(
+                        "this source takes {expected} events, not a {} envelope",
+                        parsed.taxonomy.as_str()
+                    ),
+                ));
+            }
+            Ok(parsed) => events.push(new_event(parsed, now)),
+            Err(found) => problems.extend(found),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::invalid_all(problems));
+    }
+    store_events(state, tenant_id, events).await
+}
+
 async fn store_events(
     state: &AppState,
     tenant_id: &str,
@@ -209,17 +258,13 @@ pub async fn publish(
     JsonBytes(body): JsonBytes,
 ) -> ApiResult<(StatusCode, Json<PublishedOut>)> {
     let document = parse_json(&body)?;
-    let lookup = state
-        .custom_types
-        .lookup_knowing(
-            state.store.as_ref(),
-            &scope.tenant_id,
-            declared_type(&document),
-        )
-        .await?;
-    let parsed = parse_one(&lookup, document, "").map_err(ApiError::invalid_all)?;
-    let event = new_event(parsed, state.clock.now());
-    let mut published = store_events(&state, &scope.tenant_id, vec![event]).await?;
+    let mut published = publish_documents(
+        &state,
+        &scope.tenant_id,
+        vec![(document, String::new())],
+        None,
+    )
+    .await?;
     let outcome = published
         .pop()
         .ok_or_else(|| ApiError::Internal("publish answered nothing".to_owned()))?;
@@ -266,32 +311,12 @@ pub async fn publish_batch(
             ),
         ));
     }
-    // One unknown type is enough to look for types other nodes registered.
-    let unknown = {
-        let known = state.custom_types.lookup_for(&scope.tenant_id);
-        documents
-            .iter()
-            .filter_map(declared_type)
-            .find(|name| known.lookup(name).is_none())
-            .map(str::to_owned)
-    };
-    let lookup = state
-        .custom_types
-        .lookup_knowing(state.store.as_ref(), &scope.tenant_id, unknown.as_deref())
-        .await?;
-    let now = state.clock.now();
-    let mut events = Vec::with_capacity(documents.len());
-    let mut problems = Vec::new();
-    for (index, document) in documents.into_iter().enumerate() {
-        match parse_one(&lookup, document, &format!("{prefix}/{index}")) {
-            Ok(parsed) => events.push(new_event(parsed, now)),
-            Err(found) => problems.extend(found),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(ApiError::invalid_all(problems));
-    }
-    let data = store_events(&state, &scope.tenant_id, events).await?;
+    let documents = documents
+        .into_iter()
+        .enumerate()
+        .map(|(index, document)| (document, format!("{prefix}/{index}")))
+        .collect();
+    let data = publish_documents(&state, &scope.tenant_id, documents, None).await?;
     Ok((StatusCode::ACCEPTED, Json(BatchOut { data })))
 }
 

@@ -8,6 +8,8 @@ pub mod endpoints;
 pub mod events;
 pub mod health;
 pub mod hooks;
+pub mod ingest;
 pub mod outbound;
+pub mod sources;
 pub mod subjects;
 pub mod tenants;

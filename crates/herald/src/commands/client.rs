@@ -176,6 +176,11 @@ impl Api {
         })
     }
 
+    /// The server's base URL, without a trailing slash.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Sends a request; a problem+json answer becomes an error naming each problem and its path.
     pub(crate) fn call(
         &self,

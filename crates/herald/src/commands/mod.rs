@@ -7,5 +7,6 @@ pub mod keys;
 pub mod migrate;
 pub mod receive;
 pub mod serve;
+pub mod sources;
 pub mod validate;
 pub mod verify;
