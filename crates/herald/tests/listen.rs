@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Receiver, Reply, TestApp};
+use support::{ADMIN_KEY, HeraldProcess, Receiver, Reply, TestApp};
 use tokio::sync::mpsc;
 
 fn password_updated(event_id: &str, user_id: &str) -> Value {
@@ -91,6 +91,19 @@ impl ListenProcess {
                 return rest;
             }
         }
+    }
+
+    /// SIGINT (Ctrl-C); returns once the process said it closed its session and exited.
+    async fn interrupt(&mut self, session: &str) -> std::process::ExitStatus {
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        self.wait_for_line(&format!("Session {session} closed."))
+            .await;
+        // It exits right after saying so.
+        self.child.wait().expect("waited")
     }
 
     /// The secret and the session id it printed on its first connection.
@@ -195,6 +208,18 @@ async fn deliveries_reach_the_local_receiver_signed_and_its_answers_are_the_atte
             .is_none(),
         "the other event type never arrives"
     );
+    // Ctrl-C closes the session: its endpoint is gone.
+    let status = listen.interrupt(&session).await;
+    assert!(status.success(), "{status:?}");
+    let (status, _) = app
+        .call(
+            "GET",
+            &format!("/v1/tenants/acme/endpoints/{session}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test]
@@ -274,4 +299,87 @@ async fn herald_listen_survives_a_restart_of_herald() {
         .collect();
     arrived.sort();
     assert_eq!(arrived, ["evt-after-restart", "evt-before-restart"]);
+}
+
+/// A fresh database on the local PostgreSQL (as the cluster tests use), dropped at the end.
+async fn postgres_database() -> (tokio_postgres::Client, String) {
+    const SERVER_URL: &str = "postgres://postgres@127.0.0.1:5432";
+    let (client, connection) =
+        tokio_postgres::connect(&format!("{SERVER_URL}/postgres"), tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL at 127.0.0.1:5432 (start it with pg_ctlcluster)");
+    tokio::spawn(connection);
+    let name = format!(
+        "herald_listen_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_nanos()
+    );
+    client
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create a test database");
+    (client, name)
+}
+
+/// `herald serve` as a process on PostgreSQL (one node), with its own dispatcher loop: a
+/// published event reaches the local receiver through `herald listen` with nobody stepping it.
+#[tokio::test]
+async fn herald_listen_works_against_a_herald_serve_process_on_postgres() {
+    let (maintenance, database) = postgres_database().await;
+    let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+    let herald = HeraldProcess::serve(std::path::Path::new(&url), &[], &[]).await;
+    let http = reqwest::Client::new();
+    let (status, body) = herald
+        .call(
+            &http,
+            "POST",
+            "/v1/tenants",
+            Some(ADMIN_KEY),
+            Some(&json!({"id": "acme", "name": "Acme"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = herald
+        .call(
+            &http,
+            "POST",
+            "/v1/tenants/acme/api-keys",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let key = body["key"].as_str().expect("key").to_owned();
+    let mut receiver = Receiver::start().await;
+    let mut listen = ListenProcess::start(&herald.base, &key, &receiver.url("/pg"), &[]);
+    let (secret, _session) = listen.session().await;
+    let event = password_updated("evt-on-postgres", "0f8fad5b-d9cb-469f-a165-70867728950e");
+    let (status, body) = herald
+        .call(
+            &http,
+            "POST",
+            "/v1/tenants/acme/events",
+            Some(&key),
+            Some(&event),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let arrived = receiver.next().await;
+    assert_eq!(event_id_of(&arrived.json()), "evt-on-postgres");
+    standardwebhooks::Webhook::new(&secret)
+        .expect("secret")
+        .verify(&arrived.body, &arrived.headers)
+        .expect("signed with the session's secret");
+    listen.wait_for_line("PasswordUpdatedEvent").await;
+    drop(listen);
+    drop(herald);
+    maintenance
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ))
+        .await
+        .expect("drop the test database");
 }
