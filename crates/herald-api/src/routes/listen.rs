@@ -362,3 +362,65 @@ pub async fn remove_stale_sessions(
     }
     Ok(n_removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_store::models::Tenant;
+    use herald_store_sqlite::SqliteStore;
+
+    /// Only sessions that are not connected here and were last noted alive over 24 h ago go;
+    /// ordinary endpoints are never touched, however old.
+    #[tokio::test]
+    async fn stale_sessions_are_removed_and_nothing_else() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&directory.path().join("herald.db")).expect("store");
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(30);
+        store
+            .create_tenant(Tenant {
+                id: "acme".to_owned(),
+                name: "Acme".to_owned(),
+                issuer: None,
+                created_at: OffsetDateTime::UNIX_EPOCH,
+            })
+            .await
+            .expect("tenant");
+        let session =
+            |age: time::Duration| new_session("acme".to_owned(), vec!["*".to_owned()], now - age);
+        let stale = store
+            .create_endpoint(session(time::Duration::hours(25)))
+            .await
+            .expect("stale");
+        let fresh = store
+            .create_endpoint(session(time::Duration::hours(23)))
+            .await
+            .expect("fresh");
+        let connected = store
+            .create_endpoint(session(time::Duration::hours(48)))
+            .await
+            .expect("connected");
+        let mut ordinary = session(time::Duration::days(20));
+        ordinary.url = "https://hooks.example.com/old".to_owned();
+        let ordinary = store.create_endpoint(ordinary).await.expect("ordinary");
+        let hub = ListenHub::new();
+        let _stream = hub.connect("acme", &connected.id).expect("open");
+
+        assert_eq!(
+            remove_stale_sessions(&store, &hub, now)
+                .await
+                .expect("swept"),
+            1
+        );
+        let left: Vec<String> = store
+            .list_endpoints("acme")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|endpoint| endpoint.id)
+            .collect();
+        assert!(!left.contains(&stale.id));
+        for kept in [&fresh.id, &connected.id, &ordinary.id] {
+            assert!(left.contains(kept), "{kept} kept");
+        }
+    }
+}
