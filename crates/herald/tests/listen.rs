@@ -228,7 +228,7 @@ async fn no_stream_is_a_transport_failure_that_is_retried() {
     let key = app.tenant("acme").await;
     let mut receiver = Receiver::start().await;
     let mut listen = ListenProcess::start(&app.base, &key, &receiver.url("/hook"), &[]);
-    let (_secret, session) = listen.session().await;
+    let (secret, session) = listen.session().await;
     drop(listen);
 
     let event = password_updated("evt-while-away", "0f8fad5b-d9cb-469f-a165-70867728950e");
@@ -244,6 +244,16 @@ async fn no_stream_is_a_transport_failure_that_is_retried() {
     assert!(attempts[0]["status"].is_null(), "{attempts:?}");
     assert!(attempts[0]["error"].is_string(), "{attempts:?}");
     assert!(receiver.drain().is_empty());
+    // Disabled meanwhile (as a local 410 would): resuming the session enables it again.
+    let (status, body) = app
+        .call(
+            "PATCH",
+            &format!("/v1/tenants/acme/endpoints/{session}"),
+            Some(&key),
+            Some(&json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
 
     let mut listen = ListenProcess::start(
         &app.base,
@@ -251,8 +261,9 @@ async fn no_stream_is_a_transport_failure_that_is_retried() {
         &receiver.url("/hook"),
         &["--session", &session],
     );
-    let resumed = listen.wait_for_line("Connected: session ").await;
-    assert_eq!(resumed.trim(), session, "the same session, resumed");
+    let (secret_again, resumed) = listen.session().await;
+    assert_eq!(resumed, session, "the same session, resumed");
+    assert_eq!(secret_again, secret, "its secret printed again");
     app.advance(Duration::from_secs(2));
     assert_eq!(app.deliver().await, 1);
     let arrived = receiver.next().await.json();

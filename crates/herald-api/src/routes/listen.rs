@@ -185,6 +185,10 @@ pub async fn open_stream(
             if query.filters.is_some() {
                 endpoint.filters = parse_filters(query.filters.as_deref())?;
             }
+            // The developer is back: a session disabled meanwhile (its receiver answered 410,
+            // or it failed for days) takes deliveries again.
+            endpoint.enabled = true;
+            endpoint.disabled_reason = None;
             endpoint.updated_at = now;
             state.store.update_endpoint(endpoint).await?
         }

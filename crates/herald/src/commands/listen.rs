@@ -77,6 +77,8 @@ struct Listener {
     key: String,
     stream_client: reqwest::Client,
     forward_client: reqwest::Client,
+    /// Whether the session and its secret were printed (once per session and process).
+    announced: std::sync::atomic::AtomicBool,
 }
 
 pub fn run(args: &ListenArgs) -> anyhow::Result<ExitCode> {
@@ -109,6 +111,7 @@ pub fn run(args: &ListenArgs) -> anyhow::Result<ExitCode> {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(FORWARD_TIMEOUT)
             .build()?,
+        announced: std::sync::atomic::AtomicBool::new(false),
     });
     let runtime = tokio::runtime::Runtime::new().context("failed to start the runtime")?;
     runtime.block_on(listener.run())
@@ -254,7 +257,10 @@ impl Listener {
         match event_name {
             "session" => match serde_json::from_str::<SessionIn>(data) {
                 Ok(opened) => {
-                    if session.as_deref() != Some(opened.session_id.as_str()) {
+                    let first_here = !self
+                        .announced
+                        .swap(true, std::sync::atomic::Ordering::SeqCst);
+                    if first_here || session.as_deref() != Some(opened.session_id.as_str()) {
                         println!(
                             "Forwarding deliveries of tenant {} ({}) to {}",
                             self.args.tenant,
