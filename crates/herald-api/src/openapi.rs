@@ -3,6 +3,7 @@
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
+use crate::routes::listen;
 use crate::routes::{
     api_keys, blocking, catalog, deliveries, endpoints, events, hooks, ingest, sources, subjects,
     tenants,
@@ -26,6 +27,7 @@ use crate::routes::{
         sources::create, sources::list, sources::get_one, sources::update, sources::delete,
         sources::rotate_secret,
         ingest::ingest, ingest::verify_intent,
+        listen::open_stream, listen::report_result, listen::close,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -56,6 +56,8 @@ pub struct AppState {
     pub hooks: Arc<HooksCache>,
     pub decisions: crate::recorder::DecisionRecorder,
     pub known_tenants: Arc<crate::auth::KnownTenants>,
+    /// The `herald listen` streams connected to this node, shared with the dispatcher.
+    pub listen: Arc<herald_delivery::listen::ListenHub>,
 }
 
 /// Each tenant's enabled hooks by event type, in position order, read from the store on first use

@@ -27,6 +27,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::http_client::{HttpClient, OutboundError, OutboundRequest, OutboundResult};
+use crate::listen::{LISTEN_URL_SCHEME, ListenDelivery, ListenHub};
 
 /// How the dispatcher paces itself.
 #[derive(Debug, Clone)]
@@ -71,6 +72,8 @@ pub enum DispatchError {
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     client: HttpClient,
+    /// Streams of `herald listen` connected to this node (the `listen` transport).
+    listen: Arc<ListenHub>,
     clock: Arc<dyn Clock>,
     settings: DispatcherSettings,
     wakeup: Arc<Notify>,
@@ -82,6 +85,7 @@ impl Dispatcher {
     pub fn new(
         store: Arc<dyn Store>,
         client: HttpClient,
+        listen: Arc<ListenHub>,
         clock: Arc<dyn Clock>,
         settings: DispatcherSettings,
         wakeup: Arc<Notify>,
@@ -89,6 +93,7 @@ impl Dispatcher {
         Arc::new(Dispatcher {
             store,
             client,
+            listen,
             clock,
             settings,
             wakeup,
@@ -289,14 +294,16 @@ impl Dispatcher {
                         .into_iter()
                         .map(|(name, value)| (name.to_owned(), value)),
                 );
-                self.client
-                    .send(OutboundRequest {
+                self.send(
+                    delivery,
+                    OutboundRequest {
                         url: endpoint.url.clone(),
                         headers,
                         body,
                         timeout: Duration::from_millis(endpoint.timeout_ms),
-                    })
-                    .await
+                    },
+                )
+                .await
             }
             Err(error) => OutboundResult::Failed {
                 error: OutboundError::Other(format!("cannot sign: {error}")),
@@ -407,6 +414,28 @@ impl Dispatcher {
             finished_at,
         )
         .await
+    }
+
+    /// The transport seam: an endpoint's URL says how its request travels. `listen:<session>`
+    /// hands it to the `herald listen` stream of that session on this node; anything else goes
+    /// out through the SSRF-guarded HTTP client. Both answer in the same [`OutboundResult`], so
+    /// what follows (retries, ordering, attempts, metrics) does not know the difference.
+    async fn send(&self, delivery: &ClaimedDelivery, request: OutboundRequest) -> OutboundResult {
+        match request.url.strip_prefix(LISTEN_URL_SCHEME) {
+            Some(session_id) => {
+                let handed = ListenDelivery {
+                    delivery_id: delivery.delivery_id.clone(),
+                    event_type: delivery.event.event_type.clone(),
+                    attempt_number: delivery.n_attempts + 1,
+                    headers: request.headers,
+                    body: request.body,
+                };
+                self.listen
+                    .deliver(session_id, handed, request.timeout)
+                    .await
+            }
+            None => self.client.send(request).await,
+        }
     }
 
     /// Publishes `herald.endpoint.disabled` and `herald.delivery.exhausted` into the tenant's log,

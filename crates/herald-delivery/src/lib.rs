@@ -7,14 +7,18 @@
 //!   to every resolved address, never follows redirects, pools connections, and bounds each
 //!   exchange by its timeout.
 //! - [`hooks`]: the blocking-hook runner: a chain of hooks called in order with deadlines.
+//! - [`listen`]: the `listen` transport: deliveries handed to a `herald listen` stream held
+//!   open by a developer's CLI, and the CLI's answers taken back.
 //! - [`dispatcher`]: the delivery worker, with a single-step `run_once` for tests and the
 //!   background `run` loop.
 //!
 //! Architecture invariant: no outbound request leaves Herald except through
-//! [`http_client::HttpClient`], so no request can skip the guard. The policy itself does no
+//! [`http_client::HttpClient`], so no request can skip the guard. (The `listen` transport opens no
+//! connection at all: it writes to a stream the CLI opened to Herald.) The policy itself does no
 //! I/O; resolving names and connecting happen only in `http_client`.
 
 pub mod dispatcher;
 pub mod hooks;
 pub mod http_client;
+pub mod listen;
 pub mod ssrf;

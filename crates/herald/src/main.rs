@@ -53,6 +53,8 @@ enum Command {
     Receive(commands::receive::ReceiveArgs),
     /// Measure throughput and latency on this machine (loopback only).
     Bench(commands::bench::BenchArgs),
+    /// Forward a tenant's deliveries to a receiver on this machine (a temporary endpoint).
+    Listen(commands::listen::ListenArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::verify::run(&args),
         Command::Receive(args) => commands::receive::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
+        Command::Listen(args) => commands::listen::run(&args),
     };
     match outcome {
         Ok(code) => code,

@@ -10,6 +10,7 @@ use herald_api::{ApiSettings, AppState, CustomTypes, DecisionRecorder, HooksCach
 use herald_core::clock::Clock;
 use herald_delivery::dispatcher::{Dispatcher, DispatcherSettings};
 use herald_delivery::http_client::HttpClient;
+use herald_delivery::listen::ListenHub;
 use herald_delivery::ssrf::NetworkPolicy;
 use herald_store::Store;
 use herald_store_postgres::{PostgresStore, WakeupListener};
@@ -43,6 +44,9 @@ pub struct RunningServer {
     tasks: Vec<JoinHandle<()>>,
     /// Kept alive for as long as the server runs; dropping it stops listening.
     _wakeups: Option<WakeupListener>,
+    /// The `herald listen` streams connected here: ended at shutdown, since the HTTP server's
+    /// graceful stop waits for every response and a stream's response never ends by itself.
+    listen: Arc<ListenHub>,
 }
 
 impl RunningServer {
@@ -50,6 +54,7 @@ impl RunningServer {
     /// when everything has stopped.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        self.listen.close();
         for task in self.tasks {
             if let Err(error) = task.await {
                 tracing::error!(%error, "a server task failed while stopping");
@@ -169,9 +174,11 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let mut dispatcher_settings = dispatcher_settings;
     dispatcher_settings.auto_disable_after =
         Duration::from_secs(u64::from(settings.auto_disable_days) * 24 * 3600);
+    let listen = Arc::new(ListenHub::new());
     let dispatcher = Dispatcher::new(
         Arc::clone(&store),
         client,
+        Arc::clone(&listen),
         Arc::clone(&clock),
         dispatcher_settings,
         Arc::clone(&wakeup),
@@ -193,6 +200,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         hooks,
         decisions: DecisionRecorder::start(Arc::clone(&store)),
         known_tenants: Arc::default(),
+        listen: Arc::clone(&listen),
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -217,10 +225,11 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         tasks.push(tokio::spawn(
             Arc::clone(&dispatcher).run(shutdown_rx.clone()),
         ));
-        let (store, clock, days) = (
+        let (store, clock, days, listen) = (
             Arc::clone(&store),
             Arc::clone(&clock),
             settings.retention_days,
+            Arc::clone(&listen),
         );
         let mut retention_shutdown = shutdown_rx;
         tasks.push(tokio::spawn(async move {
@@ -231,6 +240,17 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
                     Err(error) => {
                         tracing::warn!(error = %format!("{error:#}"), "retention cleanup failed")
                     }
+                }
+                match herald_api::routes::listen::remove_stale_sessions(
+                    store.as_ref(),
+                    &listen,
+                    clock.now(),
+                )
+                .await
+                {
+                    Ok(0) => {}
+                    Ok(n_removed) => tracing::info!(n_removed, "stale listen sessions removed"),
+                    Err(error) => tracing::warn!(%error, "removing stale listen sessions failed"),
                 }
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_secs(3600)) => {}
@@ -248,5 +268,6 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         shutdown,
         tasks,
         _wakeups: wakeups,
+        listen,
     })
 }

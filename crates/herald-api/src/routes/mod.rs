@@ -9,6 +9,7 @@ pub mod events;
 pub mod health;
 pub mod hooks;
 pub mod ingest;
+pub mod listen;
 pub mod outbound;
 pub mod sources;
 pub mod subjects;

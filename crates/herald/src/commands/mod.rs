@@ -4,6 +4,7 @@ pub mod bench;
 pub mod catalog;
 pub mod client;
 pub mod keys;
+pub mod listen;
 pub mod migrate;
 pub mod receive;
 pub mod serve;
