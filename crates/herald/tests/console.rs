@@ -17,7 +17,8 @@ use support::{ADMIN_KEY, Receiver, TestApp};
 const INSTALL_HINT: &str = "the console's browser tests need Debian's chromium and chromedriver: \
      run `apt-get update && apt-get install -y chromium chromium-driver` (.ci/run does it)";
 
-/// Where the PNGs of the README's console section are written.
+/// Where the PNGs of the README's console section are written, with
+/// `HERALD_CONSOLE_SCREENSHOTS=1 cargo test -p herald --test console`.
 fn screenshot_directory() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
 }
@@ -173,8 +174,14 @@ impl Browser {
             .to_owned()
     }
 
+    /// Takes a screenshot of the page; with `HERALD_CONSOLE_SCREENSHOTS=1` it replaces the
+    /// README's copy (they change with every run's ids, so an ordinary run leaves them alone).
     async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        if std::env::var_os("HERALD_CONSOLE_SCREENSHOTS").is_none() {
+            return;
+        }
         let directory = screenshot_directory();
         std::fs::create_dir_all(&directory).expect("screenshot directory");
         std::fs::write(directory.join(name), png).expect("screenshot written");
@@ -335,6 +342,83 @@ async fn a_user_follows_an_event_to_its_attempt_pauses_replays_and_reads_a_refus
     assert!(hooks_page.contains("sign-ups are closed"), "{hooks_page}");
     assert!(hooks_page.contains("signup-1"), "{hooks_page}");
     browser.screenshot("hooks.png").await;
+
+    // A new user's quickstart without curl: find a type in the catalog, create an endpoint,
+    // send it that type's example, verify the delivery with the secret the console showed.
+    browser.click_link("Catalog").await;
+    browser.fill("q", "passwordupdated").await;
+    browser.click_button("Search").await;
+    browser.click_link("PasswordUpdatedEvent").await;
+    let type_page = browser.text().await;
+    assert!(
+        type_page.contains("Example, in the native envelope"),
+        "{type_page}"
+    );
+    assert!(type_page.contains("Schema"), "{type_page}");
+    browser.screenshot("catalog.png").await;
+
+    browser.click_link("Endpoints").await;
+    browser
+        .fill("new_url", &receiver.url("/made-in-console"))
+        .await;
+    browser.fill("new_description", "Made in the console").await;
+    browser.click_button("Create endpoint").await;
+    let secret = browser
+        .client
+        .find(Locator::Id("secret"))
+        .await
+        .expect("the secret, shown once")
+        .text()
+        .await
+        .expect("text");
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    browser
+        .client
+        .find(Locator::Css("main a[href*='/endpoints/ep_']"))
+        .await
+        .expect("a link to the new endpoint")
+        .click()
+        .await
+        .expect("click");
+    let new_endpoint_page = browser.client.current_url().await.expect("url");
+    browser
+        .client
+        .find(Locator::Id("test_type"))
+        .await
+        .expect("the type of a test event")
+        .select_by_value("PasswordUpdatedEvent")
+        .await
+        .expect("select");
+    browser.click_button("Send test event").await;
+    assert!(browser.heading().await.starts_with("Event "));
+    assert_eq!(app.deliver().await, 2, "both endpoints take every type");
+    let arrived = receiver.take(2).await;
+    let made = arrived
+        .iter()
+        .find(|received| received.path == "/made-in-console")
+        .expect("the test event at the new endpoint");
+    standardwebhooks::Webhook::new(&secret)
+        .expect("secret")
+        .verify(&made.body, &made.headers)
+        .expect("signed with the secret the console showed");
+    browser
+        .client
+        .goto(new_endpoint_page.as_str())
+        .await
+        .expect("back to the endpoint");
+    browser.click_button("Rotate the secret").await;
+    let rotated = browser
+        .client
+        .find(Locator::Id("secret"))
+        .await
+        .expect("the new secret")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        rotated.starts_with("whsec_") && rotated != secret,
+        "{rotated}"
+    );
 
     // Signing out ends the session: the console asks for a key again.
     browser.click_button("Sign out").await;

@@ -8,13 +8,15 @@ use axum::response::{IntoResponse, Response};
 use herald_store::models::{DeliveryFilter, EndpointRecord, ReplaySelector};
 use serde::Deserialize;
 
-use crate::body::QueryIn;
+use crate::auth::TenantScope;
+use crate::body::{JsonIn, OptionalJsonIn, QueryIn};
 use crate::console::deliveries::delivery_rows;
 use crate::console::error::{ConsoleError, ConsoleResult};
 use crate::console::html::{
     Chrome, button_form, csrf_field, document, escape, fragment, or_dash, segment,
 };
 use crate::console::session::ConsoleTenant;
+use crate::routes::endpoints::{EndpointIn, RotateIn};
 use crate::routes::events::format_time;
 use crate::state::AppState;
 
@@ -108,8 +110,103 @@ pub async fn list(
         &format!(
             "<table><thead><tr><th scope=\"col\">endpoint</th><th scope=\"col\">url</th>\
              <th scope=\"col\">filters</th><th scope=\"col\">state</th><th scope=\"col\">actions</th>\
-             </tr></thead><tbody>{rows}</tbody></table>"
+             </tr></thead><tbody>{rows}</tbody></table><h2>New endpoint</h2>{create_form}",
+            create_form = create_form(&console),
         ),
+    ))
+}
+
+/// The form that creates an endpoint.
+fn create_form(console: &ConsoleTenant) -> String {
+    format!(
+        "<form class=\"filters\" method=\"post\" action=\"/console/t/{tenant}/endpoints\">{csrf}\
+         <div><label for=\"new_url\">URL</label><input id=\"new_url\" name=\"url\" type=\"url\" required size=\"40\" \
+         placeholder=\"https://example.com/webhooks\"></div>\
+         <div><label for=\"new_filters\">Filters, comma-separated</label><input id=\"new_filters\" name=\"filters\" value=\"*\"></div>\
+         <div><label for=\"new_description\">Description</label><input id=\"new_description\" name=\"description\"></div>\
+         <div><label for=\"new_format\">Format</label><select id=\"new_format\" name=\"format\">\
+         <option value=\"native\">native</option><option value=\"canonical\">canonical</option></select></div>\
+         <button type=\"submit\">Create endpoint</button></form>",
+        tenant = segment(&console.tenant_id),
+        csrf = csrf_field(&console.session.csrf),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateForm {
+    csrf: Option<String>,
+    url: String,
+    #[serde(default)]
+    filters: String,
+    #[serde(default)]
+    description: String,
+    format: Option<String>,
+}
+
+/// A page that shows a new signing secret, once.
+fn secret_page(console: &ConsoleTenant, endpoint_id: &str, title: &str, secret: &str) -> Response {
+    let chrome = Chrome {
+        tenant_id: &console.tenant_id,
+        csrf: &console.session.csrf,
+        is_admin: console.session.is_admin(),
+        section: "endpoints",
+    };
+    document(
+        StatusCode::OK,
+        title,
+        Some(&chrome),
+        &format!(
+            "<p>The endpoint's signing secret, shown this once: copy it to the receiver now.</p>\
+             <pre class=\"json\" id=\"secret\">{secret}</pre>\
+             <p><a href=\"/console/t/{tenant}/endpoints/{id}\">Open endpoint {id_text}</a></p>",
+            secret = escape(secret),
+            tenant = segment(&console.tenant_id),
+            id = segment(endpoint_id),
+            id_text = escape(endpoint_id),
+        ),
+    )
+}
+
+/// Creates an endpoint through the API's own handler, so its checks (the SSRF rules on the URL,
+/// the filters) are the API's.
+pub async fn create(
+    State(state): State<AppState>,
+    console: ConsoleTenant,
+    Form(form): Form<CreateForm>,
+) -> ConsoleResult<Response> {
+    console.session.check_csrf(form.csrf.as_deref())?;
+    let filters = form
+        .filters
+        .split(',')
+        .map(str::trim)
+        .filter(|filter| !filter.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let input = EndpointIn {
+        url: form.url.trim().to_owned(),
+        filters,
+        secret: None,
+        format: form.format.filter(|format| !format.is_empty()),
+        ordering: None,
+        retry_schedule_s: None,
+        timeout_ms: None,
+        max_concurrency: None,
+        rate_limit_per_s: None,
+        headers: None,
+        enabled: None,
+        paused: None,
+        description: Some(form.description.trim().to_owned()),
+    };
+    let scope = TenantScope {
+        tenant_id: console.tenant_id.clone(),
+    };
+    let (_, created) = crate::routes::endpoints::create(State(state), scope, JsonIn(input)).await?;
+    let secret = created.0.secret.clone().unwrap_or_default();
+    Ok(secret_page(
+        &console,
+        &created.0.id,
+        &format!("Endpoint {} created", created.0.id),
+        &secret,
     ))
 }
 
@@ -191,7 +288,15 @@ pub async fn detail(
          <div class=\"card\"><dt>format</dt><dd>{format}</dd></div>\
          <div class=\"card\"><dt>state</dt><dd>{health}</dd></div>\
          <div class=\"card\"><dt>description</dt><dd>{description}</dd></div></dl>{secret_note}\
-         <p>{actions}</p><h2>Replay one event</h2>{replay_one}<h2>Deliveries</h2>{list}",
+         <p>{actions}</p><h2>Replay one event</h2>{replay_one}<h2>Send a test event</h2>{test_event}\
+         <h2>Signing secret</h2>{rotate}<h2>Deliveries</h2>{list}",
+        test_event = test_event_form(&state, &console, &base),
+        rotate = button_form(
+            &format!("{base}/rotate-secret"),
+            &console.session.csrf,
+            "Rotate the secret",
+            ""
+        ),
         url = escape(&endpoint.url),
         filters = escape(&endpoint.filters.join(", ")),
         format = escape(&format!("{:?}", endpoint.format)),
@@ -213,10 +318,33 @@ pub async fn detail(
     ))
 }
 
+/// A choice of the tenant's non-blocking types with an example, to publish one as a test.
+fn test_event_form(state: &AppState, console: &ConsoleTenant, base: &str) -> String {
+    let mut options = String::new();
+    for definition in crate::console::catalog::tenant_types(state, &console.tenant_id)
+        .iter()
+        .filter(|definition| !definition.is_blocking() && definition.example().is_some())
+    {
+        options.push_str(&format!(
+            "<option value=\"{name}\">{name}</option>",
+            name = escape(definition.name())
+        ));
+    }
+    format!(
+        "<form class=\"filters\" method=\"post\" action=\"{base}/send-test\">{csrf}\
+         <div><label for=\"test_type\">Event type</label><select id=\"test_type\" name=\"event_type\">{options}</select></div>\
+         <button type=\"submit\">Send test event</button></form>\
+         <p class=\"hint\">Publishes the type's catalog example to the tenant's log, with a new id: every \
+         endpoint subscribed to the type gets it, this one included.</p>",
+        csrf = csrf_field(&console.session.csrf),
+    )
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ActionForm {
     csrf: Option<String>,
     event_id: Option<String>,
+    event_type: Option<String>,
 }
 
 /// One change to an endpoint, from a console form; back to the endpoint's page afterwards.
@@ -264,6 +392,54 @@ pub async fn act(
                 .store
                 .replay(&console.tenant_id, &endpoint_id, &selector, now)
                 .await?;
+        }
+        "rotate-secret" => {
+            let scope = TenantScope {
+                tenant_id: console.tenant_id.clone(),
+            };
+            let rotated = crate::routes::endpoints::rotate_secret(
+                State(state),
+                scope,
+                Path((console.tenant_id.clone(), endpoint_id.clone())),
+                OptionalJsonIn(RotateIn { secret: None }),
+            )
+            .await?;
+            return Ok(secret_page(
+                &console,
+                &endpoint_id,
+                &format!("New secret for {endpoint_id}"),
+                &rotated.0.secret,
+            ));
+        }
+        "send-test" => {
+            let event_type = form.event_type.unwrap_or_default();
+            let definition = crate::console::catalog::tenant_types(&state, &console.tenant_id)
+                .into_iter()
+                .find(|definition| definition.name() == event_type)
+                .ok_or_else(|| ConsoleError::Invalid(format!("no event type {event_type:?}")))?;
+            let payload = definition
+                .example()
+                .cloned()
+                .ok_or_else(|| ConsoleError::Invalid(format!("{event_type:?} has no example")))?;
+            // The canonical form without an id: Herald gives the test event a new one.
+            let document = serde_json::json!({"type": event_type, "payload": payload});
+            let published = crate::routes::events::publish_documents(
+                &state,
+                &console.tenant_id,
+                vec![(document, String::new())],
+                None,
+            )
+            .await?;
+            let event_id = published
+                .first()
+                .map(|outcome| outcome.id.clone())
+                .unwrap_or_default();
+            let location = format!(
+                "/console/t/{}/events/{}",
+                segment(&console.tenant_id),
+                segment(&event_id)
+            );
+            return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response());
         }
         _ => return Err(ConsoleError::NotFound("action".to_owned())),
     }

@@ -129,6 +129,7 @@ fn navigation(chrome: &Chrome<'_>) -> String {
             "Blocking hooks",
             format!("/console/t/{tenant}/hooks"),
         ),
+        ("catalog", "Catalog", format!("/console/t/{tenant}/catalog")),
     ];
     let mut links = String::new();
     for (section, label, href) in entries {

@@ -8,6 +8,7 @@
 //! only script is the embedded `console.js`, allowed by a `script-src 'self'` policy.
 
 mod assets;
+mod catalog;
 mod deliveries;
 mod endpoints;
 mod error;
@@ -43,7 +44,10 @@ pub fn router() -> Router<AppState> {
             "/console/t/{tenant}/deliveries/{delivery_id}/retry",
             post(deliveries::retry),
         )
-        .route("/console/t/{tenant}/endpoints", get(endpoints::list))
+        .route(
+            "/console/t/{tenant}/endpoints",
+            get(endpoints::list).post(endpoints::create),
+        )
         .route(
             "/console/t/{tenant}/endpoints/{endpoint_id}",
             get(endpoints::detail),
@@ -53,5 +57,10 @@ pub fn router() -> Router<AppState> {
             post(endpoints::act),
         )
         .route("/console/t/{tenant}/hooks", get(hooks::page))
+        .route("/console/t/{tenant}/catalog", get(catalog::list))
+        .route(
+            "/console/t/{tenant}/catalog/{event_type}",
+            get(catalog::detail),
+        )
         .route("/console/{*rest}", get(error::not_found))
 }
