@@ -275,6 +275,11 @@ async fn a_user_follows_an_event_to_its_attempt_pauses_replays_and_reads_a_refus
     browser.sign_in(&app.base, &acme_key).await;
     assert_eq!(browser.path().await, "/console/t/acme");
     assert_eq!(browser.heading().await, "Overview");
+    let overview = browser.text().await;
+    assert!(
+        overview.contains("Events per minute: 1 in the last hour"),
+        "{overview}"
+    );
     browser.screenshot("overview.png").await;
 
     // The event log, the event, its delivery and the attempt.
@@ -626,5 +631,66 @@ async fn the_session_cookie_is_http_only_and_forms_need_the_sessions_token() {
             .get("location")
             .and_then(|value| value.to_str().ok()),
         Some("/console")
+    );
+}
+
+#[tokio::test]
+async fn the_overview_counts_the_last_hours_events_however_long_the_log() {
+    let app = TestApp::spawn().await;
+    let acme_key = app.tenant("acme").await;
+    let mut n_published = 0;
+    let mut publish_some = |n: usize| {
+        let batch: Vec<Value> = (0..n)
+            .map(|_| {
+                n_published += 1;
+                password_updated(&format!("evt-{n_published}"), ALICE)
+            })
+            .collect();
+        json!({"events": batch})
+    };
+    // 37 old events (an odd number, so the bisection has something to find), then 5 recent.
+    let old = publish_some(37);
+    let recent = publish_some(5);
+    let (status, _) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/events:batch",
+            Some(&acme_key),
+            Some(&old),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    app.advance(Duration::from_secs(3 * 3600));
+    let (status, _) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/events:batch",
+            Some(&acme_key),
+            Some(&recent),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    app.advance(Duration::from_secs(90));
+
+    let page = app
+        .http
+        .get(format!("{}/console/t/acme", app.base))
+        .header(
+            "cookie",
+            format!("herald_console={}", hex::encode(&acme_key)),
+        )
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("Events per minute: 5 in the last hour"),
+        "{page}"
+    );
+    assert!(
+        page.contains("5 · 1 min ago"),
+        "the bar of a minute and a half ago: {page}"
     );
 }

@@ -9,6 +9,7 @@
 
 mod assets;
 mod catalog;
+mod chart;
 mod deliveries;
 mod endpoints;
 mod error;

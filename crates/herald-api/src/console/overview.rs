@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use crate::console::chart;
 use crate::console::endpoints::health;
 use crate::console::error::ConsoleResult;
 use crate::console::html::{Chrome, document, escape, segment};
@@ -28,6 +29,16 @@ pub async fn page(
         .iter()
         .filter(|endpoint| endpoint.enabled && endpoint.failing_since.is_some())
         .count();
+    let now = state.clock.now();
+    let since = now - time::Duration::minutes(chart::MINUTES as i64);
+    let (received, is_capped) =
+        chart::received_since(state.store.as_ref(), &console.tenant_id, since).await?;
+    let mut events_chart =
+        chart::bar_chart("Events per minute", &chart::per_minute(&received, now));
+    if is_capped {
+        events_chart
+            .push_str("<p class=\"hint\">Only the hour's first 10,000 events are counted.</p>");
+    }
     let tenant = segment(&console.tenant_id);
     let card = |label: &str, value: usize, href: &str| {
         format!(
@@ -88,7 +99,8 @@ pub async fn page(
         "Overview",
         Some(&chrome),
         &format!(
-            "<div class=\"cards\">{cards}</div><h2>Endpoints that need attention</h2>\
+            "<div class=\"cards\">{cards}</div><h2>The last hour</h2>{events_chart}\
+             <h2>Endpoints that need attention</h2>\
              <ul class=\"list\">{attention}</ul><p><a href=\"/console/t/{tenant}/events\">Open the event log</a></p>"
         ),
     ))
