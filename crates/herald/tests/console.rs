@@ -291,6 +291,10 @@ async fn a_user_follows_an_event_to_its_attempt_pauses_replays_and_reads_a_refus
     let event_page = browser.text().await;
     assert!(event_page.contains("delivered"), "{event_page}");
     assert!(event_page.contains(ALICE), "{event_page}");
+    assert!(
+        event_page.contains(&format!("As {endpoint_id} receives it (native)")),
+        "{event_page}"
+    );
     browser.screenshot("event.png").await;
     let delivery_link = browser
         .client

@@ -3,7 +3,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use herald_store::models::EventFilter;
+use herald_catalog::envelope::{RenderOptions, render};
+use herald_store::models::{DeliveryRecord, EventFilter, StoredEvent};
 use serde::Deserialize;
 
 use crate::body::QueryIn;
@@ -120,6 +121,51 @@ pub async fn list(
     ))
 }
 
+/// The event rendered as each endpoint it was delivered to receives it (its format, the
+/// tenant's issuer): rendering is deterministic, so this is the body that was sent.
+async fn as_each_endpoint_received_it(
+    state: &AppState,
+    tenant_id: &str,
+    stored: &StoredEvent,
+    deliveries: &[DeliveryRecord],
+) -> ConsoleResult<String> {
+    if deliveries.is_empty() {
+        return Ok(String::new());
+    }
+    let issuer = state
+        .store
+        .get_tenant(tenant_id)
+        .await?
+        .map(|tenant| tenant.issuer_or_default())
+        .unwrap_or_default();
+    let options = RenderOptions {
+        tenant_id,
+        issuer: &issuer,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut sections = String::new();
+    for delivery in deliveries {
+        if !seen.insert(delivery.endpoint_id.as_str()) {
+            continue;
+        }
+        // An endpoint deleted since keeps no format to render with.
+        let Some(endpoint) = state
+            .store
+            .get_endpoint(tenant_id, &delivery.endpoint_id)
+            .await?
+        else {
+            continue;
+        };
+        sections.push_str(&format!(
+            "<h2>As {endpoint_id} receives it <span class=\"muted\">({format})</span></h2>{body}",
+            endpoint_id = escape(&endpoint.id),
+            format = escape(&format!("{:?}", endpoint.format).to_lowercase()),
+            body = json_block(&render(&stored.event, endpoint.format, &options)),
+        ));
+    }
+    Ok(sections)
+}
+
 pub async fn detail(
     State(state): State<AppState>,
     console: ConsoleTenant,
@@ -135,6 +181,8 @@ pub async fn detail(
         .store
         .list_event_deliveries(&console.tenant_id, &event_id)
         .await?;
+    let as_received =
+        as_each_endpoint_received_it(&state, &console.tenant_id, &stored, &deliveries).await?;
     let event = EventOut::from(stored);
     let summary = format!(
         "<dl class=\"cards\"><div class=\"card\"><dt>type</dt><dd><code>{event_type}</code></dd></div>\
@@ -155,7 +203,7 @@ pub async fn detail(
     };
     let payload = serde_json::to_value(&event).unwrap_or_default();
     let body = format!(
-        "{summary}{erased}<h2>Deliveries</h2>{deliveries}<h2>As published</h2>{payload}",
+        "{summary}{erased}<h2>Deliveries</h2>{deliveries}<h2>As published</h2>{payload}{as_received}",
         deliveries = delivery_rows(&console.tenant_id, &deliveries),
         payload = json_block(&payload),
     );
