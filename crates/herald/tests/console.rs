@@ -274,6 +274,14 @@ async fn a_user_follows_an_event_to_its_attempt_pauses_replays_and_reads_a_refus
     let browser = Browser::start().await;
     browser.sign_in(&app.base, &acme_key).await;
     assert_eq!(browser.path().await, "/console/t/acme");
+    assert!(
+        browser
+            .client
+            .find(Locator::LinkText("sources"))
+            .await
+            .is_err(),
+        "no sources, no link to them"
+    );
     assert_eq!(browser.heading().await, "Overview");
     let overview = browser.text().await;
     assert!(
@@ -427,6 +435,34 @@ async fn a_user_follows_an_event_to_its_attempt_pauses_replays_and_reads_a_refus
     assert!(
         rotated.starts_with("whsec_") && rotated != secret,
         "{rotated}"
+    );
+
+    // A source appears once the tenant has one; its secret never does.
+    let (status, source) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/sources",
+            Some(&acme_key),
+            Some(&json!({"kind": "authgear", "secret": "source-secret-not-for-pages"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{source}");
+    browser.click_link("Overview").await;
+    browser.click_link("sources").await;
+    let sources_page = browser.text().await;
+    assert!(sources_page.contains("authgear"), "{sources_page}");
+    let source_id = source["id"].as_str().expect("id");
+    assert!(
+        sources_page.contains(&format!("/v1/ingest/{source_id}")),
+        "{sources_page}"
+    );
+    assert!(
+        !browser
+            .client
+            .source()
+            .await
+            .expect("html")
+            .contains("source-secret-not-for-pages")
     );
 
     // Signing out ends the session: the console asks for a key again.

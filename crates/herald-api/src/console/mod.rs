@@ -19,6 +19,7 @@ mod html;
 mod overview;
 mod session;
 mod sign_in;
+mod sources;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -59,6 +60,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/t/{tenant}/hooks", get(hooks::page))
         .route("/console/t/{tenant}/catalog", get(catalog::list))
+        .route("/console/t/{tenant}/sources", get(sources::page))
         .route(
             "/console/t/{tenant}/catalog/{event_type}",
             get(catalog::detail),

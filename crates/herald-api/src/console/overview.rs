@@ -17,6 +17,8 @@ pub async fn page(
 ) -> ConsoleResult<Response> {
     let endpoints = state.store.list_endpoints(&console.tenant_id).await?;
     let hooks = state.store.list_hooks(&console.tenant_id).await?;
+    // Sources appear once the tenant has one.
+    let n_sources = state.store.list_sources(&console.tenant_id).await?.len();
     let n_disabled = endpoints
         .iter()
         .filter(|endpoint| !endpoint.enabled)
@@ -73,6 +75,18 @@ pub async fn page(
         ),
     ]
     .join("");
+    let cards = if n_sources > 0 {
+        format!(
+            "{cards}{}",
+            card(
+                "sources",
+                n_sources,
+                &format!("/console/t/{tenant}/sources")
+            )
+        )
+    } else {
+        cards
+    };
     let mut attention = String::new();
     for endpoint in endpoints
         .iter()
