@@ -294,6 +294,41 @@ async fn a_user_follows_an_event_to_its_attempt_pauses_replays_and_reads_a_refus
     browser.click_link("Events").await;
     assert!(browser.text().await.contains("PasswordUpdatedEvent"));
     browser.screenshot("events.png").await;
+    // The list refreshes in place (the embedded script, allowed by the page's policy): an event
+    // published now shows up without a reload.
+    let list = browser
+        .client
+        .find(Locator::Id("event-list"))
+        .await
+        .expect("the event list");
+    browser
+        .client
+        .execute("window.heraldNotReloaded = true; return null;", vec![])
+        .await
+        .expect("mark the page");
+    app.publish(
+        "acme",
+        &acme_key,
+        &password_updated("evt-console-live", ALICE),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !browser.text().await.contains("evt-console-live") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the list did not refresh within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(list.tag_name().await.is_err(), "the list was replaced");
+    let not_reloaded = browser
+        .client
+        .execute("return window.heraldNotReloaded === true;", vec![])
+        .await
+        .expect("read the mark");
+    assert_eq!(not_reloaded, json!(true), "in place, without a reload");
+    assert_eq!(app.deliver().await, 1);
+    receiver.next().await;
     browser.click_link("evt-console-1").await;
     assert_eq!(browser.heading().await, "Event evt-console-1");
     let event_page = browser.text().await;
@@ -488,8 +523,30 @@ async fn another_tenants_event_is_not_found_in_the_console() {
     )
     .await;
 
+    // Signed in by keyboard alone: the field has focus, Enter submits the form.
     let browser = Browser::start().await;
-    browser.sign_in(&app.base, &acme_key).await;
+    browser
+        .client
+        .goto(&format!("{}/console", app.base))
+        .await
+        .expect("console");
+    let focused = browser.client.active_element().await.expect("focus");
+    assert_eq!(
+        focused.attr("id").await.expect("id").as_deref(),
+        Some("key")
+    );
+    focused
+        .send_keys(&format!("{acme_key}\u{E007}"))
+        .await
+        .expect("type and press Enter");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while browser.path().await != "/console/t/acme" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Enter did not sign in"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for path in [
         "/console/t/acme/events/evt-globex-secret",
         "/console/t/globex/events/evt-globex-secret",
