@@ -790,4 +790,34 @@ async fn the_overview_counts_the_last_hours_events_however_long_the_log() {
         page.contains("5 · 1 min ago"),
         "the bar of a minute and a half ago: {page}"
     );
+
+    // The log from a time: the same bisection finds where the last hour starts.
+    let since = (app.now() - time::Duration::minutes(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time");
+    let console_get = |path: String| {
+        app.http
+            .get(format!("{}{path}", app.base))
+            .header(
+                "cookie",
+                format!("herald_console={}", hex::encode(&acme_key)),
+            )
+            .send()
+    };
+    let answer = console_get(format!("/console/t/acme/events?since={since}"))
+        .await
+        .expect("sent");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let log = answer.text().await.expect("html");
+    for n in 38..=42 {
+        assert!(log.contains(&format!(">evt-{n}<")), "evt-{n}: {log}");
+    }
+    assert!(
+        !log.contains(">evt-37<") && !log.contains(">evt-1<"),
+        "{log}"
+    );
+    let answer = console_get("/console/t/acme/events?since=yesterday".to_owned())
+        .await
+        .expect("sent");
+    assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }

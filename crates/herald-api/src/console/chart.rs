@@ -30,15 +30,15 @@ async fn first_after(
     Ok(events.first().map(|stored| stored.received_at))
 }
 
-/// The receive times of the tenant's events since `since`, oldest first, and whether the count
-/// was capped. The log is read forward only, so the start is found by bisection on `seq`
-/// (events are received in `seq` order): a few dozen one-row reads however long the log is.
-pub async fn received_since(
+/// The `seq` after which every event of the tenant was received at or after `since` (0 when all
+/// were). The log is read forward only, so it is found by bisection on `seq` (events are received
+/// in `seq` order): a few dozen one-row reads however long the log is.
+pub async fn seq_before(
     store: &dyn Store,
     tenant_id: &str,
     since: OffsetDateTime,
-) -> ApiResult<(Vec<OffsetDateTime>, bool)> {
-    // `is_after_start(x)`: every event after seq x was received at or after `since`.
+) -> ApiResult<i64> {
+    // `upper` always satisfies: every event after it was received at or after `since`.
     let mut upper: i64 = 1;
     while let Some(received_at) = first_after(store, tenant_id, upper).await? {
         if received_at >= since {
@@ -60,6 +60,17 @@ pub async fn received_since(
             _ => upper = middle,
         }
     }
+    Ok(upper)
+}
+
+/// The receive times of the tenant's events since `since`, oldest first, and whether the count
+/// was capped.
+pub async fn received_since(
+    store: &dyn Store,
+    tenant_id: &str,
+    since: OffsetDateTime,
+) -> ApiResult<(Vec<OffsetDateTime>, bool)> {
+    let upper = seq_before(store, tenant_id, since).await?;
     let filter = EventFilter {
         after_seq: upper,
         limit: MAX_COUNTED,

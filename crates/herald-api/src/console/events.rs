@@ -6,8 +6,11 @@ use axum::response::Response;
 use herald_catalog::envelope::{RenderOptions, render};
 use herald_store::models::{DeliveryRecord, EventFilter, StoredEvent};
 use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::body::QueryIn;
+use crate::console::chart::seq_before;
 use crate::console::deliveries::delivery_rows;
 use crate::console::error::{ConsoleError, ConsoleResult};
 use crate::console::html::{Chrome, document, escape, fragment, json_block, or_dash, segment};
@@ -25,6 +28,8 @@ pub struct LogQuery {
     #[serde(rename = "type")]
     event_type: Option<String>,
     subject: Option<String>,
+    /// Events received at or after this RFC 3339 time (when no `after_seq` is given).
+    since: Option<String>,
     /// Only the list, for the script that refreshes it.
     #[serde(default)]
     fragment: bool,
@@ -47,6 +52,21 @@ pub async fn list(
     console: ConsoleTenant,
     QueryIn(query): QueryIn<LogQuery>,
 ) -> ConsoleResult<Response> {
+    let since = query
+        .since
+        .as_deref()
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+        .map(str::to_owned);
+    let mut query = query;
+    if let (Some(since), 0) = (since, query.after_seq) {
+        let time = OffsetDateTime::parse(&since, &Rfc3339).map_err(|error| {
+            ConsoleError::Invalid(format!(
+                "received since: expected an RFC 3339 time such as 2026-01-31T09:00:00Z ({error})"
+            ))
+        })?;
+        query.after_seq = seq_before(state.store.as_ref(), &console.tenant_id, time).await?;
+    }
     let filter = EventFilter {
         after_seq: query.after_seq,
         limit: PAGE_SIZE,
@@ -101,10 +121,12 @@ pub async fn list(
         "<form class=\"filters\" method=\"get\" action=\"{base}\">\
          <div><label for=\"type\">Type</label><input id=\"type\" name=\"type\" value=\"{event_type}\" placeholder=\"user.created\"></div>\
          <div><label for=\"subject\">Subject</label><input id=\"subject\" name=\"subject\" value=\"{subject}\"></div>\
+         <div><label for=\"since\">Received since (RFC 3339)</label><input id=\"since\" name=\"since\" value=\"{since}\" placeholder=\"2026-01-31T09:00:00Z\"></div>\
          <div><label for=\"after_seq\">After seq</label><input id=\"after_seq\" name=\"after_seq\" type=\"number\" min=\"0\" value=\"{after}\"></div>\
          <button type=\"submit\">Filter</button></form>",
         event_type = escape(query.event_type.as_deref().unwrap_or_default()),
         subject = escape(query.subject.as_deref().unwrap_or_default()),
+        since = escape(query.since.as_deref().unwrap_or_default()),
         after = query.after_seq,
     );
     let chrome = Chrome {
