@@ -394,6 +394,39 @@ async fn a_user_follows_an_event_to_its_attempt_pauses_replays_and_reads_a_refus
     assert!(hooks_page.contains("sign-ups are closed"), "{hooks_page}");
     assert!(hooks_page.contains("signup-1"), "{hooks_page}");
     browser.screenshot("hooks.png").await;
+    // Edit the chain: the hook disabled, then a second one added (its secret shown once).
+    browser
+        .client
+        .find(Locator::Css("select[name='enabled']"))
+        .await
+        .expect("the hook's state")
+        .select_by_value("false")
+        .await
+        .expect("select");
+    browser.click_button("Save hook").await;
+    let hooks = app.get("/v1/tenants/acme/hooks", &acme_key).await;
+    assert_eq!(hooks["data"][0]["enabled"], false, "{hooks}");
+    browser
+        .client
+        .find(Locator::Id("hook_type"))
+        .await
+        .expect("the hook's type")
+        .select_by_value("user.pre_create")
+        .await
+        .expect("select");
+    browser.fill("hook_url", &hook_url).await;
+    browser.click_button("Add hook").await;
+    let hook_secret = browser
+        .client
+        .find(Locator::Id("secret"))
+        .await
+        .expect("the hook's secret")
+        .text()
+        .await
+        .expect("text");
+    assert!(hook_secret.starts_with("whsec_"), "{hook_secret}");
+    let hooks = app.get("/v1/tenants/acme/hooks", &acme_key).await;
+    assert_eq!(hooks["data"].as_array().map(Vec::len), Some(2), "{hooks}");
 
     // A new user's quickstart without curl: find a type in the catalog, create an endpoint,
     // send it that type's example, verify the delivery with the secret the console showed.
@@ -458,6 +491,18 @@ async fn a_user_follows_an_event_to_its_attempt_pauses_replays_and_reads_a_refus
         .goto(new_endpoint_page.as_str())
         .await
         .expect("back to the endpoint");
+    let description = browser
+        .client
+        .find(Locator::Id("edit_description"))
+        .await
+        .expect("the description field");
+    description.clear().await.expect("clear");
+    description
+        .send_keys("Edited in the console")
+        .await
+        .expect("type");
+    browser.click_button("Save").await;
+    assert!(browser.text().await.contains("Edited in the console"));
     browser.click_button("Rotate the secret").await;
     let rotated = browser
         .client

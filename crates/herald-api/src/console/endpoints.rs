@@ -16,7 +16,7 @@ use crate::console::html::{
     Chrome, button_form, csrf_field, document, escape, fragment, or_dash, segment,
 };
 use crate::console::session::ConsoleTenant;
-use crate::routes::endpoints::{EndpointIn, RotateIn};
+use crate::routes::endpoints::{EndpointIn, EndpointPatchIn, RotateIn};
 use crate::routes::events::format_time;
 use crate::state::AppState;
 
@@ -175,13 +175,7 @@ pub async fn create(
     Form(form): Form<CreateForm>,
 ) -> ConsoleResult<Response> {
     console.session.check_csrf(form.csrf.as_deref())?;
-    let filters = form
-        .filters
-        .split(',')
-        .map(str::trim)
-        .filter(|filter| !filter.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let filters = split_filters(&form.filters);
     let input = EndpointIn {
         url: form.url.trim().to_owned(),
         filters,
@@ -288,9 +282,10 @@ pub async fn detail(
          <div class=\"card\"><dt>format</dt><dd>{format}</dd></div>\
          <div class=\"card\"><dt>state</dt><dd>{health}</dd></div>\
          <div class=\"card\"><dt>description</dt><dd>{description}</dd></div></dl>{secret_note}\
-         <p>{actions}</p><h2>Replay one event</h2>{replay_one}<h2>Send a test event</h2>{test_event}\
+         <p>{actions}</p><h2>Edit</h2>{edit}<h2>Replay one event</h2>{replay_one}<h2>Send a test event</h2>{test_event}\
          <h2>Signing secret</h2>{rotate}<h2>Deliveries</h2>{list}",
         test_event = test_event_form(&state, &console, &base),
+        edit = edit_form(&console, &endpoint, &base),
         rotate = button_form(
             &format!("{base}/rotate-secret"),
             &console.session.csrf,
@@ -340,11 +335,38 @@ fn test_event_form(state: &AppState, console: &ConsoleTenant, base: &str) -> Str
     )
 }
 
+/// The form that changes an endpoint's URL, filters and description.
+fn edit_form(console: &ConsoleTenant, endpoint: &EndpointRecord, base: &str) -> String {
+    format!(
+        "<form class=\"filters\" method=\"post\" action=\"{base}/edit\">{csrf}\
+         <div><label for=\"edit_url\">URL</label><input id=\"edit_url\" name=\"url\" type=\"url\" required size=\"40\" value=\"{url}\"></div>\
+         <div><label for=\"edit_filters\">Filters, comma-separated</label><input id=\"edit_filters\" name=\"filters\" value=\"{filters}\"></div>\
+         <div><label for=\"edit_description\">Description</label><input id=\"edit_description\" name=\"description\" value=\"{description}\"></div>\
+         <button type=\"submit\">Save</button></form>",
+        csrf = csrf_field(&console.session.csrf),
+        url = escape(&endpoint.url),
+        filters = escape(&endpoint.filters.join(", ")),
+        description = escape(&endpoint.description),
+    )
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ActionForm {
     csrf: Option<String>,
     event_id: Option<String>,
     event_type: Option<String>,
+    url: Option<String>,
+    filters: Option<String>,
+    description: Option<String>,
+}
+
+/// Comma-separated filters as a list.
+fn split_filters(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|filter| !filter.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// One change to an endpoint, from a console form; back to the endpoint's page afterwards.
@@ -392,6 +414,33 @@ pub async fn act(
                 .store
                 .replay(&console.tenant_id, &endpoint_id, &selector, now)
                 .await?;
+        }
+        "edit" => {
+            // Through the API's own handler, so a new URL passes the same SSRF rules.
+            let patch = EndpointPatchIn {
+                url: form.url.map(|url| url.trim().to_owned()),
+                filters: form.filters.as_deref().map(split_filters),
+                format: None,
+                ordering: None,
+                retry_schedule_s: None,
+                timeout_ms: None,
+                max_concurrency: None,
+                rate_limit_per_s: None,
+                headers: None,
+                enabled: None,
+                paused: None,
+                description: form.description.map(|text| text.trim().to_owned()),
+            };
+            let scope = TenantScope {
+                tenant_id: console.tenant_id.clone(),
+            };
+            let _updated = crate::routes::endpoints::update(
+                State(state.clone()),
+                scope,
+                Path((console.tenant_id.clone(), endpoint_id.clone())),
+                JsonIn(patch),
+            )
+            .await?;
         }
         "rotate-secret" => {
             let scope = TenantScope {

@@ -58,7 +58,11 @@ pub fn router() -> Router<AppState> {
             "/console/t/{tenant}/endpoints/{endpoint_id}/{action}",
             post(endpoints::act),
         )
-        .route("/console/t/{tenant}/hooks", get(hooks::page))
+        .route(
+            "/console/t/{tenant}/hooks",
+            get(hooks::page).post(hooks::create),
+        )
+        .route("/console/t/{tenant}/hooks/{hook_id}", post(hooks::edit))
         .route("/console/t/{tenant}/catalog", get(catalog::list))
         .route("/console/t/{tenant}/sources", get(sources::page))
         .route(
