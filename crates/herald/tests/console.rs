@@ -638,12 +638,23 @@ fn form_body(fields: &[(&str, &str)]) -> String {
 
 /// The console's session cookie from signing in with `key`.
 async fn sign_in_cookie(app: &TestApp, key: &str) -> (StatusCode, Option<String>) {
+    sign_in_cookie_with(app, key, &[]).await
+}
+
+async fn sign_in_cookie_with(
+    app: &TestApp,
+    key: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Option<String>) {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let answer = client
-        .post(format!("{}/console/sign-in", app.base))
+    let mut request = client.post(format!("{}/console/sign-in", app.base));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let answer = request
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form_body(&[("key", key)]))
         .send()
@@ -679,6 +690,18 @@ async fn the_session_cookie_is_http_only_and_forms_need_the_sessions_token() {
         assert!(cookie.contains(attribute), "{cookie}");
     }
     assert!(!cookie.contains(&acme_key), "the key is encoded: {cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    for proxy_header in [
+        ("x-forwarded-proto", "https"),
+        ("forwarded", "for=10.0.0.1;proto=https"),
+    ] {
+        let (_, behind_tls) = sign_in_cookie_with(&app, &acme_key, &[proxy_header]).await;
+        let behind_tls = behind_tls.expect("a session cookie");
+        assert!(
+            behind_tls.ends_with("; Secure"),
+            "{proxy_header:?}: {behind_tls}"
+        );
+    }
     let session = cookie.split(';').next().expect("name=value").to_owned();
 
     let client = reqwest::Client::builder()
