@@ -45,8 +45,16 @@ async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<Caller> {
         .get(http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(bearer_token)
-        .filter(|key| key.len() <= 256)
         .ok_or(ApiError::Unauthorized)?;
+    authenticate_key(presented, state).await
+}
+
+/// The caller a presented key belongs to: the one check behind a bearer key and the console's
+/// session cookie, so revocation and tenant scoping are the same for both.
+pub(crate) async fn authenticate_key(presented: &str, state: &AppState) -> ApiResult<Caller> {
+    if presented.is_empty() || presented.len() > 256 {
+        return Err(ApiError::Unauthorized);
+    }
     let presented_hash = hash_api_key(presented);
     if constant_time_eq(presented_hash.as_bytes(), state.admin_key_hash.as_bytes()) {
         return Ok(Caller::Admin);

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod console;
 pub mod error;
 pub mod openapi;
 pub mod recorder;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/openapi.json",
             get(|| async { axum::Json(openapi::ApiDoc::openapi()) }),
         )
+        .merge(console::router())
         .fallback(|| async { error::ApiError::NotFound("route".to_owned()) })
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

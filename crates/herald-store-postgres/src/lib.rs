@@ -1024,6 +1024,28 @@ impl Store for PostgresStore {
         transaction.commit().await.map_err(map_backend)?;
         Ok(erased)
     }
+
+    async fn list_event_deliveries(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let client = self.client().await?;
+        // Through the event's seq, so `deliveries_by_event (tenant_id, event_seq)` answers.
+        let rows = query(
+            &client,
+            &format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries
+                 WHERE tenant_id = $1
+                   AND event_seq = (SELECT seq FROM events WHERE tenant_id = $1 AND id = $2)
+                   AND event_id = $2
+                 ORDER BY rowid_"
+            ),
+            &[&tenant_id, &event_id],
+        )
+        .await?;
+        read_all(&rows, read_delivery)
+    }
 }
 
 #[cfg(test)]

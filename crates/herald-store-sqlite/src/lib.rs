@@ -1157,4 +1157,30 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn list_event_deliveries(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let (tenant_id, event_id) = (tenant_id.to_owned(), event_id.to_owned());
+        self.read(move |connection| {
+            // Through the event's seq, so the `deliveries_by_event (tenant_id, event_seq)` index
+            // answers rather than a scan of the tenant's deliveries.
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries
+                     WHERE tenant_id = ?1
+                       AND event_seq = (SELECT seq FROM events WHERE tenant_id = ?1 AND id = ?2)
+                       AND event_id = ?2
+                     ORDER BY rowid_"
+                ))
+                .map_err(map_backend)?;
+            let rows = statement
+                .query_map(params![tenant_id, event_id], read_delivery)
+                .map_err(map_backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
+        })
+        .await
+    }
 }

@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             decisions_are_listed_by_cursor_and_expire,
             rate_limits_spread_claims_over_time,
             sources_are_per_tenant_and_count_their_outcomes,
+            an_events_deliveries_are_listed_within_its_tenant,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -1862,5 +1863,53 @@ pub async fn sources_are_per_tenant_and_count_their_outcomes(store: Arc<dyn Stor
             .id
             .as_str()),
         ["src_a", "src_c"]
+    );
+}
+
+pub async fn an_events_deliveries_are_listed_within_its_tenant(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    tenant(&store, "beta").await;
+    for (tenant_id, endpoint_id) in [("acme", "ep_a1"), ("acme", "ep_a2"), ("beta", "ep_b1")] {
+        store
+            .create_endpoint(endpoint(tenant_id, endpoint_id, &["*"], Ordering::None))
+            .await
+            .expect("endpoint");
+    }
+    store
+        .publish(
+            "acme",
+            vec![
+                event("e1", "user.created", None),
+                event("e2", "user.deleted", None),
+            ],
+            at(1),
+        )
+        .await
+        .expect("published");
+    // The same event id in another tenant's log is another event.
+    store
+        .publish("beta", vec![event("e1", "user.created", None)], at(1))
+        .await
+        .expect("published");
+    let acme_e1 = store
+        .list_event_deliveries("acme", "e1")
+        .await
+        .expect("list");
+    assert_eq!(
+        ids(&acme_e1, |d| d.endpoint_id.as_str()),
+        ["ep_a1", "ep_a2"]
+    );
+    assert!(acme_e1.iter().all(|delivery| delivery.event_id == "e1"));
+    let beta_e1 = store
+        .list_event_deliveries("beta", "e1")
+        .await
+        .expect("list");
+    assert_eq!(ids(&beta_e1, |d| d.endpoint_id.as_str()), ["ep_b1"]);
+    assert!(
+        store
+            .list_event_deliveries("beta", "e2")
+            .await
+            .expect("list")
+            .is_empty()
     );
 }

@@ -225,4 +225,33 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Empties the payload, context and producer fields of every event of `subject` and cancels
     /// their waiting deliveries. Returns the number of events erased.
     async fn erase_subject(&self, tenant_id: &str, subject: &str) -> StoreResult<u64>;
+
+    // --- the console ---
+    /// The deliveries of one event (one per endpoint it went to), oldest first. The default walks
+    /// the tenant's deliveries page by page; a backend overrides it with an indexed query.
+    async fn list_event_deliveries(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let mut found = Vec::new();
+        let mut filter = DeliveryFilter {
+            endpoint_id: None,
+            state: None,
+            after_id: None,
+            limit: 500,
+        };
+        loop {
+            let page = self.list_deliveries(tenant_id, &filter).await?;
+            let is_last = page.len() < filter.limit;
+            filter.after_id = page.last().map(|record| record.id.clone());
+            found.extend(
+                page.into_iter()
+                    .filter(|record| record.event_id == event_id),
+            );
+            if is_last || filter.after_id.is_none() {
+                return Ok(found);
+            }
+        }
+    }
 }
