@@ -4,8 +4,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
 use crate::routes::{
-    api_keys, blocking, catalog, deliveries, endpoints, events, hooks, ingest, sources, subjects,
-    tenants,
+    api_keys, blocking, catalog, deliveries, endpoints, events, hooks, ingest, sources, ssf,
+    subjects, tenants,
 };
 
 #[derive(Debug, OpenApi)]
@@ -26,6 +26,7 @@ use crate::routes::{
         sources::create, sources::list, sources::get_one, sources::update, sources::delete,
         sources::rotate_secret,
         ingest::ingest, ingest::verify_intent,
+        ssf::rotate_key, ssf::list_keys, ssf::create_receiver, ssf::list_receivers,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

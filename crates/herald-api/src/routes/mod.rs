@@ -11,5 +11,6 @@ pub mod hooks;
 pub mod ingest;
 pub mod outbound;
 pub mod sources;
+pub mod ssf;
 pub mod subjects;
 pub mod tenants;
