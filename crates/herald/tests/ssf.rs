@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use support::TestApp;
+use support::{Receiver, Reply, TestApp};
 
 const AUTHGEAR_USER: &str = "b3f1c6a2-5d47-4e0b-9a8e-2f6c1d9e7a43";
 const ASGARDEO_USER: &str = "1801d35e-1339-4c16-9c53-61321cf37fb9";
@@ -194,7 +194,7 @@ async fn a_receiver_discovers_streams_verifies_and_receives_signed_caep_and_risc
     let receiver = SsfReceiver::discover(&app, "/ssf/acme", &token).await;
     assert_eq!(
         receiver.metadata["delivery_methods_supported"],
-        json!(["urn:ietf:rfc:8936"])
+        json!(["urn:ietf:rfc:8935", "urn:ietf:rfc:8936"])
     );
     assert_eq!(receiver.metadata["spec_version"], "1_0");
 
@@ -225,11 +225,18 @@ async fn a_receiver_discovers_streams_verifies_and_receives_signed_caep_and_risc
             .contains(&json!(format!("{RISC}account-purged")))
     );
 
-    // Push is not offered yet and is refused with 400.
+    // A push stream whose URL points into a private network is refused with 400.
     let (status, refused) = receiver
-        .send("POST", &streams_url, Some(json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "https://rp.example/ssf"}})))
+        .send("POST", &streams_url, Some(json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://169.254.169.254/latest/meta-data"}})))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/delivery/endpoint_url"),
+        "{refused}"
+    );
 
     // Subjects: the Authgear user by email, the others by iss_sub.
     let issuer = receiver.endpoint("issuer");
@@ -708,5 +715,145 @@ async fn key_rotation_keeps_the_old_key_published_for_the_overlap() {
         kids(&jwks),
         [second["kid"].as_str().expect("kid")],
         "the retired key is gone after the overlap"
+    );
+}
+
+/// Verifies one pushed SET with `jsonwebtoken` against the JWKS and returns its claims.
+async fn verify_pushed(app: &TestApp, token: &str, audience: &str) -> Value {
+    let text = app
+        .http
+        .get(format!("{}/ssf/acme/jwks.json", app.base))
+        .send()
+        .await
+        .expect("jwks")
+        .text()
+        .await
+        .expect("body");
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text).expect("JWKS");
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
+    let jwk = jwks.find(&header.kid.expect("kid")).expect("published key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["iss", "aud"]);
+    jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key"),
+        &validation,
+    )
+    .expect("verifies")
+    .claims
+}
+
+#[tokio::test]
+async fn a_push_stream_gets_sets_in_order_retried_until_accepted_and_rejected_ones_dropped() {
+    let app = TestApp::spawn().await;
+    let acme_key = app.tenant("acme").await;
+    let token = new_receiver(&app, "acme", &acme_key, json!({})).await;
+    let ssf = SsfReceiver::discover(&app, "/ssf/acme", &token).await;
+    let mut push_receiver = Receiver::start().await;
+    // RFC 8935: 202 accepts; a 503 is retried; a 400 rejects that SET for good.
+    push_receiver.script([
+        Reply::Status(503),
+        Reply::Status(202),
+        Reply::Status(400),
+        Reply::Status(202),
+    ]);
+    let push_url = push_receiver.url("/ssf/events");
+    let (status, stream) = ssf
+        .send(
+            "POST",
+            &ssf.endpoint("configuration_endpoint"),
+            Some(json!({
+                "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": push_url, "authorization_header": "Bearer rp-secret"},
+                "events_requested": [format!("{RISC}account-disabled"), format!("{CAEP}credential-change")]
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stream}");
+    assert_eq!(
+        stream["delivery"],
+        json!({"method": "urn:ietf:rfc:8935", "endpoint_url": push_url})
+    );
+    let stream_id = stream["stream_id"].as_str().expect("id").to_owned();
+    let audience = stream["aud"].as_str().expect("aud").to_owned();
+    let issuer = ssf.endpoint("issuer");
+    let (status, _) = ssf
+        .send("POST", &ssf.endpoint("add_subject_endpoint"), Some(json!({"stream_id": stream_id, "subject": {"format": "iss_sub", "iss": issuer, "sub": ONEWELCOME_USER}})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The verification SET: refused once with 503, pushed again, accepted.
+    let (status, _) = ssf
+        .send(
+            "POST",
+            &ssf.endpoint("verification_endpoint"),
+            Some(json!({"stream_id": stream_id, "state": "s1"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let first = push_receiver.next().await;
+    let second = push_receiver.next().await;
+    assert_eq!(
+        first.body, second.body,
+        "the same SET is pushed again after a 503"
+    );
+    assert_eq!(second.header("content-type"), "application/secevent+jwt");
+    assert_eq!(second.header("authorization"), "Bearer rp-secret");
+    let verification = verify_pushed(
+        &app,
+        std::str::from_utf8(&second.body).expect("text"),
+        &audience,
+    )
+    .await;
+    assert_eq!(verification["events"][VERIFICATION]["state"], "s1");
+
+    // Two events: the receiver rejects the first (400) and accepts the second, in that order.
+    app.publish(
+        "acme",
+        &acme_key,
+        &onewelcome(
+            "0b7c2a40-0000-4000-8000-000000000011",
+            "PasswordUpdatedEvent",
+            ONEWELCOME_USER,
+        ),
+    )
+    .await;
+    app.publish(
+        "acme",
+        &acme_key,
+        &onewelcome(
+            "0b7c2a40-0000-4000-8000-000000000012",
+            "UserDeviceDeregisteredEvent",
+            ONEWELCOME_USER,
+        ),
+    )
+    .await;
+    let rejected = push_receiver.next().await;
+    let accepted = push_receiver.next().await;
+    let rejected = verify_pushed(
+        &app,
+        std::str::from_utf8(&rejected.body).expect("text"),
+        &audience,
+    )
+    .await;
+    let accepted = verify_pushed(
+        &app,
+        std::str::from_utf8(&accepted.body).expect("text"),
+        &audience,
+    )
+    .await;
+    assert_eq!(rejected["txn"], "0b7c2a40-0000-4000-8000-000000000011");
+    assert_eq!(accepted["txn"], "0b7c2a40-0000-4000-8000-000000000012");
+    assert_eq!(
+        accepted["events"][format!("{CAEP}credential-change")]["change_type"],
+        "delete"
+    );
+    assert!(
+        push_receiver
+            .next_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "the rejected SET is not pushed again"
     );
 }

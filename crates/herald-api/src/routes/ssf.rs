@@ -9,8 +9,10 @@
 //!
 //! Published events reach streams through [`fan_out`], called after every publish: each event is
 //! mapped by `herald_ssf::mapping`, and for each stream that asked for its SSF type and holds its
-//! subject (or all subjects) a signed SET is queued for polling (RFC 8936). Push delivery (RFC 8935)
-//! is not built yet: the metadata does not offer it and a push stream is refused.
+//! subject (or all subjects) a signed SET is queued. A poll stream's receiver reads the queue
+//! (RFC 8936); a push stream's queue is drained by [`push_stream`], which POSTs each SET to the
+//! receiver's URL (RFC 8935) in order through the SSRF-guarded outbound client, and keeps it queued
+//! until the receiver accepts it, retrying with backoff.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -43,10 +45,20 @@ use crate::error::{ApiError, ApiResult};
 use crate::routes::events::format_time;
 use crate::state::AppState;
 
-/// RFC 8936's delivery method URI, the only one offered for now.
+/// RFC 8936's delivery method URI (poll).
 const POLL_METHOD: &str = "urn:ietf:rfc:8936";
-/// RFC 8935's, refused until push rides the delivery machinery.
+/// RFC 8935's (push).
 const PUSH_METHOD: &str = "urn:ietf:rfc:8935";
+/// How long one push may take.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Waits between push retries of one stream, the last repeated.
+const PUSH_BACKOFF: [Duration; 5] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+    Duration::from_secs(120),
+    Duration::from_secs(600),
+];
 /// The longest a long poll waits for a SET before answering with none.
 const LONGEST_POLL_WAIT: Duration = Duration::from_secs(20);
 /// The most SETs one poll answer carries.
@@ -332,7 +344,7 @@ async fn configuration(
         "spec_version": "1_0",
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/jwks.json"),
-        "delivery_methods_supported": [POLL_METHOD],
+        "delivery_methods_supported": [PUSH_METHOD, POLL_METHOD],
         "configuration_endpoint": format!("{issuer}/streams"),
         "status_endpoint": format!("{issuer}/streams/status"),
         "add_subject_endpoint": format!("{issuer}/streams/subjects/add"),
@@ -415,6 +427,13 @@ struct StreamConfig {
     all_subjects: bool,
     /// Unix seconds of the last verification event, for `min_verification_interval`.
     last_verification_at: Option<i64>,
+    /// Push: the receiver's URL (it passed the SSRF rules when set).
+    #[serde(default)]
+    push_endpoint_url: Option<String>,
+    /// Push: the `Authorization` value the receiver asked SETs to carry (SSF 1.0 §8.1.1,
+    /// `delivery.authorization_header`).
+    #[serde(default)]
+    push_authorization_header: Option<String>,
 }
 
 impl StreamConfig {
@@ -442,8 +461,11 @@ fn config_text(config: &StreamConfig) -> ApiResult<String> {
     serde_json::to_string(config).map_err(|error| ApiError::Internal(error.to_string()))
 }
 
-fn poll_url(config: &StreamConfig, stream_id: &str) -> String {
-    format!("{}/streams/poll/{stream_id}", config.iss)
+fn delivery_url(config: &StreamConfig, stream_id: &str) -> String {
+    match &config.push_endpoint_url {
+        Some(url) if config.delivery_method == PUSH_METHOD => url.clone(),
+        _ => format!("{}/streams/poll/{stream_id}", config.iss),
+    }
 }
 
 /// SSF 1.0 §8.1.1: the stream configuration as the receiver sees it.
@@ -452,7 +474,7 @@ fn stream_out(record: &SsfStreamRecord, config: &StreamConfig) -> Value {
         "stream_id": record.id,
         "iss": config.iss,
         "aud": if config.aud.len() == 1 { Value::from(config.aud[0].clone()) } else { Value::from(config.aud.clone()) },
-        "delivery": {"method": config.delivery_method, "endpoint_url": poll_url(config, &record.id)},
+        "delivery": {"method": config.delivery_method, "endpoint_url": delivery_url(config, &record.id)},
         "events_supported": requestable_events(),
         "events_requested": config.events_requested,
         "events_delivered": config.events_delivered(),
@@ -492,6 +514,7 @@ fn object_body(body: Value) -> ApiResult<Map<String, Value>> {
 /// transmitter-supplied members (`stream_id`, `iss`, `aud`, `events_supported`, `events_delivered`)
 /// are ignored when sent back, as the spec lets a receiver echo a whole configuration.
 fn apply_receiver_members(
+    state: &AppState,
     config: &mut StreamConfig,
     body: &Map<String, Value>,
     receiver: &SsfReceiverRecord,
@@ -526,12 +549,42 @@ fn apply_receiver_members(
             .and_then(Value::as_str)
             .ok_or_else(|| bad_request("/delivery/method", "is required"))?;
         match method {
-            POLL_METHOD => config.delivery_method = POLL_METHOD.to_owned(),
+            POLL_METHOD => {
+                config.delivery_method = POLL_METHOD.to_owned();
+                config.push_endpoint_url = None;
+                config.push_authorization_header = None;
+            }
             PUSH_METHOD => {
-                return Err(bad_request(
-                    "/delivery/method",
-                    "push delivery (RFC 8935) is not available yet: use poll (urn:ietf:rfc:8936)",
-                ));
+                let url = delivery
+                    .get("endpoint_url")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        bad_request(
+                            "/delivery/endpoint_url",
+                            "a push stream needs the receiver's URL",
+                        )
+                    })?;
+                // The receiver chooses where Herald connects: the same SSRF rules as endpoints.
+                state.network_policy.check_url(url).map_err(|refused| {
+                    bad_request("/delivery/endpoint_url", &refused.to_string())
+                })?;
+                let authorization = match delivery.get("authorization_header") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(value))
+                        if value.len() <= 4_096 && http::HeaderValue::from_str(value).is_ok() =>
+                    {
+                        Some(value.clone())
+                    }
+                    Some(_) => {
+                        return Err(bad_request(
+                            "/delivery/authorization_header",
+                            "must be a header value",
+                        ));
+                    }
+                };
+                config.delivery_method = PUSH_METHOD.to_owned();
+                config.push_endpoint_url = Some(url.to_owned());
+                config.push_authorization_header = authorization;
             }
             _ => {
                 return Err(bad_request(
@@ -542,6 +595,8 @@ fn apply_receiver_members(
         }
     } else if replace {
         config.delivery_method = POLL_METHOD.to_owned();
+        config.push_endpoint_url = None;
+        config.push_authorization_header = None;
     }
     if replace || body.contains_key("description") {
         config.description = string_member(body, "description")?;
@@ -630,8 +685,10 @@ async fn create_stream(
         min_verification_interval: None,
         all_subjects: false,
         last_verification_at: None,
+        push_endpoint_url: None,
+        push_authorization_header: None,
     };
-    apply_receiver_members(&mut config, &body, &caller.receiver, true)?;
+    apply_receiver_members(&state, &mut config, &body, &caller.receiver, true)?;
     // A stream is useless without a key to sign its SETs; make the tenant's first one now.
     current_signing_key(&state, &tenant_id).await?;
     let record = SsfStreamRecord {
@@ -680,7 +737,7 @@ async fn change_stream(
     let stream_id = string_member(&body, "stream_id")?;
     let mut record = receiver_stream(&state, &caller, stream_id.as_deref()).await?;
     let mut config = parse_config(&record)?;
-    apply_receiver_members(&mut config, &body, &caller.receiver, replace)?;
+    apply_receiver_members(&state, &mut config, &body, &caller.receiver, replace)?;
     record.config = config_text(&config)?;
     record.updated_at = state.clock.now();
     state.store.update_ssf_stream(record.clone()).await?;
@@ -772,6 +829,7 @@ async fn update_status(
     }
     if record.status == "enabled" {
         SETS_QUEUED.notify_waiters();
+        start_pushing(&state, &tenant_id);
     }
     Ok(Json(status_out(&record)))
 }
@@ -921,6 +979,7 @@ async fn verify(
     config.last_verification_at = Some(now.unix_timestamp());
     record.config = config_text(&config)?;
     state.store.update_ssf_stream(record).await?;
+    start_pushing(&state, &tenant_id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -1102,6 +1161,170 @@ async fn try_fan_out(state: &AppState, tenant_id: &str, events: Vec<FannedEvent>
     if !queued.is_empty() {
         state.store.enqueue_ssf_sets(queued).await?;
         SETS_QUEUED.notify_waiters();
+        start_pushing(state, tenant_id);
     }
     Ok(())
+}
+
+// ---- push delivery (RFC 8935) -----------------------------------------------------------------
+
+/// Streams being pushed by this process: at most one pusher per stream, so SETs go out in order.
+/// A stream marked `true` got new SETs while its pusher ran, and is drained once more.
+static PUSHING: LazyLock<std::sync::Mutex<HashMap<String, bool>>> = LazyLock::new(Default::default);
+
+/// Starts draining every push stream of the tenant that is not being drained already.
+fn start_pushing(state: &AppState, tenant_id: &str) {
+    let (state, tenant_id) = (state.clone(), tenant_id.to_owned());
+    tokio::spawn(async move {
+        let streams = match state.store.list_ssf_streams(&tenant_id).await {
+            Ok(streams) => streams,
+            Err(error) => {
+                tracing::warn!(%tenant_id, %error, "SSF push: streams could not be read");
+                return;
+            }
+        };
+        for stream in streams {
+            let is_push =
+                parse_config(&stream).is_ok_and(|config| config.delivery_method == PUSH_METHOD);
+            if !is_push || stream.status != "enabled" {
+                continue;
+            }
+            {
+                let Ok(mut pushing) = PUSHING.lock() else {
+                    return;
+                };
+                if let Some(again) = pushing.get_mut(&stream.id) {
+                    *again = true;
+                    continue;
+                }
+                pushing.insert(stream.id.clone(), false);
+            }
+            tokio::spawn(push_stream(
+                state.clone(),
+                stream.tenant_id.clone(),
+                stream.id.clone(),
+            ));
+        }
+    });
+}
+
+/// What one push attempt came to.
+enum PushOutcome {
+    /// RFC 8935 §2.2: the receiver accepted the SET (202; any 2xx is taken as accepted).
+    Accepted,
+    /// RFC 8935 §2.3/§2.4: the receiver rejected this SET (400 with an error code); sending it
+    /// again cannot succeed, so it is dropped and the next one goes.
+    Rejected(String),
+    /// No answer, or one that says to try later: the SET stays first in line.
+    RetryLater(String),
+}
+
+async fn push_one(state: &AppState, config: &StreamConfig, token: &str) -> PushOutcome {
+    let Some(url) = &config.push_endpoint_url else {
+        return PushOutcome::Rejected("the stream has no push URL".to_owned());
+    };
+    // RFC 8935 §2: the SET is the body, as application/secevent+jwt; the answer is JSON.
+    let mut headers = vec![
+        (
+            "content-type".to_owned(),
+            "application/secevent+jwt".to_owned(),
+        ),
+        ("accept".to_owned(), "application/json".to_owned()),
+    ];
+    if let Some(authorization) = &config.push_authorization_header {
+        headers.push(("authorization".to_owned(), authorization.clone()));
+    }
+    let request = herald_delivery::http_client::OutboundRequest {
+        url: url.clone(),
+        headers,
+        body: bytes::Bytes::from(token.to_owned()),
+        timeout: PUSH_TIMEOUT,
+    };
+    match state.hook_client.send(request).await {
+        herald_delivery::http_client::OutboundResult::Responded {
+            status,
+            body_excerpt,
+            ..
+        } => match status {
+            200..=299 => PushOutcome::Accepted,
+            400 => {
+                let code = serde_json::from_str::<Value>(&body_excerpt)
+                    .ok()
+                    .and_then(|answer| answer.get("err").and_then(Value::as_str).map(str::to_owned))
+                    .unwrap_or_else(|| "(no error code)".to_owned());
+                PushOutcome::Rejected(code)
+            }
+            other => PushOutcome::RetryLater(format!("status {other}")),
+        },
+        herald_delivery::http_client::OutboundResult::Failed { error, .. } => {
+            PushOutcome::RetryLater(error.to_string())
+        }
+    }
+}
+
+/// Pushes the stream's queued SETs one at a time, oldest first, until the queue is empty, the
+/// stream is no longer an enabled push stream, or the receiver fails: then waits and tries again.
+async fn push_stream(state: AppState, tenant_id: String, stream_id: String) {
+    let mut n_failures = 0_usize;
+    loop {
+        let stream = match state.store.list_ssf_streams(&tenant_id).await {
+            Ok(streams) => streams.into_iter().find(|stream| stream.id == stream_id),
+            Err(error) => {
+                tracing::warn!(%stream_id, %error, "SSF push: the stream could not be read");
+                None
+            }
+        };
+        let Some(config) = stream
+            .filter(|stream| stream.status == "enabled")
+            .and_then(|stream| parse_config(&stream).ok())
+        else {
+            break;
+        };
+        if config.delivery_method != PUSH_METHOD {
+            break;
+        }
+        let next = match state.store.peek_ssf_sets(&stream_id, 1).await {
+            Ok(sets) => sets.into_iter().next(),
+            Err(error) => {
+                tracing::warn!(%stream_id, %error, "SSF push: the queue could not be read");
+                None
+            }
+        };
+        let Some(set) = next else {
+            // Drained: stop, unless SETs arrived meanwhile.
+            let Ok(mut pushing) = PUSHING.lock() else {
+                return;
+            };
+            if pushing.get(&stream_id).copied().unwrap_or(false) {
+                pushing.insert(stream_id.clone(), false);
+                continue;
+            }
+            pushing.remove(&stream_id);
+            return;
+        };
+        match push_one(&state, &config, &set.token).await {
+            PushOutcome::Accepted => {
+                n_failures = 0;
+                if let Err(error) = state.store.ack_ssf_sets(&stream_id, vec![set.jti]).await {
+                    tracing::warn!(%stream_id, %error, "SSF push: an accepted SET could not be removed");
+                }
+            }
+            PushOutcome::Rejected(code) => {
+                n_failures = 0;
+                tracing::warn!(%stream_id, jti = %set.jti, err = %code, "SSF push: the receiver rejected a SET; it is dropped");
+                if let Err(error) = state.store.ack_ssf_sets(&stream_id, vec![set.jti]).await {
+                    tracing::warn!(%stream_id, %error, "SSF push: a rejected SET could not be removed");
+                }
+            }
+            PushOutcome::RetryLater(why) => {
+                let wait = PUSH_BACKOFF[n_failures.min(PUSH_BACKOFF.len() - 1)];
+                n_failures += 1;
+                tracing::info!(%stream_id, %why, wait_ms = wait.as_millis() as u64, "SSF push: will retry");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+    if let Ok(mut pushing) = PUSHING.lock() {
+        pushing.remove(&stream_id);
+    }
 }
