@@ -134,11 +134,19 @@ impl SsfReceiver {
             let header = jsonwebtoken::decode_header(token).expect("header");
             // RFC 8417 §2.3: explicitly typed.
             assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
-            assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+            assert!(
+                [
+                    jsonwebtoken::Algorithm::ES256,
+                    jsonwebtoken::Algorithm::RS256
+                ]
+                .contains(&header.alg),
+                "{:?}",
+                header.alg
+            );
             let kid = header.kid.expect("kid");
             let jwk = jwks.find(&kid).expect("the signing key is in the JWKS");
             let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key");
-            let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+            let mut validation = jsonwebtoken::Validation::new(header.alg);
             validation.set_audience(&[audience]);
             validation.set_issuer(&[self.endpoint("issuer")]);
             validation.set_required_spec_claims(&["iss", "aud"]);
@@ -676,10 +684,11 @@ async fn key_rotation_keeps_the_old_key_published_for_the_overlap() {
             "POST",
             "/v1/tenants/acme/ssf/keys",
             Some(&acme_key),
-            Some(&json!({"alg": "ES256"})),
+            Some(&json!({"alg": "RS256"})),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_eq!(second["public_jwk"]["kty"], "RSA");
     let (status, refused) = app
         .call(
             "POST",
@@ -716,6 +725,44 @@ async fn key_rotation_keeps_the_old_key_published_for_the_overlap() {
         [second["kid"].as_str().expect("kid")],
         "the retired key is gone after the overlap"
     );
+
+    // SETs are now signed with the RS256 key, and verify against the JWKS.
+    let token = new_receiver(&app, "acme", &acme_key, json!({})).await;
+    let receiver = SsfReceiver::discover(&app, "/ssf/acme", &token).await;
+    let (status, stream) = receiver
+        .send(
+            "POST",
+            &receiver.endpoint("configuration_endpoint"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stream}");
+    let stream_id = stream["stream_id"].as_str().expect("id");
+    let (status, _) = receiver
+        .send(
+            "POST",
+            &receiver.endpoint("verification_endpoint"),
+            Some(json!({"stream_id": stream_id})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let poll_url = stream["delivery"]["endpoint_url"].as_str().expect("url");
+    let answer = receiver
+        .poll(poll_url, json!({"returnImmediately": true}))
+        .await;
+    let token = answer["sets"]
+        .as_object()
+        .expect("sets")
+        .values()
+        .next()
+        .expect("one SET");
+    let header = jsonwebtoken::decode_header(token.as_str().expect("JWS")).expect("header");
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    assert_eq!(header.kid.as_deref(), second["kid"].as_str());
+    let claims = receiver
+        .verify_all(&answer, stream["aud"].as_str().expect("aud"))
+        .await;
+    assert_eq!(event_types(&claims), [VERIFICATION]);
 }
 
 /// Verifies one pushed SET with `jsonwebtoken` against the JWKS and returns its claims.

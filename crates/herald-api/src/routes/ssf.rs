@@ -111,7 +111,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SigningKeyIn {
-    /// The JWS algorithm; `ES256` (the default) is the one supported.
+    /// The JWS algorithm: `ES256` (the default) or `RS256`.
     pub alg: Option<String>,
 }
 
@@ -160,13 +160,21 @@ async fn new_signing_key(
     tenant_id: &str,
     algorithm: JwsAlgorithm,
 ) -> ApiResult<SsfSigningKeyRecord> {
-    let key = TenantSigningKey::generate(prefixed_id("sigkey"), algorithm);
+    // An RSA key takes a while to find: off the async workers.
+    let kid = prefixed_id("sigkey");
+    let key = tokio::task::spawn_blocking(move || TenantSigningKey::generate(kid, algorithm))
+        .await
+        .map_err(|error| ApiError::Internal(format!("key generation: {error}")))?
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let private_key = key
+        .private_key_text()
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
     let now = state.clock.now();
     let record = SsfSigningKeyRecord {
         kid: key.kid.clone(),
         tenant_id: tenant_id.to_owned(),
         algorithm: algorithm.name().to_owned(),
-        private_key: key.private_key_text(),
+        private_key,
         created_at: now,
         retired_at: None,
     };
@@ -198,7 +206,7 @@ pub async fn rotate_key(
 ) -> ApiResult<(StatusCode, Json<SigningKeyOut>)> {
     let name = input.alg.unwrap_or_else(|| "ES256".to_owned());
     let algorithm = JwsAlgorithm::parse(&name)
-        .ok_or_else(|| ApiError::invalid("/alg", "the supported algorithm is ES256"))?;
+        .ok_or_else(|| ApiError::invalid("/alg", "must be ES256 or RS256"))?;
     let record = new_signing_key(&state, &scope.tenant_id, algorithm).await?;
     Ok((StatusCode::CREATED, Json(key_out(&record)?)))
 }
