@@ -903,4 +903,14 @@ async fn a_push_stream_gets_sets_in_order_retried_until_accepted_and_rejected_on
             .is_none(),
         "the rejected SET is not pushed again"
     );
+
+    // A push stream cannot be polled: its SETs are Herald's to push, in order.
+    let (status, answer) = ssf
+        .send(
+            "POST",
+            &format!("{issuer}/streams/poll/{stream_id}"),
+            Some(json!({"returnImmediately": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
 }

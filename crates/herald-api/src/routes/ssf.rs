@@ -1016,6 +1016,12 @@ async fn poll(
 ) -> ApiResult<Json<Value>> {
     let caller = receiver_caller(&state, &tenant_id, &headers).await?;
     let record = receiver_stream(&state, &caller, Some(&stream_id)).await?;
+    // A push stream's SETs are Herald's to push: polling them would take them out of order.
+    if parse_config(&record)?.delivery_method != POLL_METHOD {
+        return Err(ApiError::BadRequest(
+            "this stream delivers by push (RFC 8935), not poll".to_owned(),
+        ));
+    }
     // RFC 8936 §2.4: a SET reported in setErrs is acknowledged as received, with an error.
     let mut done = input.ack;
     for (jti, error) in input.set_errs {
