@@ -196,10 +196,47 @@ async fn new_receiver(app: &TestApp, tenant: &str, key: &str, body: Value) -> St
 
 #[tokio::test]
 async fn a_receiver_discovers_streams_verifies_and_receives_signed_caep_and_risc_events() {
-    let app = TestApp::spawn().await;
+    receiver_journey(&TestApp::spawn().await).await;
+}
+
+/// The same journey on PostgreSQL (the server of tests/cluster.rs), in a database of its own.
+#[tokio::test]
+async fn a_receiver_journey_on_postgresql() {
+    const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+    let database = format!(
+        "herald_ssf_{}_{}",
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        rand::random::<u32>()
+    );
+    let (maintenance, connection) = tokio_postgres::connect(
+        &format!("{POSTGRES_SERVER}/postgres"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL runs on 127.0.0.1:5432 (see tests/cluster.rs)");
+    tokio::spawn(connection);
+    maintenance
+        .batch_execute(&format!("CREATE DATABASE \"{database}\""))
+        .await
+        .expect("database created");
+    let url = format!("{POSTGRES_SERVER}/{database}");
+    let app = TestApp::spawn_with(|options| {
+        options.settings.database = herald::config::Database::Postgres { url, pool_size: 4 };
+    })
+    .await;
+    receiver_journey(&app).await;
+    app.stop().await;
+    let _ = maintenance
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ))
+        .await;
+}
+
+async fn receiver_journey(app: &TestApp) {
     let acme_key = app.tenant("acme").await;
-    let token = new_receiver(&app, "acme", &acme_key, json!({"name": "relying party"})).await;
-    let receiver = SsfReceiver::discover(&app, "/ssf/acme", &token).await;
+    let token = new_receiver(app, "acme", &acme_key, json!({"name": "relying party"})).await;
+    let receiver = SsfReceiver::discover(app, "/ssf/acme", &token).await;
     assert_eq!(
         receiver.metadata["delivery_methods_supported"],
         json!(["urn:ietf:rfc:8935", "urn:ietf:rfc:8936"])
