@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::sources::router())
         .merge(routes::ingest::router())
         .merge(routes::listen::router())
+        .merge(routes::ssf::router())
         .route(
             "/v1/openapi.json",
             get(|| async { axum::Json(openapi::ApiDoc::openapi()) }),

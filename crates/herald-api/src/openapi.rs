@@ -5,8 +5,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
 use crate::routes::listen;
 use crate::routes::{
-    api_keys, blocking, catalog, deliveries, endpoints, events, hooks, ingest, sources, subjects,
-    tenants,
+    api_keys, blocking, catalog, deliveries, endpoints, events, hooks, ingest, sources, ssf,
+    subjects, tenants,
 };
 
 #[derive(Debug, OpenApi)]
@@ -28,6 +28,7 @@ use crate::routes::{
         sources::rotate_secret,
         ingest::ingest, ingest::verify_intent,
         listen::open_stream, listen::report_result, listen::close,
+        ssf::rotate_key, ssf::list_keys, ssf::create_receiver, ssf::list_receivers,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

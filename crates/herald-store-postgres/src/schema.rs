@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use crate::rows::{get, map_backend};
 
 /// The migrations, in order: (version, name, SQL). Versions are never reused or rewritten.
-const MIGRATIONS: [(i32, &str, &str); 7] = [
+const MIGRATIONS: [(i32, &str, &str); 8] = [
     (
         1,
         "0001_initial",
@@ -47,6 +47,7 @@ const MIGRATIONS: [(i32, &str, &str); 7] = [
         "0007_sources",
         include_str!("../migrations/0007_sources.sql"),
     ),
+    (8, "0008_ssf", include_str!("../migrations/0008_ssf.sql")),
 ];
 
 /// The advisory lock key migrations hold ("herald" in ASCII). It uses PostgreSQL's one-`bigint`

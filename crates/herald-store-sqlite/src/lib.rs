@@ -10,6 +10,7 @@ mod keys;
 mod rows;
 mod schema;
 mod sources;
+mod ssf;
 mod writer;
 
 use std::collections::HashMap;
@@ -25,6 +26,7 @@ use herald_store::models::{
     KeyRevocation, NewEvent, NextStep, Published, ReplaySelector, SourceOutcome, SourceRecord,
     StoredEvent, Tenant,
 };
+use herald_store::ssf::{SsfQueuedSet, SsfReceiverRecord, SsfSigningKeyRecord, SsfStreamRecord};
 use herald_store::{Store, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use time::{Duration, OffsetDateTime};
@@ -1182,5 +1184,89 @@ impl Store for SqliteStore {
             rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
         })
         .await
+    }
+
+    // --- Shared Signals (issue 14), in ssf.rs ---
+    async fn create_ssf_signing_key(&self, key: SsfSigningKeyRecord) -> StoreResult<()> {
+        self.ssf_insert_key(key).await
+    }
+
+    async fn list_ssf_signing_keys(
+        &self,
+        tenant_id: &str,
+    ) -> StoreResult<Vec<SsfSigningKeyRecord>> {
+        self.ssf_select_keys(tenant_id).await
+    }
+
+    async fn retire_ssf_signing_keys(
+        &self,
+        tenant_id: &str,
+        keep_kid: &str,
+        retired_at: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        self.ssf_retire_keys(tenant_id, keep_kid, retired_at).await
+    }
+
+    async fn create_ssf_receiver(&self, receiver: SsfReceiverRecord) -> StoreResult<()> {
+        self.ssf_insert_receiver(receiver).await
+    }
+
+    async fn list_ssf_receivers(&self, tenant_id: &str) -> StoreResult<Vec<SsfReceiverRecord>> {
+        self.ssf_select_receivers(Some(tenant_id), None).await
+    }
+
+    async fn find_ssf_receiver_by_token(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<SsfReceiverRecord>> {
+        Ok(self
+            .ssf_select_receivers(None, Some(token_hash))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn create_ssf_stream(&self, stream: SsfStreamRecord) -> StoreResult<()> {
+        self.ssf_insert_stream(stream).await
+    }
+
+    async fn list_ssf_streams(&self, tenant_id: &str) -> StoreResult<Vec<SsfStreamRecord>> {
+        self.ssf_select_streams(tenant_id).await
+    }
+
+    async fn update_ssf_stream(&self, stream: SsfStreamRecord) -> StoreResult<()> {
+        self.ssf_change_stream(stream).await
+    }
+
+    async fn delete_ssf_stream(&self, tenant_id: &str, stream_id: &str) -> StoreResult<bool> {
+        self.ssf_remove_stream(tenant_id, stream_id).await
+    }
+
+    async fn add_ssf_subject(&self, stream_id: &str, subject_key: &str) -> StoreResult<()> {
+        self.ssf_insert_subject(stream_id, subject_key).await
+    }
+
+    async fn remove_ssf_subject(&self, stream_id: &str, subject_key: &str) -> StoreResult<bool> {
+        self.ssf_delete_subject(stream_id, subject_key).await
+    }
+
+    async fn list_ssf_subjects(&self, stream_id: &str) -> StoreResult<Vec<String>> {
+        self.ssf_select_subjects(stream_id).await
+    }
+
+    async fn enqueue_ssf_sets(&self, sets: Vec<SsfQueuedSet>) -> StoreResult<()> {
+        self.ssf_enqueue(sets).await
+    }
+
+    async fn peek_ssf_sets(&self, stream_id: &str, max: usize) -> StoreResult<Vec<SsfQueuedSet>> {
+        self.ssf_peek(stream_id, max).await
+    }
+
+    async fn ack_ssf_sets(&self, stream_id: &str, jtis: Vec<String>) -> StoreResult<u64> {
+        self.ssf_ack(stream_id, jtis).await
+    }
+
+    async fn clear_ssf_queue(&self, stream_id: &str) -> StoreResult<u64> {
+        self.ssf_clear_queue(stream_id).await
     }
 }

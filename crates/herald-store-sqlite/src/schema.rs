@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::rows::map_backend;
 
 /// The migrations, in order; `user_version` counts how many have run.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_hooks.sql"),
     include_str!("../migrations/0003_rate_buckets.sql"),
@@ -14,6 +14,7 @@ const MIGRATIONS: [&str; 8] = [
     include_str!("../migrations/0005_claim_by_endpoint.sql"),
     include_str!("../migrations/0006_api_key_lifecycle.sql"),
     include_str!("../migrations/0007_sources.sql"),
+    include_str!("../migrations/0008_ssf.sql"),
     include_str!("../migrations/0011_unfinished_by_subject.sql"),
 ];
 

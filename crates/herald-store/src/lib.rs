@@ -6,9 +6,12 @@
 
 pub mod conformance;
 pub mod models;
+pub mod ssf;
 
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
+
+use crate::ssf::{SsfQueuedSet, SsfReceiverRecord, SsfSigningKeyRecord, SsfStreamRecord};
 
 use crate::models::{
     ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DecisionRecord,
@@ -254,4 +257,48 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
             }
         }
     }
+    // --- Shared Signals (issue 14): signing keys, receivers, streams, subjects, poll queue ---
+    /// Stores a new signing key; `NotFound` when the tenant does not exist.
+    async fn create_ssf_signing_key(&self, key: SsfSigningKeyRecord) -> StoreResult<()>;
+    /// The tenant's signing keys, newest first.
+    async fn list_ssf_signing_keys(&self, tenant_id: &str)
+    -> StoreResult<Vec<SsfSigningKeyRecord>>;
+    /// Marks every key of the tenant other than `keep_kid` that is not retired yet as retired at
+    /// `retired_at`. Returns how many were retired.
+    async fn retire_ssf_signing_keys(
+        &self,
+        tenant_id: &str,
+        keep_kid: &str,
+        retired_at: OffsetDateTime,
+    ) -> StoreResult<u64>;
+    /// Stores a new receiver; `NotFound` when the tenant does not exist.
+    async fn create_ssf_receiver(&self, receiver: SsfReceiverRecord) -> StoreResult<()>;
+    /// The tenant's receivers, oldest first.
+    async fn list_ssf_receivers(&self, tenant_id: &str) -> StoreResult<Vec<SsfReceiverRecord>>;
+    /// The receiver whose token hashes to `token_hash`.
+    async fn find_ssf_receiver_by_token(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<SsfReceiverRecord>>;
+    /// Stores a new stream; `NotFound` when the tenant does not exist.
+    async fn create_ssf_stream(&self, stream: SsfStreamRecord) -> StoreResult<()>;
+    /// The tenant's streams, oldest first.
+    async fn list_ssf_streams(&self, tenant_id: &str) -> StoreResult<Vec<SsfStreamRecord>>;
+    /// Replaces the stream's config, status, reason and `updated_at`; `NotFound` when it is not the
+    /// tenant's.
+    async fn update_ssf_stream(&self, stream: SsfStreamRecord) -> StoreResult<()>;
+    /// Deletes the stream with its subjects and queued SETs.
+    async fn delete_ssf_stream(&self, tenant_id: &str, stream_id: &str) -> StoreResult<bool>;
+    /// Adds a subject (its canonical key) to a stream; adding it twice is no error.
+    async fn add_ssf_subject(&self, stream_id: &str, subject_key: &str) -> StoreResult<()>;
+    async fn remove_ssf_subject(&self, stream_id: &str, subject_key: &str) -> StoreResult<bool>;
+    async fn list_ssf_subjects(&self, stream_id: &str) -> StoreResult<Vec<String>>;
+    /// Queues SETs for poll streams; a `(stream_id, jti)` queued already is left as it was.
+    async fn enqueue_ssf_sets(&self, sets: Vec<SsfQueuedSet>) -> StoreResult<()>;
+    /// Up to `max` queued SETs of the stream, oldest first. They stay queued until acknowledged.
+    async fn peek_ssf_sets(&self, stream_id: &str, max: usize) -> StoreResult<Vec<SsfQueuedSet>>;
+    /// Removes the acknowledged SETs; returns how many were queued.
+    async fn ack_ssf_sets(&self, stream_id: &str, jtis: Vec<String>) -> StoreResult<u64>;
+    /// Drops every queued SET of the stream (a disabled stream keeps nothing).
+    async fn clear_ssf_queue(&self, stream_id: &str) -> StoreResult<u64>;
 }

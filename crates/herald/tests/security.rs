@@ -269,6 +269,30 @@ fn every_route() -> Vec<Route> {
             Tenant,
             Some(json!({"delivery_id": "dl_sneaky", "status": 200, "latency_ms": 1})),
         ),
+        // Shared Signals (issue 14): the tenant's keys and receivers; the transmitter metadata and
+        // JWKS are public. The stream endpoints, authenticated by receiver tokens and described by
+        // the metadata rather than the OpenAPI document, are tested in tests/ssf.rs.
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/ssf/keys",
+            Tenant,
+            Some(json!({})),
+        ),
+        route("GET", "/v1/tenants/{tenant}/ssf/keys", Tenant, None),
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/ssf/receivers",
+            Tenant,
+            Some(json!({})),
+        ),
+        route("GET", "/v1/tenants/{tenant}/ssf/receivers", Tenant, None),
+        route(
+            "GET",
+            "/.well-known/ssf-configuration/ssf/{tenant}",
+            Public,
+            None,
+        ),
+        route("GET", "/ssf/{tenant}/jwks.json", Public, None),
     ]
 }
 

@@ -12,5 +12,6 @@ pub mod ingest;
 pub mod listen;
 pub mod outbound;
 pub mod sources;
+pub mod ssf;
 pub mod subjects;
 pub mod tenants;

@@ -1,0 +1,1344 @@
+//! OpenID Shared Signals (issue 14): Herald as an SSF transmitter of CAEP and RISC events.
+//!
+//! Three audiences, three kinds of route:
+//! - the tenant (its API key) manages signing keys and receivers (`/v1/tenants/{tenant}/ssf/...`);
+//! - anyone reads the transmitter metadata (`/.well-known/ssf-configuration/ssf/{tenant}`, SSF 1.0
+//!   §7.2.1) and the JWKS (`/ssf/{tenant}/jwks.json`);
+//! - a receiver, with the bearer token the tenant issued it, manages its streams and polls them
+//!   (`/ssf/{tenant}/streams...`, SSF 1.0 §8), as the metadata document describes.
+//!
+//! Published events reach streams through [`fan_out`], called after every publish: each event is
+//! mapped by `herald_ssf::mapping`, and for each stream that asked for its SSF type and holds its
+//! subject (or all subjects) a signed SET is queued. A poll stream's receiver reads the queue
+//! (RFC 8936); a push stream's queue is drained by [`push_stream`], which POSTs each SET to the
+//! receiver's URL (RFC 8935) in order through the SSRF-guarded outbound client, and keeps it queued
+//! until the receiver accepts it, retrying with backoff.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use herald_core::ids::prefixed_id;
+use herald_core::secret::hash_api_key;
+use herald_core::source_auth::generate_source_secret;
+use herald_ssf::events::SsfEventType;
+use herald_ssf::jws::{JwsAlgorithm, TenantSigningKey, jwk_set};
+use herald_ssf::mapping::{CatalogEvent, map_catalog_event};
+use herald_ssf::set::SecurityEventToken;
+use herald_ssf::subject::SubjectIdentifier;
+use herald_store::models::NewEvent;
+use herald_store::ssf::{SsfQueuedSet, SsfReceiverRecord, SsfSigningKeyRecord, SsfStreamRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use utoipa::ToSchema;
+
+use crate::auth::TenantScope;
+use crate::body::{JsonIn, OptionalJsonIn};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::events::format_time;
+use crate::state::AppState;
+
+/// RFC 8936's delivery method URI (poll).
+const POLL_METHOD: &str = "urn:ietf:rfc:8936";
+/// RFC 8935's (push).
+const PUSH_METHOD: &str = "urn:ietf:rfc:8935";
+/// How long one push may take.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Waits between push retries of one stream, the last repeated.
+const PUSH_BACKOFF: [Duration; 5] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+    Duration::from_secs(120),
+    Duration::from_secs(600),
+];
+/// The longest a long poll waits for a SET before answering with none.
+const LONGEST_POLL_WAIT: Duration = Duration::from_secs(20);
+/// The most SETs one poll answer carries.
+const MAX_EVENTS_PER_POLL: usize = 1_000;
+/// The most subjects or audiences a request may carry.
+const MAX_ITEMS: usize = 100;
+
+/// Woken whenever SETs are queued, so long polls answer at once. One per process: a long poll
+/// woken for another stream checks its queue and goes back to waiting.
+static SETS_QUEUED: LazyLock<Notify> = LazyLock::new(Notify::new);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/tenants/{tenant}/ssf/keys",
+            get(list_keys).post(rotate_key),
+        )
+        .route(
+            "/v1/tenants/{tenant}/ssf/receivers",
+            get(list_receivers).post(create_receiver),
+        )
+        .route(
+            "/.well-known/ssf-configuration/ssf/{tenant}",
+            get(configuration),
+        )
+        .route("/ssf/{tenant}/jwks.json", get(jwks))
+        .route(
+            "/ssf/{tenant}/streams",
+            get(read_streams)
+                .post(create_stream)
+                .patch(update_stream)
+                .put(replace_stream)
+                .delete(delete_stream),
+        )
+        .route(
+            "/ssf/{tenant}/streams/status",
+            get(read_status).post(update_status),
+        )
+        .route("/ssf/{tenant}/streams/subjects/add", post(add_subject))
+        .route(
+            "/ssf/{tenant}/streams/subjects/remove",
+            post(remove_subject),
+        )
+        .route("/ssf/{tenant}/streams/verify", post(verify))
+        .route("/ssf/{tenant}/streams/poll/{stream_id}", post(poll))
+}
+
+// ---- the tenant's API: signing keys and receivers ---------------------------------------------
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyIn {
+    /// The JWS algorithm: `ES256` (the default) or `RS256`.
+    pub alg: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKeyOut {
+    pub kid: String,
+    pub alg: String,
+    pub created_at: String,
+    /// Set when a newer key replaced it; it stays in the JWKS for the rotation overlap.
+    pub retired_at: Option<String>,
+    /// The public key as a JWK (the private key is never shown).
+    #[schema(value_type = Object)]
+    pub public_jwk: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKeyListOut {
+    pub data: Vec<SigningKeyOut>,
+}
+
+fn load_key(record: &SsfSigningKeyRecord) -> ApiResult<TenantSigningKey> {
+    let algorithm = JwsAlgorithm::parse(&record.algorithm).ok_or_else(|| {
+        ApiError::Internal(format!(
+            "signing key {} has unknown alg {}",
+            record.kid, record.algorithm
+        ))
+    })?;
+    TenantSigningKey::from_private_key_text(record.kid.clone(), algorithm, &record.private_key)
+        .map_err(|error| ApiError::Internal(format!("signing key {}: {error}", record.kid)))
+}
+
+fn key_out(record: &SsfSigningKeyRecord) -> ApiResult<SigningKeyOut> {
+    Ok(SigningKeyOut {
+        kid: record.kid.clone(),
+        alg: record.algorithm.clone(),
+        created_at: format_time(record.created_at),
+        retired_at: record.retired_at.map(format_time),
+        public_jwk: load_key(record)?.public_jwk(),
+    })
+}
+
+/// Makes a new key the tenant's signing key; older keys are retired but stay published for the
+/// rotation overlap, so SETs signed just before still verify.
+async fn new_signing_key(
+    state: &AppState,
+    tenant_id: &str,
+    algorithm: JwsAlgorithm,
+) -> ApiResult<SsfSigningKeyRecord> {
+    // An RSA key takes a while to find: off the async workers.
+    let kid = prefixed_id("sigkey");
+    let key = tokio::task::spawn_blocking(move || TenantSigningKey::generate(kid, algorithm))
+        .await
+        .map_err(|error| ApiError::Internal(format!("key generation: {error}")))?
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let private_key = key
+        .private_key_text()
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let now = state.clock.now();
+    let record = SsfSigningKeyRecord {
+        kid: key.kid.clone(),
+        tenant_id: tenant_id.to_owned(),
+        algorithm: algorithm.name().to_owned(),
+        private_key,
+        created_at: now,
+        retired_at: None,
+    };
+    state.store.create_ssf_signing_key(record.clone()).await?;
+    state
+        .store
+        .retire_ssf_signing_keys(tenant_id, &record.kid, now)
+        .await?;
+    Ok(record)
+}
+
+/// The key that signs now: the newest one not retired, made on first use.
+async fn current_signing_key(state: &AppState, tenant_id: &str) -> ApiResult<TenantSigningKey> {
+    let keys = state.store.list_ssf_signing_keys(tenant_id).await?;
+    match keys.iter().find(|key| key.retired_at.is_none()) {
+        Some(record) => load_key(record),
+        None => load_key(&new_signing_key(state, tenant_id, JwsAlgorithm::Es256).await?),
+    }
+}
+
+/// Create a signing key for the tenant's SETs; it signs from now on, and the previous keys stay
+/// in the JWKS for the rotation overlap.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/ssf/keys", tag = "shared-signals",
+    request_body(content = Option<SigningKeyIn>), responses((status = 201, body = SigningKeyOut)))]
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    OptionalJsonIn(input): OptionalJsonIn<SigningKeyIn>,
+) -> ApiResult<(StatusCode, Json<SigningKeyOut>)> {
+    let name = input.alg.unwrap_or_else(|| "ES256".to_owned());
+    let algorithm = JwsAlgorithm::parse(&name)
+        .ok_or_else(|| ApiError::invalid("/alg", "must be ES256 or RS256"))?;
+    let record = new_signing_key(&state, &scope.tenant_id, algorithm).await?;
+    Ok((StatusCode::CREATED, Json(key_out(&record)?)))
+}
+
+/// The tenant's signing keys, newest first.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/ssf/keys", tag = "shared-signals",
+    responses((status = 200, body = SigningKeyListOut)))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    scope: TenantScope,
+) -> ApiResult<Json<SigningKeyListOut>> {
+    let keys = state.store.list_ssf_signing_keys(&scope.tenant_id).await?;
+    Ok(Json(SigningKeyListOut {
+        data: keys.iter().map(key_out).collect::<ApiResult<_>>()?,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverIn {
+    pub name: Option<String>,
+    /// Whether the receiver may ask for events about every subject of the tenant.
+    #[serde(default)]
+    pub may_receive_all_subjects: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiverOut {
+    pub id: String,
+    pub name: Option<String>,
+    pub may_receive_all_subjects: bool,
+    pub created_at: String,
+    /// The receiver's bearer token for the stream management API: shown once, at creation.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiverListOut {
+    pub data: Vec<ReceiverOut>,
+}
+
+fn receiver_out(record: &SsfReceiverRecord, token: Option<String>) -> ReceiverOut {
+    ReceiverOut {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        may_receive_all_subjects: record.may_receive_all_subjects,
+        created_at: format_time(record.created_at),
+        token,
+    }
+}
+
+/// Issue an SSF receiver (a stream client) its bearer token.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/ssf/receivers", tag = "shared-signals",
+    request_body(content = Option<ReceiverIn>), responses((status = 201, body = ReceiverOut)))]
+pub async fn create_receiver(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    OptionalJsonIn(input): OptionalJsonIn<ReceiverIn>,
+) -> ApiResult<(StatusCode, Json<ReceiverOut>)> {
+    if input.name.as_ref().is_some_and(|name| name.len() > 200) {
+        return Err(ApiError::invalid("/name", "at most 200 bytes"));
+    }
+    let token = format!("hssf_{}", generate_source_secret());
+    let record = SsfReceiverRecord {
+        id: prefixed_id("rcv"),
+        tenant_id: scope.tenant_id.clone(),
+        name: input.name,
+        token_hash: hash_api_key(&token),
+        may_receive_all_subjects: input.may_receive_all_subjects,
+        created_at: state.clock.now(),
+    };
+    state.store.create_ssf_receiver(record.clone()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(receiver_out(&record, Some(token))),
+    ))
+}
+
+/// The tenant's SSF receivers (without their tokens).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/ssf/receivers", tag = "shared-signals",
+    responses((status = 200, body = ReceiverListOut)))]
+pub async fn list_receivers(
+    State(state): State<AppState>,
+    scope: TenantScope,
+) -> ApiResult<Json<ReceiverListOut>> {
+    let receivers = state.store.list_ssf_receivers(&scope.tenant_id).await?;
+    Ok(Json(ReceiverListOut {
+        data: receivers
+            .iter()
+            .map(|record| receiver_out(record, None))
+            .collect(),
+    }))
+}
+
+// ---- public: transmitter metadata and JWKS ----------------------------------------------------
+
+/// The base URL the caller reached Herald at: the transmitter's issuer and its endpoints are
+/// built from it, so the metadata is right behind whatever name receivers use.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|value| value.to_str().ok())
+    {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
+}
+
+fn issuer(headers: &HeaderMap, tenant_id: &str) -> String {
+    format!("{}/ssf/{tenant_id}", base_url(headers))
+}
+
+async fn require_tenant(state: &AppState, tenant_id: &str) -> ApiResult<()> {
+    match state.store.get_tenant(tenant_id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::NotFound(format!("tenant {tenant_id:?}"))),
+    }
+}
+
+fn requestable_events() -> Vec<String> {
+    SsfEventType::ALL
+        .into_iter()
+        .filter(|event_type| event_type.is_requestable())
+        .map(SsfEventType::uri)
+        .collect()
+}
+
+/// SSF 1.0 §7.1: transmitter configuration metadata, at the issuer's well-known URL (§7.2.1:
+/// `/.well-known/ssf-configuration` inserted between the host and the issuer's path).
+async fn configuration(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    require_tenant(&state, &tenant_id).await?;
+    let issuer = issuer(&headers, &tenant_id);
+    Ok(Json(json!({
+        "spec_version": "1_0",
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/jwks.json"),
+        "delivery_methods_supported": [PUSH_METHOD, POLL_METHOD],
+        "configuration_endpoint": format!("{issuer}/streams"),
+        "status_endpoint": format!("{issuer}/streams/status"),
+        "add_subject_endpoint": format!("{issuer}/streams/subjects/add"),
+        "remove_subject_endpoint": format!("{issuer}/streams/subjects/remove"),
+        "verification_endpoint": format!("{issuer}/streams/verify"),
+        "critical_subject_members": [],
+        "authorization_schemes": [{"spec_urn": "urn:ietf:rfc:6750"}],
+        // Receivers name the subjects they want; "all subjects" is granted per receiver.
+        "default_subjects": "NONE",
+    })))
+}
+
+/// The tenant's public signing keys: the current one and those retired within the overlap.
+async fn jwks(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require_tenant(&state, &tenant_id).await?;
+    let now = state.clock.now();
+    let overlap = state.settings.secret_overlap;
+    let keys = state
+        .store
+        .list_ssf_signing_keys(&tenant_id)
+        .await?
+        .iter()
+        .filter(|record| {
+            record
+                .retired_at
+                .is_none_or(|retired_at| retired_at + overlap > now)
+        })
+        .map(load_key)
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(jwk_set(&keys)))
+}
+
+// ---- the receiver's API: streams --------------------------------------------------------------
+
+/// The receiver a stream-management request comes from: its bearer token, issued by the tenant
+/// in the path. A token of another tenant is refused like no token at all.
+struct ReceiverCaller {
+    tenant_id: String,
+    receiver: SsfReceiverRecord,
+}
+
+async fn receiver_caller(
+    state: &AppState,
+    tenant_id: &str,
+    headers: &HeaderMap,
+) -> ApiResult<ReceiverCaller> {
+    let token = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty() && token.len() <= 256)
+        .ok_or(ApiError::Unauthorized)?;
+    let receiver = state
+        .store
+        .find_ssf_receiver_by_token(&hash_api_key(token))
+        .await?
+        .filter(|receiver| receiver.tenant_id == tenant_id)
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(ReceiverCaller {
+        tenant_id: tenant_id.to_owned(),
+        receiver,
+    })
+}
+
+/// A stream's settings as stored in `SsfStreamRecord::config` (version 1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StreamConfig {
+    v: u32,
+    iss: String,
+    aud: Vec<String>,
+    delivery_method: String,
+    events_requested: Vec<String>,
+    description: Option<String>,
+    min_verification_interval: Option<u64>,
+    all_subjects: bool,
+    /// Unix seconds of the last verification event, for `min_verification_interval`.
+    last_verification_at: Option<i64>,
+    /// Push: the receiver's URL (it passed the SSRF rules when set).
+    #[serde(default)]
+    push_endpoint_url: Option<String>,
+    /// Push: the `Authorization` value the receiver asked SETs to carry (SSF 1.0 §8.1.1,
+    /// `delivery.authorization_header`).
+    #[serde(default)]
+    push_authorization_header: Option<String>,
+}
+
+impl StreamConfig {
+    fn events_delivered(&self) -> Vec<String> {
+        let supported = requestable_events();
+        self.events_requested
+            .iter()
+            .filter(|uri| supported.contains(uri))
+            .cloned()
+            .collect()
+    }
+
+    fn wants(&self, event_type: SsfEventType) -> bool {
+        let uri = event_type.uri();
+        self.events_requested.contains(&uri)
+    }
+}
+
+fn parse_config(record: &SsfStreamRecord) -> ApiResult<StreamConfig> {
+    serde_json::from_str(&record.config)
+        .map_err(|error| ApiError::Internal(format!("stream {} config: {error}", record.id)))
+}
+
+fn config_text(config: &StreamConfig) -> ApiResult<String> {
+    serde_json::to_string(config).map_err(|error| ApiError::Internal(error.to_string()))
+}
+
+fn delivery_url(config: &StreamConfig, stream_id: &str) -> String {
+    match &config.push_endpoint_url {
+        Some(url) if config.delivery_method == PUSH_METHOD => url.clone(),
+        _ => format!("{}/streams/poll/{stream_id}", config.iss),
+    }
+}
+
+/// SSF 1.0 §8.1.1: the stream configuration as the receiver sees it.
+fn stream_out(record: &SsfStreamRecord, config: &StreamConfig) -> Value {
+    let mut out = json!({
+        "stream_id": record.id,
+        "iss": config.iss,
+        "aud": if config.aud.len() == 1 { Value::from(config.aud[0].clone()) } else { Value::from(config.aud.clone()) },
+        "delivery": {"method": config.delivery_method, "endpoint_url": delivery_url(config, &record.id)},
+        "events_supported": requestable_events(),
+        "events_requested": config.events_requested,
+        "events_delivered": config.events_delivered(),
+    });
+    if let Some(object) = out.as_object_mut() {
+        if let Some(interval) = config.min_verification_interval {
+            object.insert("min_verification_interval".to_owned(), interval.into());
+        }
+        if let Some(description) = &config.description {
+            object.insert("description".to_owned(), description.clone().into());
+        }
+    }
+    out
+}
+
+fn bad_request(path: &str, message: &str) -> ApiError {
+    ApiError::BadRequest(format!("{path}: {message}"))
+}
+
+fn string_member(body: &Map<String, Value>, name: &str) -> ApiResult<Option<String>> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if text.len() <= 2_000 => Ok(Some(text.clone())),
+        Some(Value::String(_)) => Err(bad_request(&format!("/{name}"), "is too long")),
+        Some(_) => Err(bad_request(&format!("/{name}"), "must be a string")),
+    }
+}
+
+fn object_body(body: Value) -> ApiResult<Map<String, Value>> {
+    match body {
+        Value::Object(object) => Ok(object),
+        _ => Err(bad_request("", "the body must be a JSON object")),
+    }
+}
+
+/// Applies the receiver-supplied members of a stream configuration (SSF 1.0 §8.1.1.1/§8.1.1.3);
+/// transmitter-supplied members (`stream_id`, `iss`, `aud`, `events_supported`, `events_delivered`)
+/// are ignored when sent back, as the spec lets a receiver echo a whole configuration.
+fn apply_receiver_members(
+    state: &AppState,
+    config: &mut StreamConfig,
+    body: &Map<String, Value>,
+    receiver: &SsfReceiverRecord,
+    replace: bool,
+) -> ApiResult<()> {
+    if replace || body.contains_key("events_requested") {
+        config.events_requested = match body.get("events_requested") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) if items.len() <= MAX_ITEMS => items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    item.as_str().map(str::to_owned).ok_or_else(|| {
+                        bad_request(
+                            &format!("/events_requested/{index}"),
+                            "must be an event type URI",
+                        )
+                    })
+                })
+                .collect::<ApiResult<_>>()?,
+            Some(_) => {
+                return Err(bad_request(
+                    "/events_requested",
+                    "must be an array of at most 100 event type URIs",
+                ));
+            }
+        };
+    }
+    if let Some(delivery) = body.get("delivery") {
+        let method = delivery
+            .get("method")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad_request("/delivery/method", "is required"))?;
+        match method {
+            POLL_METHOD => {
+                config.delivery_method = POLL_METHOD.to_owned();
+                config.push_endpoint_url = None;
+                config.push_authorization_header = None;
+            }
+            PUSH_METHOD => {
+                let url = delivery
+                    .get("endpoint_url")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        bad_request(
+                            "/delivery/endpoint_url",
+                            "a push stream needs the receiver's URL",
+                        )
+                    })?;
+                // The receiver chooses where Herald connects: the same SSRF rules as endpoints.
+                state.network_policy.check_url(url).map_err(|refused| {
+                    bad_request("/delivery/endpoint_url", &refused.to_string())
+                })?;
+                let authorization = match delivery.get("authorization_header") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(value))
+                        if value.len() <= 4_096 && http::HeaderValue::from_str(value).is_ok() =>
+                    {
+                        Some(value.clone())
+                    }
+                    Some(_) => {
+                        return Err(bad_request(
+                            "/delivery/authorization_header",
+                            "must be a header value",
+                        ));
+                    }
+                };
+                config.delivery_method = PUSH_METHOD.to_owned();
+                config.push_endpoint_url = Some(url.to_owned());
+                config.push_authorization_header = authorization;
+            }
+            _ => {
+                return Err(bad_request(
+                    "/delivery/method",
+                    "unsupported delivery method",
+                ));
+            }
+        }
+    } else if replace {
+        config.delivery_method = POLL_METHOD.to_owned();
+        config.push_endpoint_url = None;
+        config.push_authorization_header = None;
+    }
+    if replace || body.contains_key("description") {
+        config.description = string_member(body, "description")?;
+    }
+    if replace || body.contains_key("min_verification_interval") {
+        config.min_verification_interval = match body.get("min_verification_interval") {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(value.as_u64().ok_or_else(|| {
+                bad_request(
+                    "/min_verification_interval",
+                    "must be a whole number of seconds",
+                )
+            })?),
+        };
+    }
+    // Herald's extension member: ask for every subject of the tenant, when the tenant allows it.
+    if replace || body.contains_key("all_subjects") {
+        let all_subjects = match body.get("all_subjects") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(flag)) => *flag,
+            Some(_) => return Err(bad_request("/all_subjects", "must be a boolean")),
+        };
+        if all_subjects && !receiver.may_receive_all_subjects {
+            return Err(ApiError::Forbidden(
+                "this receiver may not receive events about every subject",
+            ));
+        }
+        config.all_subjects = all_subjects;
+    }
+    Ok(())
+}
+
+async fn receiver_streams(
+    state: &AppState,
+    caller: &ReceiverCaller,
+) -> ApiResult<Vec<SsfStreamRecord>> {
+    let streams = state.store.list_ssf_streams(&caller.tenant_id).await?;
+    Ok(streams
+        .into_iter()
+        .filter(|stream| stream.receiver_id == caller.receiver.id)
+        .collect())
+}
+
+/// The caller's stream `stream_id`; a stream of another receiver is not found.
+async fn receiver_stream(
+    state: &AppState,
+    caller: &ReceiverCaller,
+    stream_id: Option<&str>,
+) -> ApiResult<SsfStreamRecord> {
+    let stream_id = stream_id.ok_or_else(|| bad_request("/stream_id", "is required"))?;
+    receiver_streams(state, caller)
+        .await?
+        .into_iter()
+        .find(|stream| stream.id == stream_id)
+        .ok_or_else(|| ApiError::NotFound(format!("stream {stream_id:?}")))
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    stream_id: Option<String>,
+}
+
+/// SSF 1.0 §8.1.1.1: create a stream; 201 with its configuration.
+async fn create_stream(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+    JsonIn(body): JsonIn<Value>,
+) -> ApiResult<Response> {
+    let caller = receiver_caller(&state, &tenant_id, &headers).await?;
+    let body = object_body(body)?;
+    let now = state.clock.now();
+    let stream_id = prefixed_id("str");
+    let mut config = StreamConfig {
+        v: 1,
+        iss: issuer(&headers, &tenant_id),
+        // SSF 1.0 §8.1.1: aud is transmitter-supplied; each stream is its own audience here, so a
+        // SET of one stream cannot be replayed to another.
+        aud: vec![format!(
+            "{}/streams/{stream_id}",
+            issuer(&headers, &tenant_id)
+        )],
+        delivery_method: POLL_METHOD.to_owned(),
+        events_requested: Vec::new(),
+        description: None,
+        min_verification_interval: None,
+        all_subjects: false,
+        last_verification_at: None,
+        push_endpoint_url: None,
+        push_authorization_header: None,
+    };
+    apply_receiver_members(&state, &mut config, &body, &caller.receiver, true)?;
+    // A stream is useless without a key to sign its SETs; make the tenant's first one now.
+    current_signing_key(&state, &tenant_id).await?;
+    let record = SsfStreamRecord {
+        id: stream_id,
+        tenant_id: tenant_id.clone(),
+        receiver_id: caller.receiver.id.clone(),
+        config: config_text(&config)?,
+        status: "enabled".to_owned(),
+        status_reason: None,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_ssf_stream(record.clone()).await?;
+    Ok((StatusCode::CREATED, Json(stream_out(&record, &config))).into_response())
+}
+
+/// SSF 1.0 §8.1.1.2: read one stream (`?stream_id=`) or every stream of the receiver.
+async fn read_streams(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    Query(query): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = receiver_caller(&state, &tenant_id, &headers).await?;
+    if query.stream_id.is_some() {
+        let record = receiver_stream(&state, &caller, query.stream_id.as_deref()).await?;
+        return Ok(Json(stream_out(&record, &parse_config(&record)?)));
+    }
+    let streams = receiver_streams(&state, &caller).await?;
+    let out = streams
+        .iter()
+        .map(|record| Ok(stream_out(record, &parse_config(record)?)))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(Value::from(out)))
+}
+
+async fn change_stream(
+    state: AppState,
+    tenant_id: String,
+    headers: HeaderMap,
+    body: Value,
+    replace: bool,
+) -> ApiResult<Json<Value>> {
+    let caller = receiver_caller(&state, &tenant_id, &headers).await?;
+    let body = object_body(body)?;
+    let stream_id = string_member(&body, "stream_id")?;
+    let mut record = receiver_stream(&state, &caller, stream_id.as_deref()).await?;
+    let mut config = parse_config(&record)?;
+    apply_receiver_members(&state, &mut config, &body, &caller.receiver, replace)?;
+    record.config = config_text(&config)?;
+    record.updated_at = state.clock.now();
+    state.store.update_ssf_stream(record.clone()).await?;
+    Ok(Json(stream_out(&record, &config)))
+}
+
+/// SSF 1.0 §8.1.1.3: update the members sent; 200 with the new configuration.
+async fn update_stream(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+    JsonIn(body): JsonIn<Value>,
+) -> ApiResult<Json<Value>> {
+    change_stream(state, tenant_id, headers, body, false).await
+}
+
+/// SSF 1.0 §8.1.1.4: replace the receiver-supplied members; 200 with the new configuration.
+async fn replace_stream(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+    JsonIn(body): JsonIn<Value>,
+) -> ApiResult<Json<Value>> {
+    change_stream(state, tenant_id, headers, body, true).await
+}
+
+/// SSF 1.0 §8.1.1.5: delete a stream with its subjects and undelivered SETs; 204.
+async fn delete_stream(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    Query(query): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let caller = receiver_caller(&state, &tenant_id, &headers).await?;
+    let record = receiver_stream(&state, &caller, query.stream_id.as_deref()).await?;
+    state
+        .store
+        .delete_ssf_stream(&tenant_id, &record.id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn status_out(record: &SsfStreamRecord) -> Value {
+    let mut out = json!({"stream_id": record.id, "status": record.status});
+    if let (Some(reason), Some(object)) = (&record.status_reason, out.as_object_mut()) {
+        object.insert("reason".to_owned(), reason.clone().into());
+    }
+    out
+}
+
+/// SSF 1.0 §8.1.2.1: a stream's status.
+async fn read_status(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    Query(query): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = receiver_caller(&state, &tenant_id, &headers).await?;
+    let record = receiver_stream(&state, &caller, query.stream_id.as_deref()).await?;
+    Ok(Json(status_out(&record)))
+}
+
+/// SSF 1.0 §8.1.2.2: set a stream's status. `paused` keeps the SETs it gets meanwhile and hands
+/// them over once enabled again; `disabled` drops what is queued and takes nothing new.
+async fn update_status(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+    JsonIn(body): JsonIn<Value>,
+) -> ApiResult<Json<Value>> {
+    let caller = receiver_caller(&state, &tenant_id, &headers).await?;
+    let body = object_body(body)?;
+    let stream_id = string_member(&body, "stream_id")?;
+    let mut record = receiver_stream(&state, &caller, stream_id.as_deref()).await?;
+    let status =
+        string_member(&body, "status")?.ok_or_else(|| bad_request("/status", "is required"))?;
+    if !["enabled", "paused", "disabled"].contains(&status.as_str()) {
+        return Err(bad_request(
+            "/status",
+            "must be enabled, paused or disabled",
+        ));
+    }
+    record.status = status;
+    record.status_reason = string_member(&body, "reason")?;
+    record.updated_at = state.clock.now();
+    state.store.update_ssf_stream(record.clone()).await?;
+    if record.status == "disabled" {
+        state.store.clear_ssf_queue(&record.id).await?;
+    }
+    if record.status == "enabled" {
+        SETS_QUEUED.notify_waiters();
+        start_pushing(&state, &tenant_id);
+    }
+    Ok(Json(status_out(&record)))
+}
+
+fn subject_of(body: &Map<String, Value>) -> ApiResult<SubjectIdentifier> {
+    let subject = body
+        .get("subject")
+        .ok_or_else(|| bad_request("/subject", "is required"))?;
+    SubjectIdentifier::parse(subject, "/subject")
+        .map_err(|error| ApiError::BadRequest(error.to_string()))
+}
+
+/// SSF 1.0 §8.1.3.2: add a subject; 200.
+async fn add_subject(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+    JsonIn(body): JsonIn<Value>,
+) -> ApiResult<StatusCode> {
+    let caller = receiver_caller(&state, &tenant_id, &headers).await?;
+    let body = object_body(body)?;
+    let record = receiver_stream(
+        &state,
+        &caller,
+        string_member(&body, "stream_id")?.as_deref(),
+    )
+    .await?;
+    let subject = subject_of(&body)?;
+    if state.store.list_ssf_subjects(&record.id).await?.len() >= 10_000 {
+        return Err(ApiError::BadRequest(
+            "a stream holds at most 10000 subjects".to_owned(),
+        ));
+    }
+    state
+        .store
+        .add_ssf_subject(&record.id, &subject.canonical_key())
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+/// SSF 1.0 §8.1.3.3: remove a subject; 204, or 404 when the stream did not hold it.
+async fn remove_subject(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+    JsonIn(body): JsonIn<Value>,
+) -> ApiResult<StatusCode> {
+    let caller = receiver_caller(&state, &tenant_id, &headers).await?;
+    let body = object_body(body)?;
+    let record = receiver_stream(
+        &state,
+        &caller,
+        string_member(&body, "stream_id")?.as_deref(),
+    )
+    .await?;
+    let subject = subject_of(&body)?;
+    if state
+        .store
+        .remove_ssf_subject(&record.id, &subject.canonical_key())
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("subject".to_owned()))
+    }
+}
+
+/// Signs one SET for `record` and returns it queued-ready.
+fn signed_set(
+    key: &TenantSigningKey,
+    record: &SsfStreamRecord,
+    token: SecurityEventToken,
+    now: OffsetDateTime,
+) -> SsfQueuedSet {
+    SsfQueuedSet {
+        stream_id: record.id.clone(),
+        jti: token.jti.clone(),
+        token: key.sign_set(&token.claims()),
+        created_at: now,
+    }
+}
+
+/// SSF 1.0 §8.1.4.2: ask for a verification event; 204. It goes out on the stream like any SET,
+/// with the receiver's `state`, at most once per `min_verification_interval` (429 sooner).
+async fn verify(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+    JsonIn(body): JsonIn<Value>,
+) -> ApiResult<Response> {
+    let caller = receiver_caller(&state, &tenant_id, &headers).await?;
+    let body = object_body(body)?;
+    let mut record = receiver_stream(
+        &state,
+        &caller,
+        string_member(&body, "stream_id")?.as_deref(),
+    )
+    .await?;
+    let mut config = parse_config(&record)?;
+    let now = state.clock.now();
+    if let (Some(interval), Some(last)) = (
+        config.min_verification_interval,
+        config.last_verification_at,
+    ) {
+        let wait = last
+            .saturating_add(i64::try_from(interval).unwrap_or(i64::MAX))
+            .saturating_sub(now.unix_timestamp());
+        if wait > 0 {
+            let mut response = (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(json!({"detail": "verification was requested too recently"})),
+            )
+                .into_response();
+            if let Ok(value) = http::HeaderValue::from_str(&wait.to_string()) {
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, value);
+            }
+            return Ok(response);
+        }
+    }
+    let mut members = Map::new();
+    if let Some(receiver_state) = string_member(&body, "state")? {
+        members.insert("state".to_owned(), receiver_state.into());
+    }
+    let token = SecurityEventToken {
+        issuer: config.iss.clone(),
+        audience: config.aud.clone(),
+        issued_at: now.unix_timestamp(),
+        jti: prefixed_id("set"),
+        transaction_id: None,
+        // SSF 1.0 §8.1.4.1: the verification event's subject is the stream itself.
+        subject: Some(SubjectIdentifier::Opaque {
+            id: record.id.clone(),
+        }),
+        event_type: SsfEventType::SsfVerification,
+        event_members: members,
+    };
+    let key = current_signing_key(&state, &tenant_id).await?;
+    if record.status != "disabled" {
+        state
+            .store
+            .enqueue_ssf_sets(vec![signed_set(&key, &record, token, now)])
+            .await?;
+        SETS_QUEUED.notify_waiters();
+    }
+    config.last_verification_at = Some(now.unix_timestamp());
+    record.config = config_text(&config)?;
+    state.store.update_ssf_stream(record).await?;
+    start_pushing(&state, &tenant_id);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---- poll delivery (RFC 8936) -----------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PollIn {
+    #[serde(rename = "maxEvents")]
+    max_events: Option<usize>,
+    #[serde(rename = "returnImmediately", default)]
+    return_immediately: bool,
+    #[serde(default)]
+    ack: Vec<String>,
+    #[serde(rename = "setErrs", default)]
+    set_errs: HashMap<String, Value>,
+}
+
+/// RFC 8936 §2: acknowledge and report errors for SETs received, then get the next ones. Queued
+/// SETs stay until acknowledged (or reported in `setErrs`): a poll that is lost is answered again.
+async fn poll(
+    State(state): State<AppState>,
+    Path((tenant_id, stream_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    OptionalJsonIn(input): OptionalJsonIn<PollIn>,
+) -> ApiResult<Json<Value>> {
+    let caller = receiver_caller(&state, &tenant_id, &headers).await?;
+    let record = receiver_stream(&state, &caller, Some(&stream_id)).await?;
+    // A push stream's SETs are Herald's to push: polling them would take them out of order.
+    if parse_config(&record)?.delivery_method != POLL_METHOD {
+        return Err(ApiError::BadRequest(
+            "this stream delivers by push (RFC 8935), not poll".to_owned(),
+        ));
+    }
+    // RFC 8936 §2.4: a SET reported in setErrs is acknowledged as received, with an error.
+    let mut done = input.ack;
+    for (jti, error) in input.set_errs {
+        tracing::warn!(stream_id = %record.id, %jti, error = %error, "an SSF receiver reported a SET error");
+        done.push(jti);
+    }
+    if !done.is_empty() {
+        state.store.ack_ssf_sets(&record.id, done).await?;
+    }
+    // RFC 8936 §2.1: maxEvents 0 asks for no SETs (an acknowledgement only).
+    let max_events = input
+        .max_events
+        .unwrap_or(MAX_EVENTS_PER_POLL)
+        .min(MAX_EVENTS_PER_POLL);
+    if max_events == 0 {
+        return Ok(Json(json!({"sets": {}})));
+    }
+    let deadline = tokio::time::Instant::now() + LONGEST_POLL_WAIT;
+    loop {
+        // Registered before reading, so a SET queued between the read and the wait still wakes it.
+        let queued = SETS_QUEUED.notified();
+        tokio::pin!(queued);
+        queued.as_mut().enable();
+        let current = receiver_stream(&state, &caller, Some(&stream_id)).await?;
+        let sets = if current.status == "enabled" {
+            state
+                .store
+                .peek_ssf_sets(&record.id, max_events + 1)
+                .await?
+        } else {
+            Vec::new()
+        };
+        if !sets.is_empty() || input.return_immediately {
+            let more_available = sets.len() > max_events;
+            let sets: Map<String, Value> = sets
+                .into_iter()
+                .take(max_events)
+                .map(|set| (set.jti, Value::from(set.token)))
+                .collect();
+            return Ok(Json(json!({"sets": sets, "moreAvailable": more_available})));
+        }
+        // RFC 8936 §2.1: long polling; the wait is bounded and answered with no SETs at its end.
+        if tokio::time::timeout_at(deadline, queued).await.is_err() {
+            return Ok(Json(json!({"sets": {}, "moreAvailable": false})));
+        }
+    }
+}
+
+// ---- fan-out: published events become SETs ----------------------------------------------------
+
+/// What [`fan_out`] needs of one newly stored event.
+#[derive(Debug, Clone)]
+pub(crate) struct FannedEvent {
+    pub id: String,
+    pub taxonomy: String,
+    pub event_type: String,
+    pub subject: Option<String>,
+    pub occurred_at: OffsetDateTime,
+    pub payload: Value,
+}
+
+impl FannedEvent {
+    pub(crate) fn of(event: &NewEvent) -> Self {
+        FannedEvent {
+            id: event.id.clone(),
+            taxonomy: event.taxonomy.as_str().to_owned(),
+            event_type: event.event_type.clone(),
+            subject: event.subject.clone(),
+            occurred_at: event.occurred_at,
+            payload: event.payload.clone(),
+        }
+    }
+}
+
+/// Queues a signed SET on every stream that wants one of `events`. Called after the events are
+/// stored; a failure here is logged and does not fail the publish (the events are in the log).
+pub(crate) async fn fan_out(state: &AppState, tenant_id: &str, events: Vec<FannedEvent>) {
+    if let Err(error) = try_fan_out(state, tenant_id, events).await {
+        tracing::error!(%tenant_id, %error, "SSF fan-out failed: SETs for these events were not queued");
+    }
+}
+
+async fn try_fan_out(state: &AppState, tenant_id: &str, events: Vec<FannedEvent>) -> ApiResult<()> {
+    let streams = state.store.list_ssf_streams(tenant_id).await?;
+    let live: Vec<(SsfStreamRecord, StreamConfig)> = streams
+        .into_iter()
+        .filter(|stream| stream.status != "disabled")
+        .map(|stream| parse_config(&stream).map(|config| (stream, config)))
+        .collect::<ApiResult<_>>()?;
+    if live.is_empty() {
+        return Ok(());
+    }
+    let now = state.clock.now();
+    let mut subjects_by_stream = HashMap::new();
+    for (stream, config) in &live {
+        if !config.all_subjects {
+            let subjects: Vec<SubjectIdentifier> = state
+                .store
+                .list_ssf_subjects(&stream.id)
+                .await?
+                .iter()
+                .filter_map(|key| serde_json::from_str::<Value>(key).ok())
+                .filter_map(|value| SubjectIdentifier::parse(&value, "").ok())
+                .collect();
+            subjects_by_stream.insert(stream.id.clone(), subjects);
+        }
+    }
+    let mut key = None;
+    let mut queued = Vec::new();
+    for event in &events {
+        for (stream, config) in &live {
+            let catalog_event = CatalogEvent {
+                taxonomy: &event.taxonomy,
+                event_type: &event.event_type,
+                subject: event.subject.as_deref(),
+                payload: &event.payload,
+                occurred_at_unix: event.occurred_at.unix_timestamp(),
+                issuer: &config.iss,
+            };
+            let Some(mapped) = map_catalog_event(&catalog_event) else {
+                continue;
+            };
+            if !config.wants(mapped.event_type) {
+                continue;
+            }
+            let for_stream = config.all_subjects
+                || subjects_by_stream
+                    .get(&stream.id)
+                    .is_some_and(|subjects| subjects.iter().any(|subject| mapped.is_for(subject)));
+            if !for_stream {
+                continue;
+            }
+            if key.is_none() {
+                key = Some(current_signing_key(state, tenant_id).await?);
+            }
+            let Some(signing_key) = &key else { continue };
+            let token = SecurityEventToken {
+                issuer: config.iss.clone(),
+                audience: config.aud.clone(),
+                issued_at: now.unix_timestamp(),
+                jti: prefixed_id("set"),
+                // RFC 8417 §2.2 txn: the Herald event the SET came from, the same for every stream.
+                transaction_id: Some(event.id.clone()),
+                subject: Some(mapped.subject.clone()),
+                event_type: mapped.event_type,
+                event_members: mapped.members.clone(),
+            };
+            queued.push(signed_set(signing_key, stream, token, now));
+        }
+    }
+    if !queued.is_empty() {
+        state.store.enqueue_ssf_sets(queued).await?;
+        SETS_QUEUED.notify_waiters();
+        start_pushing(state, tenant_id);
+    }
+    Ok(())
+}
+
+// ---- push delivery (RFC 8935) -----------------------------------------------------------------
+
+/// Streams being pushed by this process: at most one pusher per stream, so SETs go out in order.
+/// A stream marked `true` got new SETs while its pusher ran, and is drained once more.
+static PUSHING: LazyLock<std::sync::Mutex<HashMap<String, bool>>> = LazyLock::new(Default::default);
+
+/// Starts draining every push stream of the tenant that is not being drained already.
+fn start_pushing(state: &AppState, tenant_id: &str) {
+    let (state, tenant_id) = (state.clone(), tenant_id.to_owned());
+    tokio::spawn(async move {
+        let streams = match state.store.list_ssf_streams(&tenant_id).await {
+            Ok(streams) => streams,
+            Err(error) => {
+                tracing::warn!(%tenant_id, %error, "SSF push: streams could not be read");
+                return;
+            }
+        };
+        for stream in streams {
+            let is_push =
+                parse_config(&stream).is_ok_and(|config| config.delivery_method == PUSH_METHOD);
+            if !is_push || stream.status != "enabled" {
+                continue;
+            }
+            {
+                let Ok(mut pushing) = PUSHING.lock() else {
+                    return;
+                };
+                if let Some(again) = pushing.get_mut(&stream.id) {
+                    *again = true;
+                    continue;
+                }
+                pushing.insert(stream.id.clone(), false);
+            }
+            tokio::spawn(push_stream(
+                state.clone(),
+                stream.tenant_id.clone(),
+                stream.id.clone(),
+            ));
+        }
+    });
+}
+
+/// What one push attempt came to.
+enum PushOutcome {
+    /// RFC 8935 §2.2: the receiver accepted the SET (202; any 2xx is taken as accepted).
+    Accepted,
+    /// RFC 8935 §2.3/§2.4: the receiver rejected this SET (400 with an error code); sending it
+    /// again cannot succeed, so it is dropped and the next one goes.
+    Rejected(String),
+    /// No answer, or one that says to try later: the SET stays first in line.
+    RetryLater(String),
+}
+
+async fn push_one(state: &AppState, config: &StreamConfig, token: &str) -> PushOutcome {
+    let Some(url) = &config.push_endpoint_url else {
+        return PushOutcome::Rejected("the stream has no push URL".to_owned());
+    };
+    // RFC 8935 §2: the SET is the body, as application/secevent+jwt; the answer is JSON.
+    let mut headers = vec![
+        (
+            "content-type".to_owned(),
+            "application/secevent+jwt".to_owned(),
+        ),
+        ("accept".to_owned(), "application/json".to_owned()),
+    ];
+    if let Some(authorization) = &config.push_authorization_header {
+        headers.push(("authorization".to_owned(), authorization.clone()));
+    }
+    let request = herald_delivery::http_client::OutboundRequest {
+        url: url.clone(),
+        headers,
+        body: bytes::Bytes::from(token.to_owned()),
+        timeout: PUSH_TIMEOUT,
+    };
+    match state.hook_client.send(request).await {
+        herald_delivery::http_client::OutboundResult::Responded {
+            status,
+            body_excerpt,
+            ..
+        } => match status {
+            200..=299 => PushOutcome::Accepted,
+            400 => {
+                let code = serde_json::from_str::<Value>(&body_excerpt)
+                    .ok()
+                    .and_then(|answer| answer.get("err").and_then(Value::as_str).map(str::to_owned))
+                    .unwrap_or_else(|| "(no error code)".to_owned());
+                PushOutcome::Rejected(code)
+            }
+            other => PushOutcome::RetryLater(format!("status {other}")),
+        },
+        herald_delivery::http_client::OutboundResult::Failed { error, .. } => {
+            PushOutcome::RetryLater(error.to_string())
+        }
+    }
+}
+
+/// Pushes the stream's queued SETs one at a time, oldest first, until the queue is empty, the
+/// stream is no longer an enabled push stream, or the receiver fails: then waits and tries again.
+async fn push_stream(state: AppState, tenant_id: String, stream_id: String) {
+    let mut n_failures = 0_usize;
+    loop {
+        let stream = match state.store.list_ssf_streams(&tenant_id).await {
+            Ok(streams) => streams.into_iter().find(|stream| stream.id == stream_id),
+            Err(error) => {
+                tracing::warn!(%stream_id, %error, "SSF push: the stream could not be read");
+                None
+            }
+        };
+        let Some(config) = stream
+            .filter(|stream| stream.status == "enabled")
+            .and_then(|stream| parse_config(&stream).ok())
+        else {
+            break;
+        };
+        if config.delivery_method != PUSH_METHOD {
+            break;
+        }
+        let next = match state.store.peek_ssf_sets(&stream_id, 1).await {
+            Ok(sets) => sets.into_iter().next(),
+            Err(error) => {
+                tracing::warn!(%stream_id, %error, "SSF push: the queue could not be read");
+                None
+            }
+        };
+        let Some(set) = next else {
+            // Drained: stop, unless SETs arrived meanwhile.
+            let Ok(mut pushing) = PUSHING.lock() else {
+                return;
+            };
+            if pushing.get(&stream_id).copied().unwrap_or(false) {
+                pushing.insert(stream_id.clone(), false);
+                continue;
+            }
+            pushing.remove(&stream_id);
+            return;
+        };
+        match push_one(&state, &config, &set.token).await {
+            PushOutcome::Accepted => {
+                n_failures = 0;
+                if let Err(error) = state.store.ack_ssf_sets(&stream_id, vec![set.jti]).await {
+                    tracing::warn!(%stream_id, %error, "SSF push: an accepted SET could not be removed");
+                }
+            }
+            PushOutcome::Rejected(code) => {
+                n_failures = 0;
+                tracing::warn!(%stream_id, jti = %set.jti, err = %code, "SSF push: the receiver rejected a SET; it is dropped");
+                if let Err(error) = state.store.ack_ssf_sets(&stream_id, vec![set.jti]).await {
+                    tracing::warn!(%stream_id, %error, "SSF push: a rejected SET could not be removed");
+                }
+            }
+            PushOutcome::RetryLater(why) => {
+                let wait = PUSH_BACKOFF[n_failures.min(PUSH_BACKOFF.len() - 1)];
+                n_failures += 1;
+                tracing::info!(%stream_id, %why, wait_ms = wait.as_millis() as u64, "SSF push: will retry");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+    if let Ok(mut pushing) = PUSHING.lock() {
+        pushing.remove(&stream_id);
+    }
+}

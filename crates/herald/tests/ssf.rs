@@ -1,0 +1,953 @@
+//! Shared Signals end to end (issue 14): a receiver that knows only the SSF spec discovers a
+//! tenant, creates a poll stream, adds subjects, runs verification, receives CAEP and RISC SETs
+//! for events published in each vendor's format, verifies each against the published JWKS with
+//! an independent JOSE implementation (`jsonwebtoken`), pauses, resumes and disables the stream.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use support::{Receiver, Reply, TestApp};
+
+const AUTHGEAR_USER: &str = "b3f1c6a2-5d47-4e0b-9a8e-2f6c1d9e7a43";
+const ASGARDEO_USER: &str = "1801d35e-1339-4c16-9c53-61321cf37fb9";
+const ONEWELCOME_USER: &str = "5c2d8f3e-7a41-4b6e-9d0c-2f1a6b8e4c37";
+const CAEP: &str = "https://schemas.openid.net/secevent/caep/event-type/";
+const RISC: &str = "https://schemas.openid.net/secevent/risc/event-type/";
+const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
+
+fn fixture(path: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../herald-catalog/tests/fixtures")
+        .join(path);
+    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("JSON")
+}
+
+/// Authgear `user.disabled` in Authgear's envelope; its payload carries the user's email.
+fn authgear_user_disabled(id: &str) -> Value {
+    let mut event = fixture("authgear/envelopes/user.session.terminated.json");
+    event["id"] = json!(id);
+    event["type"] = json!("user.disabled");
+    event
+}
+
+fn asgardeo_session_revoked(jti: &str) -> Value {
+    let mut event = fixture("asgardeo/sessionRevoked.json");
+    event["jti"] = json!(jti);
+    event
+}
+
+fn onewelcome(event_id: &str, event_type: &str, user_id: &str) -> Value {
+    json!({
+        "metadata": {
+            "eventId": event_id,
+            "type": event_type,
+            "occurredTime": "2024-06-07T08:41:12.345Z",
+            "category": "public",
+            "aggregateId": event_id,
+            "producerId": "identity-service",
+            "producerInstanceId": "identity-service-7f3a9c",
+            "metadataVersion": "1.0",
+            "payloadVersion": "1.0"
+        },
+        "payload": {"userId": user_id, "clientId": "mobile-banking-ios-7f3a9c"}
+    })
+}
+
+/// A receiver that knows only what the SSF spec tells it: the transmitter's issuer, its metadata
+/// and the bearer token the tenant gave it.
+struct SsfReceiver {
+    http: reqwest::Client,
+    token: String,
+    metadata: Value,
+}
+
+impl SsfReceiver {
+    async fn discover(app: &TestApp, issuer_path: &str, token: &str) -> Self {
+        // SSF 1.0 §7.2.1: the well-known path goes between the host and the issuer's path.
+        let url = format!("{}/.well-known/ssf-configuration{issuer_path}", app.base);
+        let response = app.http.get(&url).send().await.expect("metadata");
+        assert_eq!(response.status().as_u16(), 200);
+        let metadata: Value =
+            serde_json::from_str(&response.text().await.expect("body")).expect("JSON");
+        assert_eq!(metadata["issuer"], format!("{}{issuer_path}", app.base));
+        SsfReceiver {
+            http: app.http.clone(),
+            token: token.to_owned(),
+            metadata,
+        }
+    }
+
+    fn endpoint(&self, name: &str) -> String {
+        self.metadata[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("metadata lacks {name}"))
+            .to_owned()
+    }
+
+    async fn send(&self, method: &str, url: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("sent");
+        let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
+        let text = response.text().await.expect("body");
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            },
+        )
+    }
+
+    async fn poll(&self, poll_url: &str, body: Value) -> Value {
+        let (status, answer) = self.send("POST", poll_url, Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer
+    }
+
+    /// Verifies every SET of a poll answer against the JWKS with `jsonwebtoken` and returns the
+    /// claims by jti.
+    async fn verify_all(&self, answer: &Value, audience: &str) -> BTreeMap<String, Value> {
+        let text = self
+            .http
+            .get(self.endpoint("jwks_uri"))
+            .send()
+            .await
+            .expect("jwks")
+            .text()
+            .await
+            .expect("body");
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text).expect("JWKS");
+        let mut claims_by_jti = BTreeMap::new();
+        for (jti, token) in answer["sets"].as_object().expect("sets") {
+            let token = token.as_str().expect("a SET is a compact JWS");
+            let header = jsonwebtoken::decode_header(token).expect("header");
+            // RFC 8417 §2.3: explicitly typed.
+            assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
+            assert!(
+                [
+                    jsonwebtoken::Algorithm::ES256,
+                    jsonwebtoken::Algorithm::RS256
+                ]
+                .contains(&header.alg),
+                "{:?}",
+                header.alg
+            );
+            let kid = header.kid.expect("kid");
+            let jwk = jwks.find(&kid).expect("the signing key is in the JWKS");
+            let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key");
+            let mut validation = jsonwebtoken::Validation::new(header.alg);
+            validation.set_audience(&[audience]);
+            validation.set_issuer(&[self.endpoint("issuer")]);
+            validation.set_required_spec_claims(&["iss", "aud"]);
+            let decoded =
+                jsonwebtoken::decode::<Value>(token, &key, &validation).expect("the SET verifies");
+            assert_eq!(decoded.claims["jti"], json!(jti));
+            assert!(decoded.claims["iat"].is_i64());
+            assert_eq!(
+                decoded.claims["events"].as_object().expect("events").len(),
+                1,
+                "one event per SET"
+            );
+            claims_by_jti.insert(jti.clone(), decoded.claims);
+        }
+        claims_by_jti
+    }
+}
+
+fn event_types(claims: &BTreeMap<String, Value>) -> Vec<String> {
+    let mut types: Vec<String> = claims
+        .values()
+        .flat_map(|claims| {
+            claims["events"]
+                .as_object()
+                .expect("events")
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    types.sort();
+    types
+}
+
+async fn new_receiver(app: &TestApp, tenant: &str, key: &str, body: Value) -> String {
+    let (status, receiver) = app
+        .call(
+            "POST",
+            &format!("/v1/tenants/{tenant}/ssf/receivers"),
+            Some(key),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{receiver}");
+    receiver["token"].as_str().expect("token").to_owned()
+}
+
+#[tokio::test]
+async fn a_receiver_discovers_streams_verifies_and_receives_signed_caep_and_risc_events() {
+    receiver_journey(&TestApp::spawn().await).await;
+}
+
+/// The same journey on PostgreSQL (the server of tests/cluster.rs), in a database of its own.
+#[tokio::test]
+async fn a_receiver_journey_on_postgresql() {
+    const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+    let database = format!(
+        "herald_ssf_{}_{}",
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        rand::random::<u32>()
+    );
+    let (maintenance, connection) = tokio_postgres::connect(
+        &format!("{POSTGRES_SERVER}/postgres"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL runs on 127.0.0.1:5432 (see tests/cluster.rs)");
+    tokio::spawn(connection);
+    maintenance
+        .batch_execute(&format!("CREATE DATABASE \"{database}\""))
+        .await
+        .expect("database created");
+    let url = format!("{POSTGRES_SERVER}/{database}");
+    let app = TestApp::spawn_with(|options| {
+        options.settings.database = herald::config::Database::Postgres { url, pool_size: 4 };
+    })
+    .await;
+    receiver_journey(&app).await;
+    app.stop().await;
+    let _ = maintenance
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ))
+        .await;
+}
+
+async fn receiver_journey(app: &TestApp) {
+    let acme_key = app.tenant("acme").await;
+    let token = new_receiver(app, "acme", &acme_key, json!({"name": "relying party"})).await;
+    let receiver = SsfReceiver::discover(app, "/ssf/acme", &token).await;
+    assert_eq!(
+        receiver.metadata["delivery_methods_supported"],
+        json!(["urn:ietf:rfc:8935", "urn:ietf:rfc:8936"])
+    );
+    assert_eq!(receiver.metadata["spec_version"], "1_0");
+
+    // Create a poll stream asking for three event types and one Herald does not send.
+    let streams_url = receiver.endpoint("configuration_endpoint");
+    let requested = [
+        format!("{RISC}account-disabled"),
+        format!("{CAEP}session-revoked"),
+        format!("{CAEP}credential-change"),
+        "https://example.com/not-an-ssf-event".to_owned(),
+    ];
+    let (status, stream) = receiver
+        .send("POST", &streams_url, Some(json!({"delivery": {"method": "urn:ietf:rfc:8936"}, "events_requested": requested, "description": "sessions"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stream}");
+    let stream_id = stream["stream_id"].as_str().expect("stream_id").to_owned();
+    let audience = stream["aud"].as_str().expect("aud").to_owned();
+    let poll_url = stream["delivery"]["endpoint_url"]
+        .as_str()
+        .expect("endpoint_url")
+        .to_owned();
+    assert_eq!(stream["iss"], receiver.endpoint("issuer"));
+    assert_eq!(stream["events_delivered"], json!(requested[..3]));
+    assert!(
+        stream["events_supported"]
+            .as_array()
+            .expect("supported")
+            .contains(&json!(format!("{RISC}account-purged")))
+    );
+
+    // A push stream whose URL points into a private network is refused with 400.
+    let (status, refused) = receiver
+        .send("POST", &streams_url, Some(json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://169.254.169.254/latest/meta-data"}})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/delivery/endpoint_url"),
+        "{refused}"
+    );
+
+    // Subjects: the Authgear user by email, the others by iss_sub.
+    let issuer = receiver.endpoint("issuer");
+    let add_url = receiver.endpoint("add_subject_endpoint");
+    for subject in [
+        json!({"format": "email", "email": "ada.lovelace@EXAMPLE.com"}),
+        json!({"format": "iss_sub", "iss": issuer, "sub": ASGARDEO_USER}),
+        json!({"format": "iss_sub", "iss": issuer, "sub": ONEWELCOME_USER}),
+    ] {
+        let (status, answer) = receiver
+            .send(
+                "POST",
+                &add_url,
+                Some(json!({"stream_id": stream_id, "subject": subject})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let (status, answer) = receiver
+        .send("POST", &add_url, Some(json!({"stream_id": stream_id, "subject": {"format": "phone_number", "phone_number": "555"}})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/subject/phone_number"),
+        "{answer}"
+    );
+
+    // Verification.
+    let (status, answer) = receiver
+        .send(
+            "POST",
+            &receiver.endpoint("verification_endpoint"),
+            Some(json!({"stream_id": stream_id, "state": "VGhpcyBpcyBhbiBleGFtcGxl"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
+
+    // One event of each vendor that the stream wants, one for a user it did not add, one of a
+    // type with no SSF counterpart, one OneWelcome device event it did not add the user of.
+    for event in [
+        authgear_user_disabled("0b7c2a40-0000-4000-8000-000000000001"),
+        asgardeo_session_revoked("0b7c2a40-0000-4000-8000-000000000002"),
+        onewelcome(
+            "0b7c2a40-0000-4000-8000-000000000003",
+            "PasswordUpdatedEvent",
+            ONEWELCOME_USER,
+        ),
+        onewelcome(
+            "0b7c2a40-0000-4000-8000-000000000004",
+            "PasswordUpdatedEvent",
+            "9d0c2f1a-6b8e-4c37-5c2d-8f3e7a414b6e",
+        ),
+        onewelcome(
+            "0b7c2a40-0000-4000-8000-000000000005",
+            "IdentityCreatedEvent",
+            ONEWELCOME_USER,
+        ),
+    ] {
+        app.publish("acme", &acme_key, &event).await;
+    }
+
+    let answer = receiver
+        .poll(&poll_url, json!({"returnImmediately": true}))
+        .await;
+    assert_eq!(answer["moreAvailable"], false);
+    let claims = receiver.verify_all(&answer, &audience).await;
+    assert_eq!(
+        event_types(&claims),
+        [
+            format!("{CAEP}credential-change"),
+            format!("{CAEP}session-revoked"),
+            format!("{RISC}account-disabled"),
+            VERIFICATION.to_owned()
+        ]
+    );
+    for set in claims.values() {
+        let (event_type, event) = set["events"]
+            .as_object()
+            .expect("events")
+            .iter()
+            .next()
+            .expect("one");
+        match event_type.as_str() {
+            VERIFICATION => {
+                assert_eq!(event["state"], "VGhpcyBpcyBhbiBleGFtcGxl");
+                assert_eq!(set["sub_id"], json!({"format": "opaque", "id": stream_id}));
+            }
+            uri if uri.ends_with("account-disabled") => {
+                assert_eq!(
+                    set["sub_id"],
+                    json!({"format": "iss_sub", "iss": issuer, "sub": AUTHGEAR_USER})
+                );
+                assert_eq!(set["txn"], "0b7c2a40-0000-4000-8000-000000000001");
+            }
+            uri if uri.ends_with("session-revoked") => {
+                assert_eq!(set["sub_id"]["sub"], ASGARDEO_USER);
+                assert!(event["event_timestamp"].is_i64(), "{event}");
+            }
+            uri if uri.ends_with("credential-change") => {
+                assert_eq!(set["sub_id"]["sub"], ONEWELCOME_USER);
+                assert_eq!(event["credential_type"], "password");
+                assert_eq!(event["change_type"], "update");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    // Unacknowledged SETs come again; maxEvents bounds an answer and says more are there.
+    let again = receiver
+        .poll(
+            &poll_url,
+            json!({"returnImmediately": true, "maxEvents": 1}),
+        )
+        .await;
+    assert_eq!(again["sets"].as_object().expect("sets").len(), 1);
+    assert_eq!(again["moreAvailable"], true);
+    let jtis: Vec<String> = claims.keys().cloned().collect();
+    let (first, rest) = jtis.split_at(1);
+    let set_errs = json!({ first[0].clone(): {"err": "invalid_key", "description": "test"} });
+    let acknowledged = receiver
+        .poll(
+            &poll_url,
+            json!({"ack": rest, "setErrs": set_errs, "returnImmediately": true}),
+        )
+        .await;
+    assert_eq!(
+        acknowledged["sets"],
+        json!({}),
+        "acknowledged and reported SETs are gone"
+    );
+
+    // A long poll is answered as soon as a SET is queued.
+    let long_poll = {
+        let (http, token, url) = (receiver.http.clone(), token.clone(), poll_url.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .expect("poll");
+            let answer: Value =
+                serde_json::from_str(&response.text().await.expect("body")).expect("JSON");
+            (answer, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.publish(
+        "acme",
+        &acme_key,
+        &onewelcome(
+            "0b7c2a40-0000-4000-8000-000000000006",
+            "UserDeviceRegisteredEvent",
+            ONEWELCOME_USER,
+        ),
+    )
+    .await;
+    let (answer, waited) = tokio::time::timeout(Duration::from_secs(15), long_poll)
+        .await
+        .expect("answered")
+        .expect("task");
+    assert!(
+        waited < Duration::from_secs(10),
+        "woken by the SET, not by the poll's deadline: {waited:?}"
+    );
+    let claims = receiver.verify_all(&answer, &audience).await;
+    let device = claims.values().next().expect("one SET");
+    assert_eq!(
+        device["events"][format!("{CAEP}credential-change")]["change_type"],
+        "create"
+    );
+    let jtis: Vec<String> = claims.keys().cloned().collect();
+    receiver
+        .poll(&poll_url, json!({"ack": jtis, "maxEvents": 0}))
+        .await;
+
+    // Paused: SETs are kept, not handed out, until the stream is enabled again.
+    let status_url = receiver.endpoint("status_endpoint");
+    let (status, answer) = receiver
+        .send(
+            "POST",
+            &status_url,
+            Some(json!({"stream_id": stream_id, "status": "paused", "reason": "maintenance"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"stream_id": stream_id, "status": "paused", "reason": "maintenance"})
+    );
+    app.publish(
+        "acme",
+        &acme_key,
+        &authgear_user_disabled("0b7c2a40-0000-4000-8000-000000000007"),
+    )
+    .await;
+    let paused = receiver
+        .poll(&poll_url, json!({"returnImmediately": true}))
+        .await;
+    assert_eq!(paused["sets"], json!({}));
+    let (status, _) = receiver
+        .send(
+            "POST",
+            &status_url,
+            Some(json!({"stream_id": stream_id, "status": "enabled"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let resumed = receiver
+        .poll(&poll_url, json!({"returnImmediately": true}))
+        .await;
+    assert_eq!(
+        event_types(&receiver.verify_all(&resumed, &audience).await),
+        [format!("{RISC}account-disabled")]
+    );
+
+    // Disabled: what was queued is dropped and nothing new is kept.
+    let (status, _) = receiver
+        .send(
+            "POST",
+            &status_url,
+            Some(json!({"stream_id": stream_id, "status": "disabled"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.publish(
+        "acme",
+        &acme_key,
+        &authgear_user_disabled("0b7c2a40-0000-4000-8000-000000000008"),
+    )
+    .await;
+    let (status, _) = receiver
+        .send(
+            "POST",
+            &status_url,
+            Some(json!({"stream_id": stream_id, "status": "enabled"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let after_disable = receiver
+        .poll(&poll_url, json!({"returnImmediately": true}))
+        .await;
+    assert_eq!(after_disable["sets"], json!({}));
+}
+
+#[tokio::test]
+async fn stream_management_follows_the_ssf_status_codes_and_keeps_tenants_apart() {
+    let app = TestApp::spawn().await;
+    let acme_key = app.tenant("acme").await;
+    let other_key = app.tenant("other").await;
+    let token = new_receiver(&app, "acme", &acme_key, json!({})).await;
+    let other_token = new_receiver(&app, "other", &other_key, json!({})).await;
+    let receiver = SsfReceiver::discover(&app, "/ssf/acme", &token).await;
+    let streams_url = receiver.endpoint("configuration_endpoint");
+
+    let (status, stream) = receiver
+        .send(
+            "POST",
+            &streams_url,
+            Some(json!({"events_requested": [format!("{RISC}account-disabled")]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stream}");
+    let stream_id = stream["stream_id"].as_str().expect("id").to_owned();
+
+    // Read one and all.
+    let (status, one) = receiver
+        .send("GET", &format!("{streams_url}?stream_id={stream_id}"), None)
+        .await;
+    assert_eq!(
+        (status, &one["stream_id"]),
+        (StatusCode::OK, &json!(stream_id))
+    );
+    let (status, all) = receiver.send("GET", &streams_url, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(all.as_array().expect("array").len(), 1);
+    // Update keeps what was not sent; replace resets it.
+    let (status, updated) = receiver
+        .send(
+            "PATCH",
+            &streams_url,
+            Some(json!({"stream_id": stream_id, "description": "d"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(
+        updated["events_requested"],
+        json!([format!("{RISC}account-disabled")])
+    );
+    assert_eq!(updated["description"], "d");
+    let (status, replaced) = receiver.send("PUT", &streams_url, Some(json!({"stream_id": stream_id, "events_requested": [format!("{CAEP}session-revoked")]}))).await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(
+        replaced["events_delivered"],
+        json!([format!("{CAEP}session-revoked")])
+    );
+    assert!(replaced.get("description").is_none(), "{replaced}");
+    // All subjects needs the tenant's leave.
+    let (status, answer) = receiver
+        .send(
+            "PATCH",
+            &streams_url,
+            Some(json!({"stream_id": stream_id, "all_subjects": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    // Removing a subject the stream does not hold: 404; holding it: 204.
+    let subject = json!({"format": "opaque", "id": "u-1"});
+    let remove_url = receiver.endpoint("remove_subject_endpoint");
+    let (status, _) = receiver
+        .send(
+            "POST",
+            &remove_url,
+            Some(json!({"stream_id": stream_id, "subject": subject})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = receiver
+        .send(
+            "POST",
+            &receiver.endpoint("add_subject_endpoint"),
+            Some(json!({"stream_id": stream_id, "subject": subject})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = receiver
+        .send(
+            "POST",
+            &remove_url,
+            Some(json!({"stream_id": stream_id, "subject": subject})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // min_verification_interval: a second verification too soon is 429.
+    let verify_url = receiver.endpoint("verification_endpoint");
+    receiver
+        .send(
+            "PATCH",
+            &streams_url,
+            Some(json!({"stream_id": stream_id, "min_verification_interval": 3600})),
+        )
+        .await;
+    let (status, _) = receiver
+        .send("POST", &verify_url, Some(json!({"stream_id": stream_id})))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = receiver
+        .send("POST", &verify_url, Some(json!({"stream_id": stream_id})))
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Nobody else reaches the stream: no token, the tenant's API key, another tenant's receiver.
+    let status_url = format!(
+        "{}?stream_id={stream_id}",
+        receiver.endpoint("status_endpoint")
+    );
+    for credential in [
+        None,
+        Some(acme_key.as_str()),
+        Some(other_token.as_str()),
+        Some("hssf_guess"),
+    ] {
+        let mut request = app.http.get(&status_url);
+        if let Some(credential) = credential {
+            request = request.bearer_auth(credential);
+        }
+        let response = request.send().await.expect("sent");
+        assert_eq!(response.status().as_u16(), 401, "{credential:?}");
+    }
+    let other_receiver = SsfReceiver {
+        http: app.http.clone(),
+        token: other_token.clone(),
+        metadata: receiver.metadata.clone(),
+    };
+    let (status, _) = other_receiver
+        .send(
+            "GET",
+            &format!(
+                "{}/ssf/other/streams/status?stream_id={stream_id}",
+                app.base
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another tenant's receiver does not see the stream"
+    );
+    let (status, _) = app
+        .call(
+            "GET",
+            "/.well-known/ssf-configuration/ssf/nobody",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Delete: 204, then 404.
+    let (status, _) = receiver
+        .send(
+            "DELETE",
+            &format!("{streams_url}?stream_id={stream_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = receiver
+        .send(
+            "DELETE",
+            &format!("{streams_url}?stream_id={stream_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn key_rotation_keeps_the_old_key_published_for_the_overlap() {
+    let app = TestApp::spawn().await;
+    let acme_key = app.tenant("acme").await;
+    let (status, first) = app
+        .call("POST", "/v1/tenants/acme/ssf/keys", Some(&acme_key), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["public_jwk"]["crv"], "P-256");
+    assert!(first["public_jwk"].get("d").is_none(), "no private part");
+    let (status, second) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/ssf/keys",
+            Some(&acme_key),
+            Some(&json!({"alg": "RS256"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_eq!(second["public_jwk"]["kty"], "RSA");
+    let (status, refused) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/ssf/keys",
+            Some(&acme_key),
+            Some(&json!({"alg": "HS256"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let kids = |jwks: &Value| -> Vec<String> {
+        jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|key| key["kid"].as_str().expect("kid").to_owned())
+            .collect()
+    };
+    let (_, jwks) = app.call("GET", "/ssf/acme/jwks.json", None, None).await;
+    assert_eq!(
+        kids(&jwks),
+        [
+            second["kid"].as_str().expect("kid"),
+            first["kid"].as_str().expect("kid")
+        ]
+    );
+    let (_, listed) = app
+        .call("GET", "/v1/tenants/acme/ssf/keys", Some(&acme_key), None)
+        .await;
+    assert!(listed["data"][1]["retired_at"].is_string(), "{listed}");
+    app.advance(Duration::from_secs(25 * 3600));
+    let (_, jwks) = app.call("GET", "/ssf/acme/jwks.json", None, None).await;
+    assert_eq!(
+        kids(&jwks),
+        [second["kid"].as_str().expect("kid")],
+        "the retired key is gone after the overlap"
+    );
+
+    // SETs are now signed with the RS256 key, and verify against the JWKS.
+    let token = new_receiver(&app, "acme", &acme_key, json!({})).await;
+    let receiver = SsfReceiver::discover(&app, "/ssf/acme", &token).await;
+    let (status, stream) = receiver
+        .send(
+            "POST",
+            &receiver.endpoint("configuration_endpoint"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stream}");
+    let stream_id = stream["stream_id"].as_str().expect("id");
+    let (status, _) = receiver
+        .send(
+            "POST",
+            &receiver.endpoint("verification_endpoint"),
+            Some(json!({"stream_id": stream_id})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let poll_url = stream["delivery"]["endpoint_url"].as_str().expect("url");
+    let answer = receiver
+        .poll(poll_url, json!({"returnImmediately": true}))
+        .await;
+    let token = answer["sets"]
+        .as_object()
+        .expect("sets")
+        .values()
+        .next()
+        .expect("one SET");
+    let header = jsonwebtoken::decode_header(token.as_str().expect("JWS")).expect("header");
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    assert_eq!(header.kid.as_deref(), second["kid"].as_str());
+    let claims = receiver
+        .verify_all(&answer, stream["aud"].as_str().expect("aud"))
+        .await;
+    assert_eq!(event_types(&claims), [VERIFICATION]);
+}
+
+/// Verifies one pushed SET with `jsonwebtoken` against the JWKS and returns its claims.
+async fn verify_pushed(app: &TestApp, token: &str, audience: &str) -> Value {
+    let text = app
+        .http
+        .get(format!("{}/ssf/acme/jwks.json", app.base))
+        .send()
+        .await
+        .expect("jwks")
+        .text()
+        .await
+        .expect("body");
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text).expect("JWKS");
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
+    let jwk = jwks.find(&header.kid.expect("kid")).expect("published key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["iss", "aud"]);
+    jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key"),
+        &validation,
+    )
+    .expect("verifies")
+    .claims
+}
+
+#[tokio::test]
+async fn a_push_stream_gets_sets_in_order_retried_until_accepted_and_rejected_ones_dropped() {
+    let app = TestApp::spawn().await;
+    let acme_key = app.tenant("acme").await;
+    let token = new_receiver(&app, "acme", &acme_key, json!({})).await;
+    let ssf = SsfReceiver::discover(&app, "/ssf/acme", &token).await;
+    let mut push_receiver = Receiver::start().await;
+    // RFC 8935: 202 accepts; a 503 is retried; a 400 rejects that SET for good.
+    push_receiver.script([
+        Reply::Status(503),
+        Reply::Status(202),
+        Reply::Status(400),
+        Reply::Status(202),
+    ]);
+    let push_url = push_receiver.url("/ssf/events");
+    let (status, stream) = ssf
+        .send(
+            "POST",
+            &ssf.endpoint("configuration_endpoint"),
+            Some(json!({
+                "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": push_url, "authorization_header": "Bearer rp-secret"},
+                "events_requested": [format!("{RISC}account-disabled"), format!("{CAEP}credential-change")]
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stream}");
+    assert_eq!(
+        stream["delivery"],
+        json!({"method": "urn:ietf:rfc:8935", "endpoint_url": push_url})
+    );
+    let stream_id = stream["stream_id"].as_str().expect("id").to_owned();
+    let audience = stream["aud"].as_str().expect("aud").to_owned();
+    let issuer = ssf.endpoint("issuer");
+    let (status, _) = ssf
+        .send("POST", &ssf.endpoint("add_subject_endpoint"), Some(json!({"stream_id": stream_id, "subject": {"format": "iss_sub", "iss": issuer, "sub": ONEWELCOME_USER}})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The verification SET: refused once with 503, pushed again, accepted.
+    let (status, _) = ssf
+        .send(
+            "POST",
+            &ssf.endpoint("verification_endpoint"),
+            Some(json!({"stream_id": stream_id, "state": "s1"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let first = push_receiver.next().await;
+    let second = push_receiver.next().await;
+    assert_eq!(
+        first.body, second.body,
+        "the same SET is pushed again after a 503"
+    );
+    assert_eq!(second.header("content-type"), "application/secevent+jwt");
+    assert_eq!(second.header("authorization"), "Bearer rp-secret");
+    let verification = verify_pushed(
+        &app,
+        std::str::from_utf8(&second.body).expect("text"),
+        &audience,
+    )
+    .await;
+    assert_eq!(verification["events"][VERIFICATION]["state"], "s1");
+
+    // Two events: the receiver rejects the first (400) and accepts the second, in that order.
+    app.publish(
+        "acme",
+        &acme_key,
+        &onewelcome(
+            "0b7c2a40-0000-4000-8000-000000000011",
+            "PasswordUpdatedEvent",
+            ONEWELCOME_USER,
+        ),
+    )
+    .await;
+    app.publish(
+        "acme",
+        &acme_key,
+        &onewelcome(
+            "0b7c2a40-0000-4000-8000-000000000012",
+            "UserDeviceDeregisteredEvent",
+            ONEWELCOME_USER,
+        ),
+    )
+    .await;
+    let rejected = push_receiver.next().await;
+    let accepted = push_receiver.next().await;
+    let rejected = verify_pushed(
+        &app,
+        std::str::from_utf8(&rejected.body).expect("text"),
+        &audience,
+    )
+    .await;
+    let accepted = verify_pushed(
+        &app,
+        std::str::from_utf8(&accepted.body).expect("text"),
+        &audience,
+    )
+    .await;
+    assert_eq!(rejected["txn"], "0b7c2a40-0000-4000-8000-000000000011");
+    assert_eq!(accepted["txn"], "0b7c2a40-0000-4000-8000-000000000012");
+    assert_eq!(
+        accepted["events"][format!("{CAEP}credential-change")]["change_type"],
+        "delete"
+    );
+    assert!(
+        push_receiver
+            .next_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "the rejected SET is not pushed again"
+    );
+
+    // A push stream cannot be polled: its SETs are Herald's to push, in order.
+    let (status, answer) = ssf
+        .send(
+            "POST",
+            &format!("{issuer}/streams/poll/{stream_id}"),
+            Some(json!({"returnImmediately": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+}
