@@ -434,7 +434,15 @@ async fn receiver_journey(app: &TestApp) {
             (answer, started.elapsed())
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Published once the poll is waiting, so the answer proves the SET woke it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while herald_api::routes::ssf::long_polls_waiting() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the long poll never started waiting"
+        );
+        tokio::task::yield_now().await;
+    }
     app.publish(
         "acme",
         &acme_key,

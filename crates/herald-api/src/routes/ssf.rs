@@ -70,6 +70,30 @@ const MAX_ITEMS: usize = 100;
 /// woken for another stream checks its queue and goes back to waiting.
 static SETS_QUEUED: LazyLock<Notify> = LazyLock::new(Notify::new);
 
+/// Long polls of this process now waiting for a SET, so a test can publish once one is waiting.
+static LONG_POLLS_WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many long polls of this process are waiting for a SET right now.
+pub fn long_polls_waiting() -> usize {
+    LONG_POLLS_WAITING.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Counts a long poll as waiting for as long as it lives (a cancelled request included).
+struct WaitingLongPoll;
+
+impl WaitingLongPoll {
+    fn start() -> Self {
+        LONG_POLLS_WAITING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        WaitingLongPoll
+    }
+}
+
+impl Drop for WaitingLongPoll {
+    fn drop(&mut self) {
+        LONG_POLLS_WAITING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
@@ -1064,7 +1088,10 @@ async fn poll(
             return Ok(Json(json!({"sets": sets, "moreAvailable": more_available})));
         }
         // RFC 8936 §2.1: long polling; the wait is bounded and answered with no SETs at its end.
-        if tokio::time::timeout_at(deadline, queued).await.is_err() {
+        let waiting = WaitingLongPoll::start();
+        let woken = tokio::time::timeout_at(deadline, queued).await;
+        drop(waiting);
+        if woken.is_err() {
             return Ok(Json(json!({"sets": {}, "moreAvailable": false})));
         }
     }
