@@ -49,6 +49,8 @@ macro_rules! conformance_tests {
             sources_are_per_tenant_and_count_their_outcomes,
             an_events_deliveries_are_listed_within_its_tenant,
             ssf_keys_streams_subjects_and_poll_queue,
+            // The console's overview (issue 15).
+            attempts_are_counted_per_minute_within_the_tenant,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -2164,5 +2166,127 @@ pub async fn ssf_keys_streams_subjects_and_poll_queue(store: Arc<dyn Store>) {
     assert_eq!(
         store.list_ssf_streams("acme").await.expect("streams").len(),
         1
+    );
+}
+
+// --- the console's overview (issue 15) ---
+
+pub async fn attempts_are_counted_per_minute_within_the_tenant(store: Arc<dyn Store>) {
+    use crate::models::AttemptMinute;
+    tenant(&store, "acme").await;
+    tenant(&store, "beta").await;
+    store
+        .create_endpoint(endpoint("acme", "ep_a", &["*"], Ordering::None))
+        .await
+        .expect("endpoint");
+    store
+        .create_endpoint(endpoint("beta", "ep_b", &["*"], Ordering::None))
+        .await
+        .expect("endpoint");
+    let acme_events = ["e1", "e2", "e3"].map(|id| event(id, "user.created", None));
+    store
+        .publish("acme", acme_events.to_vec(), at(1))
+        .await
+        .expect("published");
+    store
+        .publish("beta", vec![event("b1", "user.created", None)], at(1))
+        .await
+        .expect("published");
+    let claims = store
+        .claim_due(at(1), 100, Duration::seconds(30))
+        .await
+        .expect("claim");
+    assert_eq!(claims.len(), 4);
+    for claim in &claims {
+        let tenant_id = claim.endpoint.tenant_id.as_str();
+        let endpoint_id = claim.endpoint.id.as_str();
+        let id = claim.delivery_id.as_str();
+        let attempt = match claim.event.id.as_str() {
+            "e1" => outcome(
+                tenant_id,
+                endpoint_id,
+                id,
+                1,
+                NextStep::RetryAt(at(60)),
+                at(5),
+            ),
+            "e2" => outcome(tenant_id, endpoint_id, id, 1, NextStep::Delivered, at(10)),
+            "e3" => {
+                // No answer at all (a refused connection): a failure without a status.
+                let mut refused = outcome(
+                    tenant_id,
+                    endpoint_id,
+                    id,
+                    1,
+                    NextStep::RetryAt(at(900)),
+                    at(30),
+                );
+                refused.attempt.status = None;
+                refused.attempt.error = Some("connection refused".to_owned());
+                refused
+            }
+            _ => outcome(
+                tenant_id,
+                endpoint_id,
+                id,
+                1,
+                NextStep::RetryAt(at(900)),
+                at(20),
+            ),
+        };
+        store.record_attempt(attempt).await.expect("recorded");
+    }
+    let again = store
+        .claim_due(at(60), 100, Duration::seconds(30))
+        .await
+        .expect("claim");
+    assert_eq!(ids(&again, |claim| claim.event.id.as_str()), ["e1"]);
+    store
+        .record_attempt(outcome(
+            "acme",
+            "ep_a",
+            &again[0].delivery_id,
+            2,
+            NextStep::Delivered,
+            at(60),
+        ))
+        .await
+        .expect("recorded");
+
+    let minute = |start: i64, n_attempts: u64, n_failed: u64| AttemptMinute {
+        minute: at(start),
+        n_attempts,
+        n_failed,
+    };
+    assert_eq!(
+        store
+            .count_attempts_per_minute("acme", at(0))
+            .await
+            .expect("counted"),
+        [minute(0, 3, 2), minute(60, 1, 0)],
+        "a minute each, oldest first; no status is a failure"
+    );
+    assert_eq!(
+        store
+            .count_attempts_per_minute("acme", at(60))
+            .await
+            .expect("counted"),
+        [minute(60, 1, 0)],
+        "from `since` on, an attempt started at `since` included"
+    );
+    assert_eq!(
+        store
+            .count_attempts_per_minute("beta", at(0))
+            .await
+            .expect("counted"),
+        [minute(0, 1, 1)],
+        "another tenant's attempts are not counted"
+    );
+    assert!(
+        store
+            .count_attempts_per_minute("nobody", at(0))
+            .await
+            .expect("counted")
+            .is_empty()
     );
 }

@@ -301,4 +301,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn ack_ssf_sets(&self, stream_id: &str, jtis: Vec<String>) -> StoreResult<u64>;
     /// Drops every queued SET of the stream (a disabled stream keeps nothing).
     async fn clear_ssf_queue(&self, stream_id: &str) -> StoreResult<u64>;
+
+    // --- the console's overview (issue 15) ---
+    /// The tenant's delivery attempts started at or after `since`, counted per minute (whole
+    /// UTC minutes), oldest first; minutes without an attempt are left out.
+    async fn count_attempts_per_minute(
+        &self,
+        tenant_id: &str,
+        since: OffsetDateTime,
+    ) -> StoreResult<Vec<crate::models::AttemptMinute>>;
 }
