@@ -1276,6 +1276,18 @@ async fn the_new_forms_need_the_token_keys_need_an_admin_and_other_tenants_are_n
         .await;
     assert_eq!(status, StatusCode::CREATED, "{source}");
     let source_id = source["id"].as_str().expect("id");
+    let (status, hook) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/hooks",
+            Some(&acme_key),
+            Some(&json!({"event_type": "user.pre_create", "url": receiver.url("/hook")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let hook_id = hook["id"].as_str().expect("id");
+    let keys = app.get("/v1/tenants/acme/api-keys", ADMIN_KEY).await;
+    let key_id = keys["data"][0]["id"].as_str().expect("a key").to_owned();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -1321,6 +1333,8 @@ async fn the_new_forms_need_the_token_keys_need_an_admin_and_other_tenants_are_n
             format!("/console/t/acme/sources/{source_id}/delete"),
             vec![],
         ),
+        (format!("/console/t/acme/hooks/{hook_id}/delete"), vec![]),
+        (format!("/console/t/acme/keys/{key_id}/revoke"), vec![]),
     ];
     for (path, fields) in &admin_forms {
         let answer = post(path.clone(), ADMIN_KEY, fields.clone())
@@ -1342,6 +1356,8 @@ async fn the_new_forms_need_the_token_keys_need_an_admin_and_other_tenants_are_n
         Some(1),
         "{sources}"
     );
+    let hooks = app.get("/v1/tenants/acme/hooks", &acme_key).await;
+    assert_eq!(hooks["data"].as_array().map(Vec::len), Some(1), "{hooks}");
     let (status, _) = app
         .call(
             "GET",
@@ -1388,6 +1404,7 @@ async fn the_new_forms_need_the_token_keys_need_an_admin_and_other_tenants_are_n
     // Another tenant's things are not found, on the confirmation pages as on the forms.
     for path in [
         format!("/console/t/acme/endpoints/{endpoint_id}/delete"),
+        format!("/console/t/acme/hooks/{hook_id}/delete"),
         format!("/console/t/acme/sources/{source_id}/delete"),
         format!("/console/t/acme/sources/{source_id}/rotate"),
         "/console/t/acme/ssf".to_owned(),
