@@ -986,8 +986,11 @@ async fn a_new_user_does_the_quickstart_in_the_console_alone() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked");
 
-    // An endpoint at the test's receiver, its secret shown once.
-    browser.click_link("Endpoints").await;
+    // An endpoint at the test's receiver, its secret shown once: the overview of a tenant
+    // without endpoints says where to start.
+    browser.click_link("Overview").await;
+    browser.click_link("Create an endpoint").await;
+    assert_eq!(browser.path().await, "/console/t/quick/endpoints");
     browser.fill("new_url", &receiver.url("/quickstart")).await;
     browser.click_button("Create endpoint").await;
     let secret = browser

@@ -113,6 +113,20 @@ pub async fn page(
     } else {
         cards
     };
+    // A tenant with nowhere to deliver yet gets the quickstart's steps, each a link.
+    let getting_started = if endpoints.is_empty() {
+        format!(
+            "<h2>Getting started</h2><ol class=\"list\" id=\"getting-started\">\
+             <li><a href=\"/console/t/{tenant}/endpoints\">Create an endpoint</a>: the URL that \
+             receives this tenant's events (its signing secret is shown once).</li>\
+             <li><a href=\"/console/t/{tenant}/publish\">Publish an event</a>: a catalog type's \
+             example, as your identity platform would send it.</li>\
+             <li>Follow it in the <a href=\"/console/t/{tenant}/events\">event log</a> to its \
+             delivery and each attempt.</li></ol>"
+        )
+    } else {
+        String::new()
+    };
     let mut attention = String::new();
     for endpoint in endpoints
         .iter()
@@ -139,7 +153,7 @@ pub async fn page(
         "Overview",
         Some(&chrome),
         &format!(
-            "<div class=\"cards\">{cards}</div><h2>The last hour</h2><div class=\"charts\">{events_chart}{deliveries_chart}{failure_chart}</div>\
+            "{getting_started}<div class=\"cards\">{cards}</div><h2>The last hour</h2><div class=\"charts\">{events_chart}{deliveries_chart}{failure_chart}</div>\
              <h2>Endpoints that need attention</h2>\
              <ul class=\"list\">{attention}</ul><p><a href=\"/console/t/{tenant}/events\">Open the event log</a></p>"
         ),
