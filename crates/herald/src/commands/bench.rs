@@ -19,6 +19,8 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+use crate::commands::bench_callgrind;
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -47,6 +49,10 @@ pub struct BenchArgs {
     /// each subscribed to a type nobody publishes.
     #[arg(long, global = true, default_value_t = 0)]
     idle_endpoints: usize,
+    /// Run each server under `valgrind --tool=callgrind`, its profiles written to this directory,
+    /// and report the instructions it executed from the first publish to the last delivery.
+    #[arg(long, global = true)]
+    callgrind: Option<std::path::PathBuf>,
 }
 
 /// The servers under test, and the PostgreSQL database made for them.
@@ -54,6 +60,8 @@ struct Cluster {
     nodes: Vec<ServerProcess>,
     /// The SQLite file or PostgreSQL URL every node serves.
     database: std::ffi::OsString,
+    /// Where callgrind profiles go, when the nodes run under it.
+    callgrind: Option<std::path::PathBuf>,
     postgres: Option<(String, String)>,
     _directory: tempfile::TempDir,
 }
@@ -66,10 +74,12 @@ impl Cluster {
                 bail!("--nodes needs --postgres: one SQLite file belongs to one process");
             }
             let database = directory.path().join("bench.db");
-            let node = ServerProcess::start(database.as_os_str(), admin_key)?;
+            let node =
+                ServerProcess::start(database.as_os_str(), admin_key, args.callgrind.as_deref())?;
             return Ok(Cluster {
                 nodes: vec![node],
                 database: database.into_os_string(),
+                callgrind: args.callgrind.clone(),
                 postgres: None,
                 _directory: directory,
             });
@@ -89,16 +99,19 @@ impl Cluster {
         let mut nodes = vec![ServerProcess::start(
             std::ffi::OsStr::new(&database_url),
             admin_key,
+            args.callgrind.as_deref(),
         )?];
         for _ in 1..args.nodes.max(1) {
             nodes.push(ServerProcess::start(
                 std::ffi::OsStr::new(&database_url),
                 admin_key,
+                args.callgrind.as_deref(),
             )?);
         }
         Ok(Cluster {
             nodes,
             database: database_url.into(),
+            callgrind: args.callgrind.clone(),
             postgres: Some((server_url.clone(), name)),
             _directory: directory,
         })
@@ -115,8 +128,11 @@ impl Cluster {
         self.nodes.clear();
         work(self.database.clone()).await?;
         for _ in 0..n_nodes {
-            self.nodes
-                .push(ServerProcess::start(&self.database, admin_key)?);
+            self.nodes.push(ServerProcess::start(
+                &self.database,
+                admin_key,
+                self.callgrind.as_deref(),
+            )?);
         }
         Ok(())
     }
@@ -263,8 +279,22 @@ impl Drop for ServerProcess {
 }
 
 impl ServerProcess {
-    fn start(database: &std::ffi::OsStr, admin_key: &str) -> anyhow::Result<Self> {
-        let mut child = Command::new(std::env::current_exe()?)
+    fn start(
+        database: &std::ffi::OsStr,
+        admin_key: &str,
+        callgrind: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let herald = std::env::current_exe()?;
+        let mut command = match callgrind {
+            Some(directory) => {
+                let (program, arguments) = bench_callgrind::wrapper(directory);
+                let mut command = Command::new(program);
+                command.args(arguments).arg(&herald);
+                command
+            }
+            None => Command::new(&herald),
+        };
+        let mut child = command
             .args([
                 "serve",
                 "--listen",
@@ -435,6 +465,11 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
             .await?;
     }
     let bases = cluster.bases();
+    if cluster.callgrind.is_some() {
+        for pid in cluster.pids() {
+            bench_callgrind::zero(pid)?;
+        }
+    }
 
     eprintln!(
         "{name}: publishing {n_events} events to {n_endpoints} endpoint(s) with {} publishers...",
@@ -483,6 +518,16 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
         let _ = tokio::time::timeout(Duration::from_millis(500), state.progress.notified()).await;
     }
     let (peak_rss_mib, cpu_seconds) = cluster.usage();
+    let instructions = match &cluster.callgrind {
+        Some(directory) => Some(
+            cluster
+                .pids()
+                .into_iter()
+                .map(|pid| bench_callgrind::dump_instructions(directory, pid))
+                .sum::<anyhow::Result<u64>>()?,
+        ),
+        None => None,
+    };
     cluster.stop().await;
     let arrivals = state
         .arrivals
@@ -513,6 +558,8 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
         "latency_ms": {"p50": percentile(&latencies, 0.50), "p90": percentile(&latencies, 0.90), "p99": percentile(&latencies, 0.99), "max": percentile(&latencies, 1.0)},
         "server_peak_rss_mib": peak_rss_mib,
         "server_cpu_seconds": cpu_seconds,
+        "server_instructions": instructions,
+        "instructions_per_delivery": instructions.map(|count| count as f64 / delivered_unique.max(1) as f64),
         "wall_seconds": delivery_seconds,
     }))
 }
@@ -1042,6 +1089,12 @@ fn print_table(report: &Value) {
         number(&report["server_peak_rss_mib"]),
         number(&report["server_cpu_seconds"])
     );
+    if let Some(instructions) = report["server_instructions"].as_u64() {
+        println!(
+            "callgrind           {instructions} instructions, {} per delivery",
+            number(&report["instructions_per_delivery"])
+        );
+    }
 }
 
 fn print_backlog_table(report: &Value) {
