@@ -1371,6 +1371,41 @@ async fn the_new_forms_need_the_token_keys_need_an_admin_and_other_tenants_are_n
         .await;
     assert_eq!(status, StatusCode::OK);
 
+    // The console publishes within the API's body limit (256 KiB here), with the token.
+    let admin_page = client
+        .get(format!("{}/console/t/acme/publish", app.base))
+        .header("cookie", cookie(ADMIN_KEY))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("html");
+    let admin_token = admin_page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a csrf field")
+        .to_owned();
+    let oversized = json!({
+        "type": "PasswordUpdatedEvent",
+        "payload": {"userId": ALICE, "padding": "x".repeat(300 * 1024)}
+    });
+    let answer = post(
+        "/console/t/acme/publish".to_owned(),
+        ADMIN_KEY,
+        vec![("csrf", admin_token), ("document", oversized.to_string())],
+    )
+    .await
+    .expect("sent");
+    assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = answer.text().await.expect("html");
+    assert!(
+        page.contains("larger than the limit of 262144 bytes"),
+        "{page}"
+    );
+    assert!(app.events("acme", &acme_key, None).await.is_empty());
+
     // A tenant key, with its own page's token, still may not make tenants or keys.
     let page = client
         .get(format!("{}/console/t/acme/endpoints", app.base))

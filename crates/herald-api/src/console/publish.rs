@@ -190,17 +190,27 @@ pub async fn publish(
     Form(form): Form<PublishForm>,
 ) -> ConsoleResult<Response> {
     console.session.check_csrf(form.csrf.as_deref())?;
-    let outcome = match parse_json(form.document.as_bytes()) {
-        Ok(document) => {
-            crate::routes::events::publish_documents(
-                &state,
-                &console.tenant_id,
-                vec![(document, String::new())],
-                None,
-            )
-            .await
+    // The API's limit on an event's body holds here too: the form's own limit (axum's default
+    // for any form) is larger, and the console must not be a way around it.
+    let limit = state.settings.max_body_bytes;
+    let outcome = if form.document.len() > limit {
+        Err(ApiError::invalid(
+            "",
+            format!("the event is larger than the limit of {limit} bytes"),
+        ))
+    } else {
+        match parse_json(form.document.as_bytes()) {
+            Ok(document) => {
+                crate::routes::events::publish_documents(
+                    &state,
+                    &console.tenant_id,
+                    vec![(document, String::new())],
+                    None,
+                )
+                .await
+            }
+            Err(error) => Err(error),
         }
-        Err(error) => Err(error),
     };
     let problems = match outcome {
         Ok(published) => {
