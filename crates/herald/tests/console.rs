@@ -1156,6 +1156,16 @@ async fn endpoints_hooks_and_sources_are_managed_and_ssf_streams_listed() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{stream}");
     let stream_id = stream["stream_id"].as_str().expect("stream_id").to_owned();
+    // A verification request queues one SET for the receiver to poll.
+    let (status, verified) = app
+        .call(
+            "POST",
+            "/ssf/acme/streams/verify",
+            Some(token),
+            Some(&json!({"stream_id": stream_id})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{verified}");
 
     let browser = Browser::start().await;
     browser.sign_in(&app.base, &acme_key).await;
@@ -1175,6 +1185,15 @@ async fn endpoints_hooks_and_sources_are_managed_and_ssf_streams_listed() {
     assert!(ssf_page.contains(&stream_id), "{ssf_page}");
     assert!(ssf_page.contains("poll (RFC 8936)"), "{ssf_page}");
     assert!(ssf_page.contains("sessions"), "{ssf_page}");
+    let queued = browser
+        .client
+        .find(Locator::Css("main table tbody tr td.num"))
+        .await
+        .expect("the queued count")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(queued, "1", "the verification SET waits: {ssf_page}");
     assert!(!browser.client.source().await.expect("html").contains(token));
     browser.screenshot("ssf.png").await;
 
