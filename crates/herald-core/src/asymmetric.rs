@@ -24,6 +24,8 @@ use crate::signing::{ReceivedStandardHeaders, VerifyError, check_timestamp, pars
 
 /// The version tag of an asymmetric (Ed25519) Standard Webhooks signature.
 pub const ASYMMETRIC_SIGNATURE_VERSION: &str = "v1a";
+/// The JWS `alg` of these keys in the tenant key store (RFC 8037 §3.1).
+pub const JWS_ALGORITHM: &str = "EdDSA";
 /// The prefix of a serialised public key.
 pub const PUBLIC_KEY_PREFIX: &str = "whpk_";
 

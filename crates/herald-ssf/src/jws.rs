@@ -36,7 +36,7 @@ impl JwsAlgorithm {
         match self {
             Self::Es256 => "ES256",
             Self::Rs256 => "RS256",
-            Self::EdDsa => "EdDSA",
+            Self::EdDsa => herald_core::asymmetric::JWS_ALGORITHM,
         }
     }
 

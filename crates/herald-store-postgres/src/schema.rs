@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use crate::rows::{get, map_backend};
 
 /// The migrations, in order: (version, name, SQL). Versions are never reused or rewritten.
-const MIGRATIONS: [(i32, &str, &str); 8] = [
+const MIGRATIONS: [(i32, &str, &str); 9] = [
     (
         1,
         "0001_initial",
@@ -48,6 +48,11 @@ const MIGRATIONS: [(i32, &str, &str); 8] = [
         include_str!("../migrations/0007_sources.sql"),
     ),
     (8, "0008_ssf", include_str!("../migrations/0008_ssf.sql")),
+    (
+        10,
+        "0010_endpoint_v1a",
+        include_str!("../migrations/0010_endpoint_v1a.sql"),
+    ),
 ];
 
 /// The advisory lock key migrations hold ("herald" in ASCII). It uses PostgreSQL's one-`bigint`
@@ -79,8 +84,14 @@ pub(crate) async fn migrate(client: &mut Client) -> StoreResult<()> {
         .await
         .map_err(map_backend)?;
     let applied: i32 = get(&row, 0)?;
-    let known = MIGRATIONS.len();
-    if usize::try_from(applied).unwrap_or(usize::MAX) > known {
+    // The newest version this Herald knows, not the count: versions are reserved per change and
+    // may be merged out of order, so a gap must not read as "the database is newer".
+    let known = MIGRATIONS
+        .iter()
+        .map(|(version, _, _)| *version)
+        .max()
+        .unwrap_or(0);
+    if applied > known {
         return Err(StoreError::Backend(format!(
             "the database schema (version {applied}) is newer than this Herald (version {known}): upgrade Herald"
         )));

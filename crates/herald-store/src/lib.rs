@@ -301,4 +301,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn ack_ssf_sets(&self, stream_id: &str, jtis: Vec<String>) -> StoreResult<u64>;
     /// Drops every queued SET of the stream (a disabled stream keeps nothing).
     async fn clear_ssf_queue(&self, stream_id: &str) -> StoreResult<u64>;
+    // --- Standard Webhooks `v1a` keys (issue 14): a tenant's EdDSA keys live in the SSF key
+    // store but rotate apart from its SET keys, so one key is retired at a time ---
+    /// Marks one key of the tenant retired at `retired_at`, if it exists and is not retired yet.
+    /// Returns whether it was retired; another tenant's key is absent (`false`).
+    async fn retire_ssf_signing_key(
+        &self,
+        tenant_id: &str,
+        kid: &str,
+        retired_at: OffsetDateTime,
+    ) -> StoreResult<bool>;
 }
