@@ -296,6 +296,44 @@ async fn v1a_plus_v1_serves_both_kinds_of_consumer_and_the_scheme_can_change() {
         verifies(&delivery, &key_from_whpk(&whpk)),
         "and a v1a consumer too"
     );
+    // So does `herald verify` given only the public key; another key is refused.
+    let directory = tempfile::tempdir().expect("tempdir");
+    let headers_file = directory.path().join("headers.txt");
+    let body_file = directory.path().join("body.json");
+    let headers_text: String = ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        .iter()
+        .map(|name| format!("{name}: {}\n", delivery.header(name)))
+        .collect();
+    std::fs::write(&headers_file, headers_text).expect("headers written");
+    std::fs::write(&body_file, &delivery.body).expect("body written");
+    let stranger = format!(
+        "whpk_{}",
+        STANDARD.encode(
+            ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+                .verifying_key()
+                .as_bytes()
+        )
+    );
+    for (trusted, expected_ok) in [(&whpk, true), (&stranger, false)] {
+        let (ok, out) = herald_cli(
+            &app,
+            &key,
+            &[
+                "verify",
+                "--public-key",
+                trusted,
+                "--headers",
+                headers_file.to_str().expect("path"),
+                "--body",
+                body_file.to_str().expect("path"),
+                "--tolerance-s",
+                "0",
+            ],
+        )
+        .await;
+        assert_eq!(ok, expected_ok, "{out}");
+        assert!(out.contains("webhook-signature v1a: "), "{out}");
+    }
 
     // Back to v1: no Ed25519 signature and no public keys shown.
     let (status, changed) = app
