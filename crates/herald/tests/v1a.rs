@@ -106,7 +106,44 @@ async fn deliver_one(
 
 #[tokio::test]
 async fn v1a_deliveries_verify_with_the_published_key_across_a_rotation() {
-    let app = TestApp::spawn().await;
+    rotation_journey(&TestApp::spawn().await).await;
+}
+
+/// The same on PostgreSQL (the server of tests/cluster.rs), in a database of its own.
+#[tokio::test]
+async fn v1a_across_a_rotation_on_postgresql() {
+    const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+    let database = format!(
+        "herald_v1a_{}_{}",
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        rand::random::<u32>()
+    );
+    let (maintenance, connection) = tokio_postgres::connect(
+        &format!("{POSTGRES_SERVER}/postgres"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL runs on 127.0.0.1:5432 (see tests/cluster.rs)");
+    tokio::spawn(connection);
+    maintenance
+        .batch_execute(&format!("CREATE DATABASE \"{database}\""))
+        .await
+        .expect("database created");
+    let url = format!("{POSTGRES_SERVER}/{database}");
+    let app = TestApp::spawn_with(|options| {
+        options.settings.database = herald::config::Database::Postgres { url, pool_size: 4 };
+    })
+    .await;
+    rotation_journey(&app).await;
+    app.stop().await;
+    let _ = maintenance
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ))
+        .await;
+}
+
+async fn rotation_journey(app: &TestApp) {
     let key = app.tenant("acme").await;
     let mut receiver = Receiver::start().await;
     let endpoint =
@@ -134,8 +171,8 @@ async fn v1a_deliveries_verify_with_the_published_key_across_a_rotation() {
     );
 
     // The SET key and the webhook key are separate kinds: making one leaves the other signing.
-    let set_key = new_key(&app, &key, "ES256").await;
-    let first = new_key(&app, &key, "EdDSA").await;
+    let set_key = new_key(app, &key, "ES256").await;
+    let first = new_key(app, &key, "EdDSA").await;
     let first_kid = first["kid"].as_str().expect("kid").to_owned();
     assert_eq!(first["alg"], "EdDSA");
     let listed = app.get("/v1/tenants/acme/ssf/keys", &key).await;
@@ -169,7 +206,7 @@ async fn v1a_deliveries_verify_with_the_published_key_across_a_rotation() {
     );
 
     // The JWKS publishes the same key as an OKP JWK, beside the ES256 SET key.
-    let published = jwks(&app).await;
+    let published = jwks(app).await;
     let okp = published
         .iter()
         .find(|jwk| jwk["kid"] == first_kid.as_str())
@@ -179,7 +216,7 @@ async fn v1a_deliveries_verify_with_the_published_key_across_a_rotation() {
     assert!(published.iter().any(|jwk| jwk["kid"] == set_key["kid"]));
 
     let old_key = key_from_whpk(&first_whpk);
-    let delivery = deliver_one(&app, &key, &mut receiver, "evt-v1a-1").await;
+    let delivery = deliver_one(app, &key, &mut receiver, "evt-v1a-1").await;
     assert!(
         !delivery.header("webhook-signature").contains("v1,"),
         "only v1a: {}",
@@ -190,7 +227,7 @@ async fn v1a_deliveries_verify_with_the_published_key_across_a_rotation() {
 
     // Rotate: the new key signs, and the old one signs beside it for the overlap, so consumers
     // trusting either accept; the SET key is untouched.
-    let second = new_key(&app, &key, "EdDSA").await;
+    let second = new_key(app, &key, "EdDSA").await;
     let listed = app.get("/v1/tenants/acme/ssf/keys", &key).await;
     let retired_at = |kid: &Value| {
         listed["data"]
@@ -219,14 +256,14 @@ async fn v1a_deliveries_verify_with_the_published_key_across_a_rotation() {
     assert_eq!(trusted.len(), 2, "{shown}");
     assert_eq!(trusted[1], first_whpk, "newest first");
     let new_key_trusted = key_from_whpk(trusted[0]);
-    let second_jwk = jwks(&app)
+    let second_jwk = jwks(app)
         .await
         .into_iter()
         .find(|jwk| jwk["kid"] == second["kid"])
         .expect("published");
     assert_eq!(key_from_jwk(&second_jwk), new_key_trusted);
 
-    let during = deliver_one(&app, &key, &mut receiver, "evt-v1a-2").await;
+    let during = deliver_one(app, &key, &mut receiver, "evt-v1a-2").await;
     assert_eq!(v1a_signatures(&during).len(), 2);
     assert!(
         verifies(&during, &old_key),
@@ -240,7 +277,7 @@ async fn v1a_deliveries_verify_with_the_published_key_across_a_rotation() {
     // After the overlap the old key neither signs nor is published.
     app.advance(Duration::from_secs(25 * 3600));
     assert!(
-        !jwks(&app)
+        !jwks(app)
             .await
             .iter()
             .any(|jwk| jwk["kid"] == first_kid.as_str())
@@ -249,7 +286,7 @@ async fn v1a_deliveries_verify_with_the_published_key_across_a_rotation() {
         .get(&format!("/v1/tenants/acme/endpoints/{endpoint_id}"), &key)
         .await;
     assert_eq!(shown["signature_public_keys"], json!([trusted[0]]));
-    let after = deliver_one(&app, &key, &mut receiver, "evt-v1a-3").await;
+    let after = deliver_one(app, &key, &mut receiver, "evt-v1a-3").await;
     assert!(verifies(&after, &new_key_trusted));
     assert!(
         !verifies(&after, &old_key),
