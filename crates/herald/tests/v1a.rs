@@ -491,6 +491,48 @@ async fn ssf_keys_receivers_and_streams_are_managed_from_the_command_line() {
     assert_eq!(created["public_jwk"]["kty"], "OKP");
     let (ok, out) = herald_cli(&app, &key, &["ssf", "keys", "create", "--tenant", "acme"]).await;
     assert!(ok, "{out}");
+    // An endpoint that signs with it, from the command line too.
+    let (ok, out) = herald_cli(
+        &app,
+        &key,
+        &[
+            "endpoints",
+            "create",
+            "--tenant",
+            "acme",
+            "--url",
+            "https://hooks.example.com/v1a",
+            "--signature-scheme",
+            "v1a",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let endpoint: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(
+        key_from_whpk(
+            endpoint["signature_public_keys"][0]
+                .as_str()
+                .expect("whpk_")
+        ),
+        key_from_jwk(&created["public_jwk"])
+    );
+    let endpoint_id = endpoint["id"].as_str().expect("id");
+    let (ok, out) = herald_cli(
+        &app,
+        &key,
+        &[
+            "endpoints",
+            "update",
+            "--tenant",
+            "acme",
+            endpoint_id,
+            "--signature-scheme",
+            "v1",
+        ],
+    )
+    .await;
+    assert!(ok && out.contains("\"signature_scheme\": \"v1\""), "{out}");
     let (ok, out) = herald_cli(&app, &key, &["ssf", "keys", "list", "--tenant", "acme"]).await;
     assert!(ok, "{out}");
     let lines: Vec<&str> = out.lines().collect();
