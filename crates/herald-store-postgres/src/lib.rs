@@ -20,6 +20,7 @@
 mod attempts;
 mod claims;
 mod group_commit;
+pub mod history;
 mod hooks;
 mod keys;
 mod publish;

@@ -6,6 +6,7 @@
 //! power cut. Blocking SQLite calls run on tokio's blocking pool, never on the async workers.
 
 mod claims;
+pub mod history;
 mod keys;
 mod rows;
 mod schema;

@@ -50,6 +50,7 @@ macro_rules! conformance_tests {
             sources_are_per_tenant_and_count_their_outcomes,
             an_events_deliveries_are_listed_within_its_tenant,
             ssf_keys_streams_subjects_and_poll_queue,
+            work_that_returns_after_an_idle_claim_is_claimed,
             // Standard Webhooks `v1a` (issue 14)
             endpoints_keep_their_signature_scheme,
             a_signing_key_is_retired_alone_within_its_tenant,
@@ -2169,6 +2170,115 @@ pub async fn ssf_keys_streams_subjects_and_poll_queue(store: Arc<dyn Store>) {
     assert_eq!(
         store.list_ssf_streams("acme").await.expect("streams").len(),
         1
+    );
+}
+
+/// A claim that finds an endpoint with nothing left to do may stop looking at it (the SQLite
+/// store keeps only endpoints with unfinished work in view): whatever makes work due again later
+/// (a replay, a new event, a retry that falls due) must still be claimed, and idle endpoints
+/// beside it change nothing.
+pub async fn work_that_returns_after_an_idle_claim_is_claimed(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    store
+        .create_endpoint(endpoint("acme", "ep_1", &["user.created"], Ordering::None))
+        .await
+        .expect("endpoint");
+    for index in 0..20 {
+        store
+            .create_endpoint(endpoint(
+                "acme",
+                &format!("ep_idle_{index}"),
+                &["user.deleted"],
+                Ordering::None,
+            ))
+            .await
+            .expect("idle endpoint");
+    }
+    let lease = Duration::seconds(30);
+    store
+        .publish("acme", vec![event("e1", "user.created", None)], at(1))
+        .await
+        .expect("published");
+    let claimed = store.claim_due(at(1), 10, lease).await.expect("claim");
+    assert_eq!(ids(&claimed, |claim| claim.event.id.as_str()), ["e1"]);
+    store
+        .record_attempt(outcome(
+            "acme",
+            "ep_1",
+            &claimed[0].delivery_id,
+            1,
+            NextStep::Exhausted,
+            at(2),
+        ))
+        .await
+        .expect("recorded");
+    assert!(
+        claim_event_ids(&store, at(3)).await.is_empty(),
+        "nothing is left"
+    );
+
+    // A replay reopens a finished delivery.
+    let replayed = store
+        .replay("acme", "ep_1", &ReplaySelector::Failed, at(4))
+        .await
+        .expect("replay");
+    assert_eq!(replayed, 1);
+    let claimed = store.claim_due(at(4), 10, lease).await.expect("claim");
+    assert_eq!(
+        ids(&claimed, |claim| claim.event.id.as_str()),
+        ["e1"],
+        "replayed work is claimed"
+    );
+    store
+        .record_attempt(outcome(
+            "acme",
+            "ep_1",
+            &claimed[0].delivery_id,
+            2,
+            NextStep::Delivered,
+            at(5),
+        ))
+        .await
+        .expect("recorded");
+    assert!(claim_event_ids(&store, at(5)).await.is_empty());
+
+    // A new event after the endpoint went idle.
+    store
+        .publish("acme", vec![event("e2", "user.created", None)], at(6))
+        .await
+        .expect("published");
+    let claimed = store.claim_due(at(6), 10, lease).await.expect("claim");
+    assert_eq!(
+        ids(&claimed, |claim| claim.event.id.as_str()),
+        ["e2"],
+        "new work is claimed"
+    );
+
+    // A retry scheduled for later: not due yet, claimed once it is.
+    store
+        .record_attempt(outcome(
+            "acme",
+            "ep_1",
+            &claimed[0].delivery_id,
+            1,
+            NextStep::RetryAt(at(20)),
+            at(7),
+        ))
+        .await
+        .expect("recorded");
+    assert!(
+        claim_event_ids(&store, at(8)).await.is_empty(),
+        "not due before 20"
+    );
+    assert_eq!(
+        store.next_due_at().await.expect("next due"),
+        Some(at(20)),
+        "the retry is still known to be coming"
+    );
+    assert_eq!(
+        claim_event_ids(&store, at(20)).await,
+        ["e2"],
+        "the retry falls due"
     );
 }
 
