@@ -76,28 +76,27 @@ pub(crate) async fn migrate(client: &mut Client) -> StoreResult<()> {
         )
         .await
         .map_err(map_backend)?;
-    let row = transaction
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0) FROM herald_migrations",
-            &[],
-        )
+    let applied: Vec<i32> = transaction
+        .query("SELECT version FROM herald_migrations", &[])
         .await
-        .map_err(map_backend)?;
-    let applied: i32 = get(&row, 0)?;
-    // The newest version this Herald knows, not the count: versions are reserved per change and
-    // may be merged out of order, so a gap must not read as "the database is newer".
-    let known = MIGRATIONS
+        .map_err(map_backend)?
         .iter()
-        .map(|(version, _, _)| *version)
-        .max()
-        .unwrap_or(0);
-    if applied > known {
+        .map(|row| get(row, 0))
+        .collect::<StoreResult<_>>()?;
+    // Versions are reserved per change and may be merged out of order, so each migration is
+    // applied by whether its own version ran, not by comparison with the newest one: a gap, or a
+    // lower version merged after a higher one ran, is still applied. A version this Herald does
+    // not know means the database was migrated by a newer Herald.
+    if let Some(unknown) = applied
+        .iter()
+        .find(|version| !MIGRATIONS.iter().any(|(known, _, _)| known == *version))
+    {
         return Err(StoreError::Backend(format!(
-            "the database schema (version {applied}) is newer than this Herald (version {known}): upgrade Herald"
+            "the database schema has migration {unknown}, which this Herald does not know: upgrade Herald"
         )));
     }
     for (version, name, sql) in MIGRATIONS {
-        if version <= applied {
+        if applied.contains(&version) {
             continue;
         }
         transaction.batch_execute(sql).await.map_err(map_backend)?;
