@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::ingest::router())
         .merge(routes::listen::router())
         .merge(routes::ssf::router())
+        .merge(routes::ssf_streams::router())
         .route(
             "/v1/openapi.json",
             get(|| async { axum::Json(openapi::ApiDoc::openapi()) }),

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use crate::routes::listen;
 use crate::routes::{
     api_keys, blocking, catalog, deliveries, endpoints, events, hooks, ingest, sources, ssf,
-    subjects, tenants,
+    ssf_streams, subjects, tenants,
 };
 
 #[derive(Debug, OpenApi)]
@@ -29,6 +29,8 @@ use crate::routes::{
         ingest::ingest, ingest::verify_intent,
         listen::open_stream, listen::report_result, listen::close,
         ssf::rotate_key, ssf::list_keys, ssf::create_receiver, ssf::list_receivers,
+        // Standard Webhooks `v1a` keys and the tenant's view of its SSF streams (issue 14)
+        ssf::retire_key, ssf_streams::list, ssf_streams::get_one,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

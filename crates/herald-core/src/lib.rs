@@ -4,6 +4,7 @@
 //! - [`ids`]: event ids and prefixed resource ids (UUID v7).
 //! - [`secret`]: signing secrets parsed from user input, API key hashing.
 //! - [`api_key`]: how API keys are spelled (scanner-matchable prefixes) and shown.
+//! - [`asymmetric`]: Standard Webhooks `v1a` (Ed25519) keys, signatures and their verification.
 //! - [`signing`]: Standard Webhooks and vendor-native signatures, and their verification.
 //! - [`retry`]: retry schedules with jitter, and the `Retry-After` header.
 //! - [`delivery`]: the delivery state machine and the decision after each attempt.
@@ -16,6 +17,7 @@
 //! needs to pin it.
 
 pub mod api_key;
+pub mod asymmetric;
 pub mod clock;
 pub mod delivery;
 pub mod hooks;

@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::Mac;
 use time::OffsetDateTime;
 
+use crate::asymmetric::Ed25519SigningKey;
 use crate::secret::{SigningSecret, constant_time_eq};
 
 /// Header carrying the message id, the same on every retry.
@@ -42,6 +43,50 @@ pub enum SigningError {
         "the message id must be non-empty visible ASCII without spaces to fit in a `webhook-id` header"
     )]
     InvalidMessageId,
+    #[error("the endpoint signs `v1a` but the tenant has no Ed25519 signing key")]
+    NoAsymmetricKey,
+}
+
+/// Which Standard Webhooks signatures an endpoint's `webhook-signature` carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SignatureScheme {
+    /// HMAC-SHA256 with the endpoint's secret(s): `v1,...` (the default).
+    #[default]
+    V1,
+    /// Ed25519 with the tenant's key(s): `v1a,...`; consumers verify with the `whpk_` public key.
+    V1a,
+    /// Both, space-separated, for consumers moving from `v1` to `v1a`: each verifies the version
+    /// it knows and skips the other, as the Standard Webhooks libraries do.
+    V1aAndV1,
+}
+
+impl SignatureScheme {
+    /// The name in the API and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1 => "v1",
+            Self::V1a => "v1a",
+            Self::V1aAndV1 => "v1a+v1",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "v1" => Some(Self::V1),
+            "v1a" => Some(Self::V1a),
+            "v1a+v1" => Some(Self::V1aAndV1),
+            _ => None,
+        }
+    }
+
+    /// Whether the scheme needs the tenant's Ed25519 key.
+    pub fn signs_v1a(self) -> bool {
+        matches!(self, Self::V1a | Self::V1aAndV1)
+    }
+
+    fn signs_v1(self) -> bool {
+        matches!(self, Self::V1 | Self::V1aAndV1)
+    }
 }
 
 /// Why a received delivery was not accepted as authentic.
@@ -193,6 +238,30 @@ impl SignedHeaders {
         body: &[u8],
         native: NativeSignature,
     ) -> Result<Self, SigningError> {
+        Self::with_scheme(
+            SignatureScheme::V1,
+            secrets,
+            &[],
+            msg_id,
+            timestamp_s,
+            body,
+            native,
+        )
+    }
+
+    /// Signs one attempt with `scheme`. `ed25519_keys` are the tenant's live Ed25519 keys, newest
+    /// first: during a rotation every one of them signs, so a consumer that trusts either the old
+    /// or the new `whpk_` key accepts the delivery (the spec's zero-downtime rotation). The native
+    /// header, if any, is always the HMAC of the newest secret: it is the vendor's contract.
+    pub fn with_scheme(
+        scheme: SignatureScheme,
+        secrets: &[&SigningSecret],
+        ed25519_keys: &[&Ed25519SigningKey],
+        msg_id: &str,
+        timestamp_s: i64,
+        body: &[u8],
+        native: NativeSignature,
+    ) -> Result<Self, SigningError> {
         let Some(newest_secret) = secrets.first() else {
             return Err(SigningError::NoSecrets);
         };
@@ -201,13 +270,29 @@ impl SignedHeaders {
         if msg_id.is_empty() || !msg_id.bytes().all(|byte| byte.is_ascii_graphic()) {
             return Err(SigningError::InvalidMessageId);
         }
+        if scheme.signs_v1a() && ed25519_keys.is_empty() {
+            return Err(SigningError::NoAsymmetricKey);
+        }
+        let mut signatures = Vec::with_capacity(secrets.len() + ed25519_keys.len());
+        if scheme.signs_v1() {
+            signatures.push(standard_signature_header(
+                secrets,
+                msg_id,
+                timestamp_s,
+                body,
+            )?);
+        }
+        if scheme.signs_v1a() {
+            signatures.extend(
+                ed25519_keys
+                    .iter()
+                    .map(|key| key.standard_signature(msg_id, timestamp_s, body)),
+            );
+        }
         let mut pairs = vec![
             (HEADER_WEBHOOK_ID, msg_id.to_owned()),
             (HEADER_WEBHOOK_TIMESTAMP, timestamp_s.to_string()),
-            (
-                HEADER_WEBHOOK_SIGNATURE,
-                standard_signature_header(secrets, msg_id, timestamp_s, body)?,
-            ),
+            (HEADER_WEBHOOK_SIGNATURE, signatures.join(" ")),
         ];
         if let (Some(name), Some(value)) = (native.header_name(), native.sign(newest_secret, body))
         {
@@ -330,7 +415,7 @@ pub fn verify_native(
 
 /// Reads `webhook-timestamp`: ASCII digits only. A sign, spaces inside or a fraction are refused
 /// rather than guessed at.
-fn parse_timestamp(text: &str) -> Result<i64, VerifyError> {
+pub(crate) fn parse_timestamp(text: &str) -> Result<i64, VerifyError> {
     if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
         return Err(VerifyError::MalformedTimestamp);
     }
@@ -367,7 +452,7 @@ fn parse_signature_header(text: &str) -> Result<Vec<&str>, VerifyError> {
     }
 }
 
-fn check_timestamp(
+pub(crate) fn check_timestamp(
     timestamp_s: i64,
     now: OffsetDateTime,
     tolerance: Duration,

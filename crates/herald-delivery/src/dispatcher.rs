@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use herald_catalog::envelope::{RenderFormat, RenderOptions, render_bytes};
 use herald_catalog::taxonomy::Taxonomy;
+use herald_core::asymmetric::Ed25519SigningKey;
 use herald_core::clock::Clock;
 use herald_core::delivery::{AttemptResult, Decision, decide_after_attempt, should_auto_disable};
 use herald_core::ids::new_event_id;
@@ -28,6 +29,7 @@ use tokio::task::JoinSet;
 
 use crate::http_client::{HttpClient, OutboundError, OutboundRequest, OutboundResult};
 use crate::listen::{LISTEN_URL_SCHEME, ListenDelivery, ListenHub};
+use crate::v1a_keys::load_live_ed25519_keys;
 
 /// How the dispatcher paces itself.
 #[derive(Debug, Clone)]
@@ -46,6 +48,9 @@ pub struct DispatcherSettings {
     pub idle_poll: Duration,
     /// On shutdown, how long attempts in flight may take to finish before they are released.
     pub shutdown_grace: Duration,
+    /// How long a rotated-out Ed25519 key keeps signing `v1a` beside the new one (the API's
+    /// secret overlap, for which the JWKS publishes it too).
+    pub key_overlap: time::Duration,
 }
 
 impl Default for DispatcherSettings {
@@ -57,6 +62,7 @@ impl Default for DispatcherSettings {
             auto_disable_after: Duration::from_secs(5 * 24 * 3600),
             idle_poll: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            key_overlap: time::Duration::hours(24),
         }
     }
 }
@@ -280,8 +286,12 @@ impl Dispatcher {
             .iter()
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect();
-        let outbound = match SignedHeaders::new(
+        let ed25519_keys = self.ed25519_keys(delivery, started_at).await;
+        let ed25519_refs: Vec<&Ed25519SigningKey> = ed25519_keys.iter().collect();
+        let outbound = match SignedHeaders::with_scheme(
+            endpoint.signature_scheme,
             &secret_refs,
+            &ed25519_refs,
             &event.id,
             started_at.unix_timestamp(),
             &body,
@@ -420,6 +430,30 @@ impl Dispatcher {
     /// hands it to the `herald listen` stream of that session on this node; anything else goes
     /// out through the SSRF-guarded HTTP client. Both answer in the same [`OutboundResult`], so
     /// what follows (retries, ordering, attempts, metrics) does not know the difference.
+    /// The tenant's live Ed25519 keys when the endpoint signs `v1a`, none otherwise. A store
+    /// error leaves none, so the attempt fails to sign and is retried on the schedule.
+    async fn ed25519_keys(
+        &self,
+        delivery: &ClaimedDelivery,
+        now: OffsetDateTime,
+    ) -> Vec<Ed25519SigningKey> {
+        let endpoint = &delivery.endpoint;
+        if !endpoint.signature_scheme.signs_v1a() {
+            return Vec::new();
+        }
+        load_live_ed25519_keys(
+            self.store.as_ref(),
+            &endpoint.tenant_id,
+            now,
+            self.settings.key_overlap,
+        )
+        .await
+        .unwrap_or_else(|error| {
+            tracing::error!(endpoint = %endpoint.id, %error, "cannot read the tenant's Ed25519 keys");
+            Vec::new()
+        })
+    }
+
     async fn send(&self, delivery: &ClaimedDelivery, request: OutboundRequest) -> OutboundResult {
         match request.url.strip_prefix(LISTEN_URL_SCHEME) {
             Some(session_id) => {

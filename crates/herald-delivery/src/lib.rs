@@ -9,6 +9,7 @@
 //! - [`hooks`]: the blocking-hook runner: a chain of hooks called in order with deadlines.
 //! - [`listen`]: the `listen` transport: deliveries handed to a `herald listen` stream held
 //!   open by a developer's CLI, and the CLI's answers taken back.
+//! - [`v1a_keys`]: which of a tenant's Ed25519 keys sign Standard Webhooks `v1a` signatures now.
 //! - [`dispatcher`]: the delivery worker, with a single-step `run_once` for tests and the
 //!   background `run` loop.
 //!
@@ -22,3 +23,4 @@ pub mod hooks;
 pub mod http_client;
 pub mod listen;
 pub mod ssrf;
+pub mod v1a_keys;

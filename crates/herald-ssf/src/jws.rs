@@ -4,9 +4,15 @@
 //! ES256 (ECDSA P-256 with SHA-256, RFC 7518 §3.4; the private key stored as the base64url of its
 //! 32-byte scalar) and RS256 (RSASSA-PKCS1-v1_5 with SHA-256, RFC 7518 §3.3, 2048-bit keys; the
 //! private key stored as the base64url of its PKCS#8 DER).
+//!
+//! EdDSA (Ed25519, RFC 8037 §3.1; the private key stored as the base64url of its 32-byte seed) is
+//! the tenant's key for Standard Webhooks `v1a` endpoint signatures: the same key store, the same
+//! rotation, and published in the same JWK Set as an OKP key (RFC 8037 §2). It signs SETs only
+//! when a tenant asks for it; the SET key is ES256 or RS256.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use herald_core::asymmetric::Ed25519SigningKey;
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use rsa::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
@@ -21,6 +27,8 @@ const RSA_KEY_BITS: usize = 2048;
 pub enum JwsAlgorithm {
     Es256,
     Rs256,
+    /// Ed25519 (RFC 8037): the key of Standard Webhooks `v1a` signatures.
+    EdDsa,
 }
 
 impl JwsAlgorithm {
@@ -28,13 +36,21 @@ impl JwsAlgorithm {
         match self {
             Self::Es256 => "ES256",
             Self::Rs256 => "RS256",
+            Self::EdDsa => herald_core::asymmetric::JWS_ALGORITHM,
         }
+    }
+
+    /// Whether keys of this algorithm sign `v1a` webhook signatures rather than SETs. Each of
+    /// the two kinds has its own current key and rotates on its own.
+    pub fn signs_webhooks(self) -> bool {
+        matches!(self, Self::EdDsa)
     }
 
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "ES256" => Some(Self::Es256),
             "RS256" => Some(Self::Rs256),
+            "EdDSA" => Some(Self::EdDsa),
             _ => None,
         }
     }
@@ -45,6 +61,7 @@ impl JwsAlgorithm {
 enum KeyMaterial {
     Es256(SigningKey),
     Rs256(Box<rsa::RsaPrivateKey>),
+    EdDsa(Box<Ed25519SigningKey>),
 }
 
 /// Why a key could not be loaded or a token not verified.
@@ -90,6 +107,9 @@ impl TenantSigningKey {
                 rsa::RsaPrivateKey::new(&mut rand_core::OsRng, RSA_KEY_BITS)
                     .map_err(|_| JwsError::KeyGeneration)?,
             )),
+            JwsAlgorithm::EdDsa => {
+                KeyMaterial::EdDsa(Box::new(Ed25519SigningKey::generate(&mut rand_core::OsRng)))
+            }
         };
         Ok(Self {
             kid,
@@ -108,6 +128,7 @@ impl TenantSigningKey {
                     .map_err(|_| JwsError::InvalidPrivateKey("RS256"))?;
                 Ok(URL_SAFE_NO_PAD.encode(der.as_bytes()))
             }
+            KeyMaterial::EdDsa(key) => Ok(key.private_key_text()),
         }
     }
 
@@ -128,6 +149,10 @@ impl TenantSigningKey {
                 rsa::RsaPrivateKey::from_pkcs8_der(&bytes)
                     .map_err(|_| JwsError::InvalidPrivateKey("RS256"))?,
             )),
+            JwsAlgorithm::EdDsa => KeyMaterial::EdDsa(Box::new(
+                Ed25519SigningKey::from_private_key_text(text)
+                    .map_err(|_| JwsError::InvalidPrivateKey("EdDSA"))?,
+            )),
         };
         Ok(Self {
             kid,
@@ -136,7 +161,16 @@ impl TenantSigningKey {
         })
     }
 
-    /// The public key as a JWK: RFC 7518 §6.2.1 (kty EC, crv P-256, x, y) or §6.3.1 (kty RSA, n, e).
+    /// The Ed25519 key, when this is an EdDSA key: it signs `v1a` webhook signatures.
+    pub fn ed25519(&self) -> Option<&Ed25519SigningKey> {
+        match &self.key {
+            KeyMaterial::EdDsa(key) => Some(key),
+            KeyMaterial::Es256(_) | KeyMaterial::Rs256(_) => None,
+        }
+    }
+
+    /// The public key as a JWK: RFC 7518 §6.2.1 (kty EC, crv P-256, x, y), §6.3.1 (kty RSA, n, e)
+    /// or RFC 8037 §2 (kty OKP, crv Ed25519, x).
     pub fn public_jwk(&self) -> Value {
         let mut jwk = match &self.key {
             KeyMaterial::Es256(key) => {
@@ -152,6 +186,13 @@ impl TenantSigningKey {
                 "kty": "RSA",
                 "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
                 "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+            }),
+            // RFC 8037 §2: an Ed25519 public key is kty "OKP", crv "Ed25519" and x, the base64url
+            // of the public key's bytes; the JWK MUST NOT carry the private "d" here.
+            KeyMaterial::EdDsa(key) => json!({
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": URL_SAFE_NO_PAD.encode(key.public_key().as_bytes()),
             }),
         };
         if let Some(object) = jwk.as_object_mut() {
@@ -185,6 +226,8 @@ impl TenantSigningKey {
                 let signature: rsa::pkcs1v15::Signature = signer.sign(signing_input.as_bytes());
                 rsa::signature::SignatureEncoding::to_vec(&signature)
             }
+            // RFC 8037 §3.1: the JWS signature is the 64-byte Ed25519 signature of the input.
+            KeyMaterial::EdDsa(key) => key.sign_bytes(signing_input.as_bytes()).to_vec(),
         };
         format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
@@ -252,6 +295,9 @@ pub fn jwk_set<'a>(keys: impl IntoIterator<Item = &'a TenantSigningKey>) -> Valu
 mod tests {
     use serde_json::json;
 
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::{JwsAlgorithm, JwsError, TenantSigningKey, jwk_set, verify_compact};
 
     #[test]
@@ -277,10 +323,11 @@ mod tests {
     }
 
     #[test]
-    fn an_independent_jose_implementation_verifies_es256_and_rs256_sets() {
+    fn an_independent_jose_implementation_verifies_es256_rs256_and_eddsa_sets() {
         for (algorithm, jose_algorithm) in [
             (JwsAlgorithm::Es256, jsonwebtoken::Algorithm::ES256),
             (JwsAlgorithm::Rs256, jsonwebtoken::Algorithm::RS256),
+            (JwsAlgorithm::EdDsa, jsonwebtoken::Algorithm::EdDSA),
         ] {
             let generated = TenantSigningKey::generate("key_2".into(), algorithm).expect("key");
             // Signed by a key reloaded from its stored form, checked against the original's JWK.
@@ -306,5 +353,45 @@ mod tests {
             assert_eq!(decoded.header.kid.as_deref(), Some("key_2"));
             assert_eq!(decoded.header.alg, jose_algorithm);
         }
+    }
+
+    #[test]
+    fn an_eddsa_key_is_published_as_an_rfc_8037_okp_jwk_with_its_whpk_bytes() {
+        let key = TenantSigningKey::generate("key_3".into(), JwsAlgorithm::EdDsa).expect("key");
+        let jwk = key.public_jwk();
+        let members: Vec<&str> = jwk
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(members, ["kty", "crv", "x", "kid", "alg", "use"]);
+        assert_eq!(
+            (jwk["kty"].as_str(), jwk["crv"].as_str()),
+            (Some("OKP"), Some("Ed25519"))
+        );
+        assert_eq!(jwk["alg"], "EdDSA");
+        let ed25519 = key.ed25519().expect("an Ed25519 key");
+        assert_eq!(
+            jwk["x"].as_str(),
+            Some(
+                URL_SAFE_NO_PAD
+                    .encode(ed25519.public_key().as_bytes())
+                    .as_str()
+            )
+        );
+        let text = key.private_key_text().expect("text");
+        assert!(!jwk.to_string().contains(&text), "no private part");
+        let reloaded =
+            TenantSigningKey::from_private_key_text("key_3".into(), JwsAlgorithm::EdDsa, &text)
+                .expect("reload");
+        assert_eq!(reloaded.public_jwk(), jwk);
+        assert!(JwsAlgorithm::EdDsa.signs_webhooks() && !JwsAlgorithm::Es256.signs_webhooks());
+        assert!(
+            TenantSigningKey::generate("key_4".into(), JwsAlgorithm::Es256)
+                .expect("key")
+                .ed25519()
+                .is_none()
+        );
     }
 }

@@ -28,6 +28,7 @@ mod rows;
 mod schema;
 mod sources;
 mod ssf;
+mod v1a;
 mod wakeups;
 
 use std::hash::{Hash, Hasher};
@@ -533,7 +534,7 @@ impl Store for PostgresStore {
             &client,
             &format!(
                 "INSERT INTO endpoints ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7,
-                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
             ),
             &params.values(&endpoint),
         )
@@ -574,7 +575,8 @@ impl Store for PostgresStore {
                  secret = $7, previous_secret = $8, previous_secret_expires_at = $9,
                  ordering = $10, retry_schedule_s = $11, timeout_ms = $12, max_concurrency = $13,
                  rate_limit_per_s = $14, headers = $15, enabled = $16, disabled_reason = $17,
-                 failing_since = $18, created_at = $19, updated_at = $20, paused = $21
+                 failing_since = $18, created_at = $19, updated_at = $20, paused = $21,
+                 signature_scheme = $22
              WHERE id = $1 AND tenant_id = $2",
             &params.values(&endpoint),
         )
@@ -1160,6 +1162,15 @@ impl Store for PostgresStore {
 
     async fn clear_ssf_queue(&self, stream_id: &str) -> StoreResult<u64> {
         self.ssf_clear_queue(stream_id).await
+    }
+    // --- Standard Webhooks `v1a` keys (issue 14), in v1a.rs ---
+    async fn retire_ssf_signing_key(
+        &self,
+        tenant_id: &str,
+        kid: &str,
+        retired_at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        self.v1a_retire_key(tenant_id, kid, retired_at).await
     }
 }
 

@@ -11,6 +11,7 @@ use deadpool_postgres::PoolError;
 use herald_catalog::envelope::{Event, RenderFormat};
 use herald_catalog::taxonomy::Taxonomy;
 use herald_core::delivery::DeliveryState;
+use herald_core::signing::SignatureScheme;
 use herald_store::models::{
     AttemptRecord, CustomTypeRecord, DecisionRecord, DeliveryRecord, EndpointRecord, HookRecord,
     Ordering, StoredEvent, Tenant,
@@ -199,13 +200,17 @@ pub(crate) fn read_custom_type(row: &Row) -> StoreResult<CustomTypeRecord> {
 pub(crate) const ENDPOINT_COLUMNS: &str = "id, tenant_id, url, description, filters, format, secret, \
      previous_secret, previous_secret_expires_at, ordering, retry_schedule_s, timeout_ms, \
      max_concurrency, rate_limit_per_s, headers, enabled, disabled_reason, failing_since, \
-     created_at, updated_at, paused";
+     created_at, updated_at, paused, signature_scheme";
 
 pub(crate) fn read_endpoint(row: &Row) -> StoreResult<EndpointRecord> {
     let format_name: &str = get(row, 5)?;
     let format = RenderFormat::parse(format_name)
         .ok_or_else(|| column_error(row, 5, format!("unknown format {format_name:?}")))?;
     let ordering: Ordering = get_parsed(row, 9)?;
+    let scheme_name: &str = get(row, 21)?;
+    let signature_scheme = SignatureScheme::parse(scheme_name).ok_or_else(|| {
+        column_error(row, 21, format!("unknown signature scheme {scheme_name:?}"))
+    })?;
     Ok(EndpointRecord {
         id: get(row, 0)?,
         tenant_id: get(row, 1)?,
@@ -228,6 +233,7 @@ pub(crate) fn read_endpoint(row: &Row) -> StoreResult<EndpointRecord> {
         failing_since: get_optional_time(row, 17)?,
         created_at: get_time(row, 18)?,
         updated_at: get_time(row, 19)?,
+        signature_scheme,
     })
 }
 
@@ -245,6 +251,7 @@ pub(crate) struct EndpointParams {
     failing_since: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    signature_scheme: &'static str,
 }
 
 impl EndpointParams {
@@ -267,13 +274,14 @@ impl EndpointParams {
             failing_since: endpoint.failing_since.map(ms),
             created_at: ms(endpoint.created_at),
             updated_at: ms(endpoint.updated_at),
+            signature_scheme: endpoint.signature_scheme.as_str(),
         })
     }
 
     pub(crate) fn values<'a>(
         &'a self,
         endpoint: &'a EndpointRecord,
-    ) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 21] {
+    ) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 22] {
         [
             &endpoint.id,
             &endpoint.tenant_id,
@@ -296,6 +304,7 @@ impl EndpointParams {
             &self.created_at,
             &self.updated_at,
             &endpoint.paused,
+            &self.signature_scheme,
         ]
     }
 }

@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use crate::rows::{get, map_backend};
 
 /// The migrations, in order: (version, name, SQL). Versions are never reused or rewritten.
-const MIGRATIONS: [(i32, &str, &str); 8] = [
+const MIGRATIONS: [(i32, &str, &str); 9] = [
     (
         1,
         "0001_initial",
@@ -48,6 +48,11 @@ const MIGRATIONS: [(i32, &str, &str); 8] = [
         include_str!("../migrations/0007_sources.sql"),
     ),
     (8, "0008_ssf", include_str!("../migrations/0008_ssf.sql")),
+    (
+        10,
+        "0010_endpoint_v1a",
+        include_str!("../migrations/0010_endpoint_v1a.sql"),
+    ),
 ];
 
 /// The advisory lock key migrations hold ("herald" in ASCII). It uses PostgreSQL's one-`bigint`
@@ -71,22 +76,27 @@ pub(crate) async fn migrate(client: &mut Client) -> StoreResult<()> {
         )
         .await
         .map_err(map_backend)?;
-    let row = transaction
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0) FROM herald_migrations",
-            &[],
-        )
+    let applied: Vec<i32> = transaction
+        .query("SELECT version FROM herald_migrations", &[])
         .await
-        .map_err(map_backend)?;
-    let applied: i32 = get(&row, 0)?;
-    let known = MIGRATIONS.len();
-    if usize::try_from(applied).unwrap_or(usize::MAX) > known {
+        .map_err(map_backend)?
+        .iter()
+        .map(|row| get(row, 0))
+        .collect::<StoreResult<_>>()?;
+    // Versions are reserved per change and may be merged out of order, so each migration is
+    // applied by whether its own version ran, not by comparison with the newest one: a gap, or a
+    // lower version merged after a higher one ran, is still applied. A version this Herald does
+    // not know means the database was migrated by a newer Herald.
+    if let Some(unknown) = applied
+        .iter()
+        .find(|version| !MIGRATIONS.iter().any(|(known, _, _)| known == *version))
+    {
         return Err(StoreError::Backend(format!(
-            "the database schema (version {applied}) is newer than this Herald (version {known}): upgrade Herald"
+            "the database schema has migration {unknown}, which this Herald does not know: upgrade Herald"
         )));
     }
     for (version, name, sql) in MIGRATIONS {
-        if version <= applied {
+        if applied.contains(&version) {
             continue;
         }
         transaction.batch_execute(sql).await.map_err(map_backend)?;

@@ -12,6 +12,7 @@ mod rows;
 mod schema;
 mod sources;
 mod ssf;
+mod v1a;
 mod writer;
 
 use std::collections::HashMap;
@@ -1303,5 +1304,14 @@ impl Store for SqliteStore {
 
     async fn clear_ssf_queue(&self, stream_id: &str) -> StoreResult<u64> {
         self.ssf_clear_queue(stream_id).await
+    }
+    // --- Standard Webhooks `v1a` keys (issue 14), in v1a.rs ---
+    async fn retire_ssf_signing_key(
+        &self,
+        tenant_id: &str,
+        kid: &str,
+        retired_at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        self.v1a_retire_key(tenant_id, kid, retired_at).await
     }
 }

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use herald_catalog::envelope::{Event, RenderFormat};
 use herald_catalog::taxonomy::Taxonomy;
 use herald_core::delivery::DeliveryState;
+use herald_core::signing::SignatureScheme;
 use herald_store::models::{
     AttemptRecord, CustomTypeRecord, DecisionRecord, DeliveryRecord, EndpointRecord, HookRecord,
     Ordering, StoredEvent, Tenant,
@@ -88,7 +89,7 @@ pub(crate) fn read_custom_type(row: &Row<'_>) -> rusqlite::Result<CustomTypeReco
 pub(crate) const ENDPOINT_COLUMNS: &str = "id, tenant_id, url, description, filters, format, secret, \
      previous_secret, previous_secret_expires_at, ordering, retry_schedule_s, timeout_ms, \
      max_concurrency, rate_limit_per_s, headers, enabled, disabled_reason, failing_since, \
-     created_at, updated_at, paused";
+     created_at, updated_at, paused, signature_scheme";
 
 pub(crate) fn read_endpoint(row: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
     let filters: Vec<String> = serde_json::from_value(json_column(row, 4)?)
@@ -101,6 +102,9 @@ pub(crate) fn read_endpoint(row: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
     let headers = serde_json::from_value(json_column(row, 14)?)
         .map_err(|error| conversion_error(14, error.to_string()))?;
     let ordering: Ordering = parsed_column(row, 9)?;
+    let scheme_name: String = row.get(21)?;
+    let signature_scheme = SignatureScheme::parse(&scheme_name)
+        .ok_or_else(|| conversion_error(21, format!("unknown signature scheme {scheme_name:?}")))?;
     Ok(EndpointRecord {
         id: row.get(0)?,
         tenant_id: row.get(1)?,
@@ -123,6 +127,7 @@ pub(crate) fn read_endpoint(row: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
         failing_since: row.get::<_, Option<i64>>(17)?.map(from_ms),
         created_at: from_ms(row.get(18)?),
         updated_at: from_ms(row.get(19)?),
+        signature_scheme,
     })
 }
 
@@ -135,14 +140,14 @@ pub(crate) fn write_endpoint(
         format!(
             "INSERT INTO endpoints ({ENDPOINT_COLUMNS}) VALUES
              (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-              ?21)"
+              ?21, ?22)"
         )
     } else {
         "UPDATE endpoints SET url = ?3, description = ?4, filters = ?5, format = ?6, secret = ?7,
              previous_secret = ?8, previous_secret_expires_at = ?9, ordering = ?10,
              retry_schedule_s = ?11, timeout_ms = ?12, max_concurrency = ?13, rate_limit_per_s = ?14,
              headers = ?15, enabled = ?16, disabled_reason = ?17, failing_since = ?18,
-             created_at = ?19, updated_at = ?20, paused = ?21
+             created_at = ?19, updated_at = ?20, paused = ?21, signature_scheme = ?22
          WHERE id = ?1 AND tenant_id = ?2"
             .to_owned()
     };
@@ -176,6 +181,7 @@ pub(crate) fn write_endpoint(
                 ms(endpoint.created_at),
                 ms(endpoint.updated_at),
                 endpoint.paused,
+                endpoint.signature_scheme.as_str(),
             ],
         )
         .map_err(map_backend)?;

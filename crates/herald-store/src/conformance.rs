@@ -9,6 +9,7 @@ use std::sync::Arc;
 use herald_catalog::envelope::RenderFormat;
 use herald_catalog::taxonomy::Taxonomy;
 use herald_core::delivery::DeliveryState;
+use herald_core::signing::SignatureScheme;
 use serde_json::{Map, json};
 use time::{Duration, OffsetDateTime};
 
@@ -52,6 +53,9 @@ macro_rules! conformance_tests {
             work_that_returns_after_an_idle_claim_is_claimed,
             // The console's overview (issue 15).
             attempts_are_counted_per_minute_within_the_tenant,
+            // Standard Webhooks `v1a` (issue 14)
+            endpoints_keep_their_signature_scheme,
+            a_signing_key_is_retired_alone_within_its_tenant,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -105,6 +109,7 @@ pub fn endpoint(tenant_id: &str, id: &str, filters: &[&str], ordering: Ordering)
         failing_since: None,
         created_at: at(0),
         updated_at: at(0),
+        signature_scheme: SignatureScheme::V1,
     }
 }
 
@@ -2399,4 +2404,101 @@ pub async fn attempts_are_counted_per_minute_within_the_tenant(store: Arc<dyn St
             .expect("counted")
             .is_empty()
     );
+}
+
+// ---- Standard Webhooks `v1a` (issue 14) ------------------------------------------------------
+
+pub async fn endpoints_keep_their_signature_scheme(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    let mut record = endpoint("acme", "ep_v1a", &["*"], Ordering::None);
+    record.signature_scheme = SignatureScheme::V1a;
+    store
+        .create_endpoint(record.clone())
+        .await
+        .expect("created");
+    let stored = store.get_endpoint("acme", "ep_v1a").await.expect("read");
+    assert_eq!(
+        stored.map(|stored| stored.signature_scheme),
+        Some(SignatureScheme::V1a)
+    );
+    record.signature_scheme = SignatureScheme::V1aAndV1;
+    store.update_endpoint(record).await.expect("updated");
+    let listed = store.list_endpoints("acme").await.expect("listed");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|listed| listed.signature_scheme)
+            .collect::<Vec<_>>(),
+        [SignatureScheme::V1aAndV1]
+    );
+    // What the dispatcher is handed carries it too.
+    store
+        .publish("acme", vec![event("e1", "user.created", None)], at(1))
+        .await
+        .expect("published");
+    let claimed = store
+        .claim_due(at(2), 10, Duration::seconds(60))
+        .await
+        .expect("claimed");
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|claimed| claimed.endpoint.signature_scheme)
+            .collect::<Vec<_>>(),
+        [SignatureScheme::V1aAndV1]
+    );
+}
+
+pub async fn a_signing_key_is_retired_alone_within_its_tenant(store: Arc<dyn Store>) {
+    use crate::ssf::SsfSigningKeyRecord;
+    tenant(&store, "acme").await;
+    tenant(&store, "beta").await;
+    let key = |tenant_id: &str, kid: &str, algorithm: &str, seconds: i64| SsfSigningKeyRecord {
+        kid: kid.to_owned(),
+        tenant_id: tenant_id.to_owned(),
+        algorithm: algorithm.to_owned(),
+        private_key: format!("private-{kid}"),
+        created_at: at(seconds),
+        retired_at: None,
+    };
+    for record in [
+        key("acme", "set_key", "ES256", 1),
+        key("acme", "webhook_key", "EdDSA", 2),
+        key("beta", "beta_key", "EdDSA", 3),
+    ] {
+        store.create_ssf_signing_key(record).await.expect("key");
+    }
+    let retire = |tenant_id: &'static str, kid: &'static str, seconds: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .retire_ssf_signing_key(tenant_id, kid, at(seconds))
+                .await
+                .expect("retire")
+        }
+    };
+    assert!(
+        !retire("acme", "beta_key", 10).await,
+        "another tenant's key is absent"
+    );
+    assert!(!retire("acme", "no_such_key", 10).await);
+    assert!(retire("acme", "webhook_key", 10).await);
+    assert!(
+        !retire("acme", "webhook_key", 11).await,
+        "already retired: unchanged"
+    );
+    let retired_at = |keys: &[SsfSigningKeyRecord], kid: &str| {
+        keys.iter()
+            .find(|key| key.kid == kid)
+            .map(|key| key.retired_at)
+    };
+    let acme = store.list_ssf_signing_keys("acme").await.expect("keys");
+    assert_eq!(retired_at(&acme, "webhook_key"), Some(Some(at(10))));
+    assert_eq!(
+        retired_at(&acme, "set_key"),
+        Some(None),
+        "the other key still signs"
+    );
+    let beta = store.list_ssf_signing_keys("beta").await.expect("keys");
+    assert_eq!(retired_at(&beta, "beta_key"), Some(None));
 }

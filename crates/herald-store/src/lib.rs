@@ -310,4 +310,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         tenant_id: &str,
         since: OffsetDateTime,
     ) -> StoreResult<Vec<crate::models::AttemptMinute>>;
+    // --- Standard Webhooks `v1a` keys (issue 14): a tenant's EdDSA keys live in the SSF key
+    // store but rotate apart from its SET keys, so one key is retired at a time ---
+    /// Marks one key of the tenant retired at `retired_at`, if it exists and is not retired yet.
+    /// Returns whether it was retired; another tenant's key is absent (`false`).
+    async fn retire_ssf_signing_key(
+        &self,
+        tenant_id: &str,
+        kid: &str,
+        retired_at: OffsetDateTime,
+    ) -> StoreResult<bool>;
 }

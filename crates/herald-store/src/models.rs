@@ -7,6 +7,7 @@ use std::str::FromStr;
 use herald_catalog::envelope::{Event, RenderFormat};
 use herald_catalog::taxonomy::Taxonomy;
 use herald_core::delivery::DeliveryState;
+use herald_core::signing::SignatureScheme;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -187,6 +188,9 @@ pub struct EndpointRecord {
     pub failing_since: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// Which Standard Webhooks signatures its deliveries carry (`v1` HMAC by default; `v1a`
+    /// signs with the tenant's Ed25519 key).
+    pub signature_scheme: SignatureScheme,
 }
 
 /// An event to append; `seq` is given by the store.

@@ -43,6 +43,9 @@ enum Command {
     /// Manage a tenant's sources: the URLs Authgear, Asgardeo and OneWelcome send events to.
     #[command(subcommand)]
     Sources(commands::sources::SourcesCommand),
+    /// Shared Signals: the tenant's signing keys (SET and `v1a`), receivers and streams.
+    #[command(subcommand)]
+    Ssf(commands::ssf::SsfCommand),
     /// Ask whether a blocking event's operation may happen (exit 0 allowed, 1 refused).
     Evaluate(commands::client::EvaluateArgs),
     /// Deliver events to an endpoint again.
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => commands::client::replay(&args),
         Command::Hooks(command) => commands::client::hooks(&command),
         Command::Sources(command) => commands::sources::run(&command),
+        Command::Ssf(command) => commands::ssf::run(&command),
         Command::Evaluate(args) => commands::client::evaluate(&args),
         Command::Verify(args) => commands::verify::run(&args),
         Command::Receive(args) => commands::receive::run(&args),

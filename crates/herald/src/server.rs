@@ -174,6 +174,8 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     let mut dispatcher_settings = dispatcher_settings;
     dispatcher_settings.auto_disable_after =
         Duration::from_secs(u64::from(settings.auto_disable_days) * 24 * 3600);
+    // A rotated-out Ed25519 key signs `v1a` for as long as the JWKS publishes it.
+    dispatcher_settings.key_overlap = ApiSettings::default().secret_overlap;
     let listen = Arc::new(ListenHub::new());
     let dispatcher = Dispatcher::new(
         Arc::clone(&store),

@@ -293,6 +293,21 @@ fn every_route() -> Vec<Route> {
             None,
         ),
         route("GET", "/ssf/{tenant}/jwks.json", Public, None),
+        // Standard Webhooks `v1a` keys and the tenant's view of its SSF streams (issue 14): no
+        // key or stream of acme exists, so `{kid}` and `{stream_id}` stay literal ids.
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/ssf/keys/{kid}/retire",
+            Tenant,
+            None,
+        ),
+        route("GET", "/v1/tenants/{tenant}/ssf/streams", Tenant, None),
+        route(
+            "GET",
+            "/v1/tenants/{tenant}/ssf/streams/{stream_id}",
+            Tenant,
+            None,
+        ),
     ]
 }
 
@@ -304,6 +319,7 @@ struct AcmeIds {
     delivery_id: String,
     hook_id: String,
     source_id: String,
+    stream_id: String,
 }
 
 fn fill(template: &str, tenant: &str, ids: &AcmeIds) -> String {
@@ -315,6 +331,7 @@ fn fill(template: &str, tenant: &str, ids: &AcmeIds) -> String {
         .replace("{delivery_id}", &ids.delivery_id)
         .replace("{hook_id}", &ids.hook_id)
         .replace("{source_id}", &ids.source_id)
+        .replace("{stream_id}", &ids.stream_id)
         .replace("{subject}", ALICE)
 }
 
@@ -441,7 +458,27 @@ async fn every_route_refuses_missing_wrong_and_foreign_keys() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{source}");
+    // An SSF poll stream of acme, made by one of its receivers with the receiver's token.
+    let (status, ssf_receiver) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/ssf/receivers",
+            Some(&acme_key),
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ssf_receiver}");
+    let (status, stream) = app
+        .call(
+            "POST",
+            "/ssf/acme/streams",
+            ssf_receiver["token"].as_str(),
+            Some(&json!({"delivery": {"method": "urn:ietf:rfc:8936"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stream}");
     let ids = AcmeIds {
+        stream_id: stream["stream_id"].as_str().expect("stream id").to_owned(),
         source_id: source["id"].as_str().expect("id").to_owned(),
         key_id: keys["data"][0]["id"].as_str().expect("key id").to_owned(),
         event_id,

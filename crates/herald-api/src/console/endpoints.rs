@@ -191,6 +191,7 @@ pub async fn create(
         enabled: None,
         paused: None,
         description: Some(form.description.trim().to_owned()),
+        signature_scheme: None,
     };
     let scope = TenantScope {
         tenant_id: console.tenant_id.clone(),
@@ -431,6 +432,7 @@ pub async fn act(
                 enabled: None,
                 paused: None,
                 description: form.description.map(|text| text.trim().to_owned()),
+                signature_scheme: None,
             };
             let scope = TenantScope {
                 tenant_id: console.tenant_id.clone(),

@@ -10,6 +10,8 @@ use herald_catalog::envelope::RenderFormat;
 use herald_catalog::filter::check_filter;
 use herald_core::ids::prefixed_id;
 use herald_core::retry::RetrySchedule;
+use herald_core::signing::SignatureScheme;
+use herald_delivery::v1a_keys::{has_current_ed25519_key, live_ed25519_keys};
 use herald_store::models::{EndpointRecord, Ordering, ReplaySelector};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -108,6 +110,10 @@ pub struct EndpointIn {
     /// maintenance window on the receiver's side); default `false`.
     pub paused: Option<bool>,
     pub description: Option<String>,
+    /// Standard Webhooks signatures in `webhook-signature`: `v1` (HMAC with the secret, the
+    /// default), `v1a` (Ed25519 with the tenant's key; consumers verify with its `whpk_` public
+    /// key) or `v1a+v1` (both, while consumers move over).
+    pub signature_scheme: Option<String>,
 }
 
 /// A partial update: members left out keep their value.
@@ -129,6 +135,8 @@ pub struct EndpointPatchIn {
     /// `false` resumes a paused endpoint: its queued deliveries go out.
     pub paused: Option<bool>,
     pub description: Option<String>,
+    /// `v1`, `v1a` or `v1a+v1`.
+    pub signature_scheme: Option<String>,
 }
 
 /// Distinguishes an explicit `null` (Some(None)) from a missing member (None).
@@ -163,6 +171,12 @@ pub struct EndpointOut {
     /// The signing secret: in the answers to create and rotate only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// `v1`, `v1a` or `v1a+v1`.
+    pub signature_scheme: String,
+    /// For `v1a` and `v1a+v1`: the `whpk_` public keys whose signatures deliveries carry now,
+    /// newest first; consumers trust these. During a key rotation both old and new are listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_public_keys: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -201,8 +215,13 @@ pub struct ReplayOut {
     pub n_replayed: u64,
 }
 
-fn endpoint_out(record: EndpointRecord, with_secret: bool) -> EndpointOut {
+fn endpoint_out(record: EndpointRecord, with_secret: bool, keys: &TenantPublicKeys) -> EndpointOut {
     EndpointOut {
+        signature_public_keys: record
+            .signature_scheme
+            .signs_v1a()
+            .then(|| keys.whpk.clone()),
+        signature_scheme: record.signature_scheme.as_str().to_owned(),
         id: record.id,
         url: record.url,
         description: record.description,
@@ -222,6 +241,48 @@ fn endpoint_out(record: EndpointRecord, with_secret: bool) -> EndpointOut {
         updated_at: format_time(record.updated_at),
         secret: with_secret.then_some(record.secret),
     }
+}
+
+/// The tenant's `v1a` public keys, read once per request.
+struct TenantPublicKeys {
+    whpk: Vec<String>,
+    has_current_key: bool,
+}
+
+impl TenantPublicKeys {
+    async fn load(state: &AppState, tenant_id: &str) -> ApiResult<Self> {
+        let records = state.store.list_ssf_signing_keys(tenant_id).await?;
+        let live = live_ed25519_keys(&records, state.clock.now(), state.settings.secret_overlap);
+        Ok(Self {
+            whpk: live.iter().map(|key| key.public_key().to_whpk()).collect(),
+            has_current_key: has_current_ed25519_key(&records),
+        })
+    }
+
+    /// A `v1a` scheme needs a key to sign with: refused with a 422 naming the fix, rather than
+    /// an endpoint whose every delivery would fail.
+    fn check(&self, tenant_id: &str, scheme: SignatureScheme) -> ApiResult<()> {
+        if scheme.signs_v1a() && !self.has_current_key {
+            return Err(ApiError::invalid(
+                "/signature_scheme",
+                format!(
+                    "tenant {tenant_id:?} has no Ed25519 signing key yet: create one with \
+                     POST /v1/tenants/{tenant_id}/ssf/keys {{\"alg\": \"EdDSA\"}} \
+                     (herald ssf keys create --alg EdDSA)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_signature_scheme(name: &str) -> ApiResult<SignatureScheme> {
+    SignatureScheme::parse(name).ok_or_else(|| {
+        ApiError::invalid(
+            "/signature_scheme",
+            "expected \"v1\", \"v1a\" or \"v1a+v1\"",
+        )
+    })
 }
 
 fn check_filters(filters: &[String]) -> ApiResult<()> {
@@ -336,6 +397,10 @@ pub async fn create(
     let headers = input.headers.unwrap_or_default();
     check_headers(&headers)?;
     let secret = parse_secret(input.secret)?;
+    let signature_scheme =
+        parse_signature_scheme(input.signature_scheme.as_deref().unwrap_or("v1"))?;
+    let public_keys = TenantPublicKeys::load(&state, &scope.tenant_id).await?;
+    public_keys.check(&scope.tenant_id, signature_scheme)?;
     let now = state.clock.now();
     let record = EndpointRecord {
         id: prefixed_id("ep"),
@@ -359,9 +424,13 @@ pub async fn create(
         failing_since: None,
         created_at: now,
         updated_at: now,
+        signature_scheme,
     };
     let created = state.store.create_endpoint(record).await?;
-    Ok((StatusCode::CREATED, Json(endpoint_out(created, true))))
+    Ok((
+        StatusCode::CREATED,
+        Json(endpoint_out(created, true, &public_keys)),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/endpoints", tag = "endpoints", responses((status = 200, body = EndpointListOut)))]
@@ -370,10 +439,11 @@ pub async fn list(
     scope: TenantScope,
 ) -> ApiResult<Json<EndpointListOut>> {
     let endpoints = state.store.list_endpoints(&scope.tenant_id).await?;
+    let public_keys = TenantPublicKeys::load(&state, &scope.tenant_id).await?;
     Ok(Json(EndpointListOut {
         data: endpoints
             .into_iter()
-            .map(|record| endpoint_out(record, false))
+            .map(|record| endpoint_out(record, false, &public_keys))
             .collect(),
     }))
 }
@@ -386,7 +456,8 @@ pub async fn get_one(
 ) -> ApiResult<Json<EndpointOut>> {
     let endpoint_id = path_ids.1;
     let record = find(&state, &scope.tenant_id, &endpoint_id).await?;
-    Ok(Json(endpoint_out(record, false)))
+    let public_keys = TenantPublicKeys::load(&state, &scope.tenant_id).await?;
+    Ok(Json(endpoint_out(record, false, &public_keys)))
 }
 
 /// Change some settings. Enabling a disabled endpoint, or resuming a paused one
@@ -445,12 +516,17 @@ pub async fn update(
     if let Some(paused) = patch.paused {
         record.paused = paused;
     }
+    let public_keys = TenantPublicKeys::load(&state, &scope.tenant_id).await?;
+    if let Some(scheme) = patch.signature_scheme {
+        record.signature_scheme = parse_signature_scheme(&scheme)?;
+        public_keys.check(&scope.tenant_id, record.signature_scheme)?;
+    }
     record.updated_at = state.clock.now();
     let updated = state.store.update_endpoint(record).await?;
     // Any change may have made waiting work due (re-enabled, resumed, looser limits), so the local
     // dispatcher looks again; other nodes hear of it from the store (PostgreSQL's NOTIFY).
     state.delivery_wakeup.notify_one();
-    Ok(Json(endpoint_out(updated, false)))
+    Ok(Json(endpoint_out(updated, false, &public_keys)))
 }
 
 /// Delete an endpoint with its deliveries; the events stay in the log.

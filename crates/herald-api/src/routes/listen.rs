@@ -21,6 +21,7 @@ use herald_catalog::envelope::RenderFormat;
 use herald_catalog::filter::check_filter;
 use herald_core::ids::prefixed_id;
 use herald_core::secret::SigningSecret;
+use herald_core::signing::SignatureScheme;
 use herald_delivery::listen::{
     ListenAnswer, ListenConnection, ListenDelivery, ListenHub, is_listen_url, listen_url,
 };
@@ -164,6 +165,7 @@ fn new_session(tenant_id: String, filters: Vec<String>, now: OffsetDateTime) -> 
         failing_since: None,
         created_at: now,
         updated_at: now,
+        signature_scheme: SignatureScheme::V1,
     }
 }
 

@@ -13,5 +13,6 @@ pub mod listen;
 pub mod outbound;
 pub mod sources;
 pub mod ssf;
+pub mod ssf_streams;
 pub mod subjects;
 pub mod tenants;

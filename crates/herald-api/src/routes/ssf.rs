@@ -101,6 +101,10 @@ pub fn router() -> Router<AppState> {
             get(list_keys).post(rotate_key),
         )
         .route(
+            "/v1/tenants/{tenant}/ssf/keys/{kid}/retire",
+            post(retire_key),
+        )
+        .route(
             "/v1/tenants/{tenant}/ssf/receivers",
             get(list_receivers).post(create_receiver),
         )
@@ -135,7 +139,8 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SigningKeyIn {
-    /// The JWS algorithm: `ES256` (the default) or `RS256`.
+    /// The JWS algorithm: `ES256` (the default) or `RS256` for SETs; `EdDSA` (Ed25519) for
+    /// endpoints' Standard Webhooks `v1a` signatures. Each kind rotates on its own.
     pub alg: Option<String>,
 }
 
@@ -203,17 +208,34 @@ async fn new_signing_key(
         retired_at: None,
     };
     state.store.create_ssf_signing_key(record.clone()).await?;
-    state
-        .store
-        .retire_ssf_signing_keys(tenant_id, &record.kid, now)
-        .await?;
+    // Only keys of the same kind are replaced: a new Ed25519 webhook key leaves the SET key
+    // signing, and the other way round.
+    for older in state.store.list_ssf_signing_keys(tenant_id).await? {
+        let same_kind = JwsAlgorithm::parse(&older.algorithm).is_some_and(|older_algorithm| {
+            older_algorithm.signs_webhooks() == algorithm.signs_webhooks()
+        });
+        if older.kid != record.kid && older.retired_at.is_none() && same_kind {
+            state
+                .store
+                .retire_ssf_signing_key(tenant_id, &older.kid, now)
+                .await?;
+        }
+    }
     Ok(record)
 }
 
-/// The key that signs now: the newest one not retired, made on first use.
+/// The key that signs SETs now: the newest SET key (not an Ed25519 webhook key) not retired,
+/// made on first use.
 async fn current_signing_key(state: &AppState, tenant_id: &str) -> ApiResult<TenantSigningKey> {
     let keys = state.store.list_ssf_signing_keys(tenant_id).await?;
-    match keys.iter().find(|key| key.retired_at.is_none()) {
+    let signs_sets = |key: &&SsfSigningKeyRecord| {
+        JwsAlgorithm::parse(&key.algorithm).is_some_and(|algorithm| !algorithm.signs_webhooks())
+    };
+    match keys
+        .iter()
+        .filter(signs_sets)
+        .find(|key| key.retired_at.is_none())
+    {
         Some(record) => load_key(record),
         None => load_key(&new_signing_key(state, tenant_id, JwsAlgorithm::Es256).await?),
     }
@@ -230,9 +252,33 @@ pub async fn rotate_key(
 ) -> ApiResult<(StatusCode, Json<SigningKeyOut>)> {
     let name = input.alg.unwrap_or_else(|| "ES256".to_owned());
     let algorithm = JwsAlgorithm::parse(&name)
-        .ok_or_else(|| ApiError::invalid("/alg", "must be ES256 or RS256"))?;
+        .ok_or_else(|| ApiError::invalid("/alg", "must be ES256, RS256 or EdDSA"))?;
     let record = new_signing_key(&state, &scope.tenant_id, algorithm).await?;
     Ok((StatusCode::CREATED, Json(key_out(&record)?)))
+}
+
+/// Retire a key now: it stops signing, and stays in the JWKS (and, for an Ed25519 key, keeps
+/// signing `v1a` beside its successor) for the rotation overlap. Retiring a retired key changes
+/// nothing.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/ssf/keys/{kid}/retire", tag = "shared-signals",
+    responses((status = 200, body = SigningKeyOut), (status = 404)))]
+pub async fn retire_key(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    Path(path_ids): Path<(String, String)>,
+) -> ApiResult<Json<SigningKeyOut>> {
+    let kid = path_ids.1;
+    let now = state.clock.now();
+    state
+        .store
+        .retire_ssf_signing_key(&scope.tenant_id, &kid, now)
+        .await?;
+    let keys = state.store.list_ssf_signing_keys(&scope.tenant_id).await?;
+    let record = keys
+        .iter()
+        .find(|key| key.kid == kid)
+        .ok_or_else(|| ApiError::NotFound(format!("signing key {kid:?}")))?;
+    Ok(Json(key_out(record)?))
 }
 
 /// The tenant's signing keys, newest first.

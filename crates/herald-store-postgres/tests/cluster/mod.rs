@@ -115,7 +115,35 @@ async fn nodes_starting_together_migrate_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 10]);
+}
+
+/// Migrations are applied by their own version: one this Herald does not know (a newer Herald
+/// migrated the database) is refused, not skipped or guessed around.
+#[tokio::test]
+async fn a_migration_this_herald_does_not_know_is_refused() {
+    let url = fresh_database().await;
+    herald_store_postgres::migrate(&url)
+        .await
+        .expect("migrated");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connects");
+    tokio::spawn(connection);
+    client
+        .execute(
+            "INSERT INTO herald_migrations (version, name) VALUES (999, '0999_from_the_future')",
+            &[],
+        )
+        .await
+        .expect("inserted");
+    let refused = herald_store_postgres::migrate(&url).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|error| error.to_string().contains("migration 999")),
+        "{refused:?}"
+    );
 }
 
 /// What the workers saw, checked as they go. A delivery enters `in_flight` after its claim

@@ -90,6 +90,9 @@ pub struct EndpointCreateArgs {
     /// Create it paused: deliveries queue up until `endpoints update --paused false`.
     #[arg(long)]
     paused: bool,
+    /// v1 (HMAC, the default), v1a (Ed25519 with the tenant's key) or v1a+v1.
+    #[arg(long)]
+    signature_scheme: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +109,9 @@ pub struct EndpointUpdateArgs {
     /// `false` stops creating deliveries for it; `true` re-enables it.
     #[arg(long, value_name = "true|false")]
     enabled: Option<bool>,
+    /// v1, v1a or v1a+v1.
+    #[arg(long)]
+    signature_scheme: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -350,6 +356,7 @@ pub fn endpoints(command: &EndpointsCommand) -> anyhow::Result<ExitCode> {
                     ("secret", &args.secret),
                     ("ordering", &args.ordering),
                     ("format", &args.format),
+                    ("signature_scheme", &args.signature_scheme),
                 ],
             );
             if args.paused {
@@ -397,8 +404,13 @@ pub fn endpoints(command: &EndpointsCommand) -> anyhow::Result<ExitCode> {
             if let Some(enabled) = args.enabled {
                 body["enabled"] = json!(enabled);
             }
+            if let Some(scheme) = &args.signature_scheme {
+                body["signature_scheme"] = json!(scheme);
+            }
             if body.as_object().is_some_and(serde_json::Map::is_empty) {
-                bail!("nothing to change: pass --paused true|false or --enabled true|false");
+                bail!(
+                    "nothing to change: pass --paused true|false, --enabled true|false or --signature-scheme"
+                );
             }
             let api = Api::new(&args.connection)?;
             let updated = api.call(

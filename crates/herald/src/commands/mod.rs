@@ -10,5 +10,6 @@ pub mod migrate;
 pub mod receive;
 pub mod serve;
 pub mod sources;
+pub mod ssf;
 pub mod validate;
 pub mod verify;

@@ -1,4 +1,6 @@
-//! `herald verify`: check the signatures of a delivery you received, as a subscriber would.
+//! `herald verify`: check the signatures of a delivery you received, as a subscriber would: the
+//! HMAC ones with the endpoint's secret, the Standard Webhooks `v1a` (Ed25519) ones with the
+//! tenant's `whpk_` public keys.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use herald_core::asymmetric::{Ed25519PublicKey, verify_asymmetric};
 use herald_core::secret::SigningSecret;
 use herald_core::signing::{
     NativeSignature, ReceivedStandardHeaders, verify_native, verify_standard,
@@ -14,8 +17,16 @@ use herald_core::signing::{
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The endpoint's signing secret (`whsec_...` or a plain vendor secret).
-    #[arg(long, env = "HERALD_SECRET", hide_env_values = true)]
-    secret: String,
+    #[arg(
+        long,
+        env = "HERALD_SECRET",
+        hide_env_values = true,
+        required_unless_present = "public_keys"
+    )]
+    secret: Option<String>,
+    /// A `whpk_` public key to trust for `v1a` signatures (repeatable; the endpoint shows them).
+    #[arg(long = "public-key", value_name = "whpk_...")]
+    public_keys: Vec<String>,
     /// The request's headers, one `Name: value` a line.
     #[arg(long, value_name = "FILE")]
     headers: PathBuf,
@@ -28,7 +39,18 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let secret = SigningSecret::parse(&args.secret).context("the secret is not usable")?;
+    let secret = args
+        .secret
+        .as_deref()
+        .map(SigningSecret::parse)
+        .transpose()
+        .context("the secret is not usable")?;
+    let public_keys = args
+        .public_keys
+        .iter()
+        .map(|text| Ed25519PublicKey::parse_whpk(text))
+        .collect::<Result<Vec<_>, _>>()
+        .context("a --public-key is not usable")?;
     let headers_text = std::fs::read_to_string(&args.headers)
         .with_context(|| format!("failed to read {}", args.headers.display()))?;
     let body = std::fs::read(&args.body)
@@ -68,9 +90,17 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             time::OffsetDateTime::now_utc()
         };
         let tolerance = Duration::from_secs(args.tolerance_s.max(1));
-        match verify_standard(&[&secret], &received, &body, now, tolerance) {
-            Ok(()) => println!("webhook-signature: valid"),
-            Err(error) => failures.push(format!("webhook-signature: {error}")),
+        if let Some(secret) = &secret {
+            match verify_standard(&[secret], &received, &body, now, tolerance) {
+                Ok(()) => println!("webhook-signature: valid"),
+                Err(error) => failures.push(format!("webhook-signature: {error}")),
+            }
+        }
+        if !public_keys.is_empty() {
+            match verify_asymmetric(&public_keys, &received, &body, now, tolerance) {
+                Ok(()) => println!("webhook-signature v1a: valid"),
+                Err(error) => failures.push(format!("webhook-signature v1a: {error}")),
+            }
         }
     }
     for kind in [
@@ -80,9 +110,9 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         let Some(name) = kind.header_name() else {
             continue;
         };
-        if let Some(value) = header(&name.to_ascii_lowercase()) {
+        if let (Some(value), Some(secret)) = (header(&name.to_ascii_lowercase()), &secret) {
             n_checked += 1;
-            match verify_native(kind, &[&secret], value, &body) {
+            match verify_native(kind, &[secret], value, &body) {
                 Ok(()) => println!("{name}: valid"),
                 Err(error) => failures.push(format!("{name}: {error}")),
             }
