@@ -38,7 +38,6 @@ use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction,
 };
 use futures_util::future::join_all;
-use herald_catalog::filter::matches_any;
 use herald_core::delivery::DeliveryState;
 use herald_core::ids::{prefix, prefixed_id};
 use herald_store::models::{
@@ -47,6 +46,7 @@ use herald_store::models::{
     KeyRevocation, NewEvent, Published, ReplaySelector, SourceOutcome, SourceRecord, StoredEvent,
     Tenant,
 };
+use herald_store::planner::{self, ReplayPlan};
 use herald_store::ssf::{SsfQueuedSet, SsfReceiverRecord, SsfSigningKeyRecord, SsfStreamRecord};
 use herald_store::{Store, StoreError, StoreResult};
 use time::{Duration, OffsetDateTime};
@@ -676,7 +676,7 @@ impl Store for PostgresStore {
         Ok(claimed)
     }
 
-    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<()> {
+    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<Vec<Published>> {
         self.attempts.submit(outcome).await
     }
 
@@ -795,8 +795,8 @@ impl Store for PostgresStore {
         let Some(endpoint) = endpoint_by_id(&transaction, tenant_id, endpoint_id).await? else {
             return Err(StoreError::NotFound(format!("endpoint {endpoint_id:?}")));
         };
-        let (after_seq, received_since, only_id) = match selector {
-            ReplaySelector::Failed => {
+        let (after_seq, received_since, only_id) = match ReplayPlan::of(selector) {
+            ReplayPlan::FailedAgain => {
                 let changed = execute(
                     &transaction,
                     "UPDATE deliveries SET state = 'pending', next_attempt_at = $3, updated_at = $3
@@ -810,9 +810,11 @@ impl Store for PostgresStore {
                 transaction.commit().await.map_err(map_backend)?;
                 return Ok(changed);
             }
-            ReplaySelector::Event(event_id) => (0, i64::MIN, Some(event_id.as_str())),
-            ReplaySelector::SinceSeq(seq) => (*seq, i64::MIN, None),
-            ReplaySelector::SinceTime(time) => (0, ms(*time), None),
+            ReplayPlan::FromLog {
+                after_seq,
+                received_since,
+                only_event,
+            } => (after_seq, received_since.map_or(i64::MIN, ms), only_event),
         };
         let selected = query(
             &transaction,
@@ -832,12 +834,12 @@ impl Store for PostgresStore {
         for row in &selected {
             let taxonomy: &str = get(row, 2)?;
             let event_type: &str = get(row, 3)?;
-            let wanted = only_id.is_some()
-                || matches_any(
-                    &endpoint.filters,
-                    event_type,
-                    rows::parse_taxonomy(taxonomy)?,
-                );
+            let wanted = planner::replay_wants(
+                only_id,
+                &endpoint.filters,
+                event_type,
+                rows::parse_taxonomy(taxonomy)?,
+            );
             if wanted {
                 deliveries.push(NewDelivery {
                     tenant_id,

@@ -5,32 +5,34 @@
 //! `SQLITE_BUSY`. Every write commits with `synchronous = FULL`, so an answered publish survives a
 //! power cut. Blocking SQLite calls run on tokio's blocking pool, never on the async workers.
 
+mod attempts;
 mod claims;
 mod keys;
+mod publish;
 mod rows;
 mod schema;
 mod sources;
 mod ssf;
 mod writer;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use herald_catalog::filter::matches_any;
 use herald_core::delivery::DeliveryState;
 use herald_store::models::{
     ApiKeyRecord, AttemptOutcome, AttemptRecord, ClaimedDelivery, CustomTypeRecord, DecisionRecord,
     DeliveryFilter, DeliveryRecord, EndpointRecord, EventFilter, HookRecord, KeyOwner,
-    KeyRevocation, NewEvent, NextStep, Published, ReplaySelector, SourceOutcome, SourceRecord,
-    StoredEvent, Tenant,
+    KeyRevocation, NewEvent, Published, ReplaySelector, SourceOutcome, SourceRecord, StoredEvent,
+    Tenant,
 };
+use herald_store::planner::{self, ReplayPlan};
 use herald_store::ssf::{SsfQueuedSet, SsfReceiverRecord, SsfSigningKeyRecord, SsfStreamRecord};
 use herald_store::{Store, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use time::{Duration, OffsetDateTime};
 
+use crate::publish::{Routes, insert_delivery};
 use crate::rows::{
     DECISION_COLUMNS, DELIVERY_COLUMNS, ENDPOINT_COLUMNS, EVENT_COLUMNS, HOOK_COLUMNS, json_text,
     map_backend, ms, read_decision, read_delivery, read_endpoint, read_event, read_hook,
@@ -50,47 +52,6 @@ pub struct SqliteStore {
     routes: Routes,
     /// API keys found since start (`keys.rs`).
     keys: Arc<keys::KnownKeys>,
-}
-
-/// Where a tenant's events go: its enabled endpoints (paused ones included) and their filters.
-/// Read once and kept, since every publish needs it and it rarely changes. Only the writer
-/// thread reads or changes it, inside write transactions, and every change to an endpoint clears
-/// it in the same transaction, so publish never sees a stale list.
-#[derive(Clone, Default)]
-struct Routes(Arc<Mutex<HashMap<String, Arc<Vec<Route>>>>>);
-
-struct Route {
-    endpoint_id: String,
-    filters: Vec<String>,
-}
-
-impl Routes {
-    fn of(&self, connection: &Connection, tenant_id: &str) -> StoreResult<Arc<Vec<Route>>> {
-        if let Ok(cache) = self.0.lock()
-            && let Some(routes) = cache.get(tenant_id)
-        {
-            return Ok(Arc::clone(routes));
-        }
-        let routes: Vec<Route> = load_endpoints(connection, tenant_id)?
-            .into_iter()
-            .filter(|endpoint| endpoint.enabled)
-            .map(|endpoint| Route {
-                endpoint_id: endpoint.id,
-                filters: endpoint.filters,
-            })
-            .collect();
-        let routes = Arc::new(routes);
-        if let Ok(mut cache) = self.0.lock() {
-            cache.insert(tenant_id.to_owned(), Arc::clone(&routes));
-        }
-        Ok(routes)
-    }
-
-    fn forget(&self) {
-        if let Ok(mut cache) = self.0.lock() {
-            cache.clear();
-        }
-    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -223,36 +184,6 @@ where
 const STATEMENT_CACHE: usize = 64;
 
 const UNFINISHED: &str = "('pending','scheduled','in_flight')";
-
-fn insert_delivery(
-    transaction: &Transaction<'_>,
-    tenant_id: &str,
-    endpoint_id: &str,
-    event: (i64, &str, &str, Option<&str>),
-    now: OffsetDateTime,
-) -> StoreResult<()> {
-    let (seq, event_id, event_type, subject) = event;
-    let mut statement = transaction
-        .prepare_cached(
-            "INSERT INTO deliveries (id, tenant_id, endpoint_id, event_seq, event_id, event_type,
-                 subject, state, n_attempts, next_attempt_at, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?8, ?8)",
-        )
-        .map_err(map_backend)?;
-    statement
-        .execute(params![
-            herald_core::ids::prefixed_id("dl"),
-            tenant_id,
-            endpoint_id,
-            seq,
-            event_id,
-            event_type,
-            subject,
-            ms(now),
-        ])
-        .map_err(map_backend)?;
-    Ok(())
-}
 
 /// `NotFound` unless the tenant exists: rows of a tenant are only made for a real one.
 pub(crate) fn require_tenant(connection: &Connection, tenant_id: &str) -> StoreResult<()> {
@@ -505,87 +436,7 @@ impl Store for SqliteStore {
         let tenant_id = tenant_id.to_owned();
         let routes = self.routes.clone();
         self.write(move |transaction| {
-            let next_seq: Option<i64> = transaction
-                .prepare_cached("SELECT next_seq FROM tenants WHERE id = ?1")
-                .and_then(|mut statement| {
-                    statement
-                        .query_row(params![tenant_id], |row| row.get(0))
-                        .optional()
-                })
-                .map_err(map_backend)?;
-            let Some(mut next_seq) = next_seq else {
-                return Err(StoreError::NotFound(format!("tenant {tenant_id:?}")));
-            };
-            // Paused endpoints included: their deliveries queue up until they are resumed.
-            let routes = routes.of(transaction, &tenant_id)?;
-            let mut published = Vec::with_capacity(events.len());
-            for event in events {
-                let existing: Option<i64> = transaction
-                    .prepare_cached("SELECT seq FROM events WHERE tenant_id = ?1 AND id = ?2")
-                    .and_then(|mut statement| {
-                        statement
-                            .query_row(params![tenant_id, event.id], |row| row.get(0))
-                            .optional()
-                    })
-                    .map_err(map_backend)?;
-                if let Some(seq) = existing {
-                    published.push(Published {
-                        id: event.id,
-                        seq,
-                        duplicate: true,
-                        n_deliveries: 0,
-                    });
-                    continue;
-                }
-                let seq = next_seq;
-                next_seq += 1;
-                transaction
-                    .prepare_cached(
-                        "INSERT INTO events (tenant_id, seq, id, taxonomy, event_type, subject,
-                             occurred_at, received_at, payload, context, producer)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                    )
-                    .and_then(|mut statement| {
-                        statement.execute(params![
-                            tenant_id,
-                            seq,
-                            event.id,
-                            event.taxonomy.as_str(),
-                            event.event_type,
-                            event.subject,
-                            ms(event.occurred_at),
-                            ms(now),
-                            json_text(&event.payload),
-                            json_text(&serde_json::Value::Object(event.context.clone())),
-                            json_text(&serde_json::Value::Object(event.producer.clone())),
-                        ])
-                    })
-                    .map_err(map_backend)?;
-                let mut n_deliveries = 0;
-                for route in routes.iter() {
-                    if matches_any(&route.filters, &event.event_type, event.taxonomy) {
-                        insert_delivery(
-                            transaction,
-                            &tenant_id,
-                            &route.endpoint_id,
-                            (seq, &event.id, &event.event_type, event.subject.as_deref()),
-                            now,
-                        )?;
-                        n_deliveries += 1;
-                    }
-                }
-                published.push(Published {
-                    id: event.id,
-                    seq,
-                    duplicate: false,
-                    n_deliveries,
-                });
-            }
-            transaction
-                .prepare_cached("UPDATE tenants SET next_seq = ?1 WHERE id = ?2")
-                .and_then(|mut statement| statement.execute(params![next_seq, tenant_id]))
-                .map_err(map_backend)?;
-            Ok(published)
+            publish::publish_in(transaction, &routes, &tenant_id, events, now)
         })
         .await
     }
@@ -654,80 +505,17 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<()> {
+    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<Vec<Published>> {
         let routes = self.routes.clone();
         // Lost in a crash, a record only means the delivery is attempted again (it is left in
-        // flight, and released at the next open): at least once still holds, and the attempt's
-        // slot frees without waiting for the disk.
-        self.writer.write(Durability::Committed, move |transaction| {
-            if outcome.disable_endpoint.is_some() {
-                routes.forget();
-            }
-            let attempt = &outcome.attempt;
-            transaction
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO attempts (delivery_id, attempt_number, started_at, status,
-                         latency_ms, response_excerpt, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .and_then(|mut statement| {
-                    statement.execute(params![
-                        attempt.delivery_id,
-                        attempt.attempt_number,
-                        ms(attempt.started_at),
-                        attempt.status,
-                        i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX),
-                        attempt.response_excerpt,
-                        attempt.error,
-                    ])
-                })
-                .map_err(map_backend)?;
-            let (state, next_attempt_at) = match outcome.next {
-                NextStep::Delivered => (DeliveryState::Delivered, None),
-                NextStep::RetryAt(at) => (DeliveryState::Scheduled, Some(ms(at))),
-                NextStep::Exhausted => (DeliveryState::Exhausted, None),
-            };
-            transaction
-                .prepare_cached(
-                    "UPDATE deliveries SET state = ?2, n_attempts = ?3, next_attempt_at = ?4,
-                         lease_until = NULL, last_status = ?5, last_error = ?6, updated_at = ?7
-                     WHERE id = ?1",
-                )
-                .and_then(|mut statement| {
-                    statement.execute(params![
-                        attempt.delivery_id,
-                        state.as_str(),
-                        attempt.attempt_number,
-                        next_attempt_at,
-                        attempt.status,
-                        attempt.error,
-                        ms(outcome.now),
-                    ])
-                })
-                .map_err(map_backend)?;
-            let succeeded = outcome.next == NextStep::Delivered;
-            transaction
-                .prepare_cached(
-                    "UPDATE endpoints SET
-                         failing_since = CASE WHEN ?3 THEN NULL ELSE COALESCE(failing_since, ?4) END,
-                         enabled = CASE WHEN ?5 IS NULL THEN enabled ELSE 0 END,
-                         disabled_reason = COALESCE(?5, disabled_reason)
-                     WHERE tenant_id = ?1 AND id = ?2
-                       -- A success of a healthy endpoint changes nothing: leave its row alone.
-                       AND NOT (?3 AND failing_since IS NULL AND ?5 IS NULL)",
-                )
-                .and_then(|mut statement| {
-                    statement.execute(params![
-                        outcome.tenant_id,
-                        outcome.endpoint_id,
-                        succeeded,
-                        ms(attempt.started_at),
-                        outcome.disable_endpoint,
-                    ])
-                })
-                .map_err(map_backend)?;
-            Ok(())
-        })
-        .await
+        // flight, and released at the next open), and its operational events, lost with it,
+        // are raised again by that attempt: at least once still holds, and the attempt's slot
+        // frees without waiting for the disk.
+        self.writer
+            .write(Durability::Committed, move |transaction| {
+                attempts::record_in(transaction, &routes, outcome)
+            })
+            .await
     }
 
     async fn release(&self, delivery_id: &str, next_attempt_at: OffsetDateTime) -> StoreResult<()> {
@@ -861,8 +649,8 @@ impl Store for SqliteStore {
             let Some(endpoint) = endpoint_by_id(transaction, &tenant_id, &endpoint_id)? else {
                 return Err(StoreError::NotFound(format!("endpoint {endpoint_id:?}")));
             };
-            let (after_seq, received_since, only_id) = match &selector {
-                ReplaySelector::Failed => {
+            let (after_seq, received_since, only_id) = match ReplayPlan::of(&selector) {
+                ReplayPlan::FailedAgain => {
                     let changed = transaction
                         .execute(
                             "UPDATE deliveries SET state = 'pending', next_attempt_at = ?3, updated_at = ?3
@@ -872,9 +660,15 @@ impl Store for SqliteStore {
                         .map_err(map_backend)?;
                     return Ok(changed as u64);
                 }
-                ReplaySelector::Event(event_id) => (0, i64::MIN, Some(event_id.clone())),
-                ReplaySelector::SinceSeq(seq) => (*seq, i64::MIN, None),
-                ReplaySelector::SinceTime(time) => (0, ms(*time), None),
+                ReplayPlan::FromLog {
+                    after_seq,
+                    received_since,
+                    only_event,
+                } => (
+                    after_seq,
+                    received_since.map_or(i64::MIN, ms),
+                    only_event.map(str::to_owned),
+                ),
             };
             let mut statement = transaction
                 .prepare(
@@ -900,7 +694,7 @@ impl Store for SqliteStore {
             let mut n_replayed = 0u64;
             for (seq, event_id, taxonomy, event_type, subject) in selected {
                 let taxonomy = rows::parse_taxonomy(&taxonomy)?;
-                let wanted = only_id.is_some() || matches_any(&endpoint.filters, &event_type, taxonomy);
+                let wanted = planner::replay_wants(only_id.as_deref(), &endpoint.filters, &event_type, taxonomy);
                 if wanted {
                     insert_delivery(
                         transaction,

@@ -6,6 +6,8 @@
 
 pub mod conformance;
 pub mod models;
+pub mod operational;
+pub mod planner;
 pub mod ssf;
 
 use async_trait::async_trait;
@@ -134,8 +136,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
         lease: Duration,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
-    /// Records one attempt and moves the delivery to its next state.
-    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<()>;
+    /// Records one attempt and moves the delivery to its next state, and publishes the outcome's
+    /// operational events in the same transaction (seq, deliveries and wake-ups as
+    /// [`Store::publish`] gives them), answering what publishing them did.
+    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<Vec<Published>>;
     /// Gives a leased delivery back without counting an attempt (shutdown, rate limit).
     async fn release(&self, delivery_id: &str, next_attempt_at: OffsetDateTime) -> StoreResult<()>;
     /// When the next delivery becomes due, if any is waiting (for sleeping until then).
