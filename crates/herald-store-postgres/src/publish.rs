@@ -16,9 +16,10 @@ use herald_store::{StoreError, StoreResult};
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
+use crate::deliveries::{DeliveryColumns, INSERT_DELIVERIES, NewDelivery};
 use crate::group_commit::GroupWork;
 use crate::rows::{ENDPOINT_COLUMNS, get, json_text, map_backend, map_pool, ms, read_endpoint};
-use crate::{DeliveryColumns, INSERT_DELIVERIES, NewDelivery, execute_pipelined, prepare, wakeups};
+use crate::{execute_pipelined, prepare, wakeups};
 
 /// One caller's publish.
 pub(crate) struct Request {

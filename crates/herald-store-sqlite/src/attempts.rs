@@ -6,8 +6,10 @@ use herald_store::StoreResult;
 use herald_store::models::{AttemptOutcome, NextStep, Published};
 use rusqlite::{Transaction, params};
 
+use crate::SqliteStore;
 use crate::publish::{self, Routes};
 use crate::rows::{map_backend, ms};
+use crate::writer::Durability;
 
 /// Stores the attempt, moves its delivery on, updates its endpoint's failure state, and publishes
 /// the outcome's operational events: all or nothing, as one job of the writer.
@@ -92,4 +94,22 @@ pub(crate) fn record_in(
         outcome.operational_events,
         outcome.now,
     )
+}
+
+impl SqliteStore {
+    pub(crate) async fn record_attempt_outcome(
+        &self,
+        outcome: AttemptOutcome,
+    ) -> StoreResult<Vec<Published>> {
+        let routes = self.routes.clone();
+        // Lost in a crash, a record only means the delivery is attempted again (it is left in
+        // flight, and released at the next open), and its operational events, lost with it,
+        // are raised again by that attempt: at least once still holds, and the attempt's slot
+        // frees without waiting for the disk.
+        self.writer
+            .write(Durability::Committed, move |transaction| {
+                record_in(transaction, &routes, outcome)
+            })
+            .await
+    }
 }

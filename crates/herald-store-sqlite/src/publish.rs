@@ -10,7 +10,7 @@ use herald_store::{StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use time::OffsetDateTime;
 
-use crate::load_endpoints;
+use crate::endpoints::load_endpoints;
 use crate::rows::{json_text, map_backend, ms};
 
 /// Where a tenant's events go: its enabled endpoints (paused ones included) and their filters.
