@@ -55,7 +55,7 @@ use herald_store::models::{
     Tenant,
 };
 use herald_store::ssf::{SsfQueuedSet, SsfReceiverRecord, SsfSigningKeyRecord, SsfStreamRecord};
-use herald_store::{Store, StoreResult};
+use herald_store::{Backend, ChangeHandler, ChangeListener, Store, StoreResult};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Notify;
 
@@ -105,7 +105,7 @@ impl PostgresStore {
     pub async fn listen_for_wakeups(
         &self,
         wakeup: Arc<Notify>,
-        on_change: herald_store::ChangeHandler,
+        on_change: ChangeHandler,
     ) -> StoreResult<WakeupListener> {
         WakeupListener::start(self.config.clone(), wakeup, on_change).await
     }
@@ -473,5 +473,22 @@ impl Store for PostgresStore {
 
     async fn clear_ssf_queue(&self, stream_id: &str) -> StoreResult<u64> {
         self.ssf_clear_queue(stream_id).await
+    }
+}
+
+/// Other nodes' work and changes arrive by `LISTEN` (see `wakeups.rs`).
+#[async_trait]
+impl Backend for PostgresStore {
+    fn store(&self) -> Arc<dyn Store> {
+        Arc::new(self.clone())
+    }
+
+    async fn listen_for_changes(
+        &self,
+        wakeup: Arc<Notify>,
+        on_change: ChangeHandler,
+    ) -> StoreResult<Option<ChangeListener>> {
+        let listener = self.listen_for_wakeups(wakeup, on_change).await?;
+        Ok(Some(Box::new(listener)))
     }
 }

@@ -306,3 +306,27 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Drops every queued SET of the stream (a disabled stream keeps nothing).
     async fn clear_ssf_queue(&self, stream_id: &str) -> StoreResult<u64>;
 }
+
+// --- issue 17 (seams): opening a backend ---
+
+/// Keeps a backend listening for other nodes' changes until it is dropped.
+pub type ChangeListener = Box<dyn std::any::Any + Send + Sync>;
+
+/// A storage backend as the binary runs it: its store, and how this node hears of the work and
+/// changes other nodes sharing the database commit. Opening (which brings the schema up to date)
+/// is the backend's own constructor; everything after it goes through this trait, so the binary
+/// looks at the kind of database in one place only.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The store, shared.
+    fn store(&self) -> std::sync::Arc<dyn Store>;
+
+    /// Wakes `wakeup` whenever any node makes delivery work due, and hands `on_change` what
+    /// node-local caches must notice, until the returned listener is dropped. `None` when no
+    /// other node can share the database (SQLite: this process sees every change itself).
+    async fn listen_for_changes(
+        &self,
+        wakeup: std::sync::Arc<tokio::sync::Notify>,
+        on_change: ChangeHandler,
+    ) -> StoreResult<Option<ChangeListener>>;
+}
