@@ -5,6 +5,7 @@
 //! its own wire types.
 
 pub mod conformance;
+pub mod encoding;
 pub mod models;
 pub mod operational;
 pub mod planner;
