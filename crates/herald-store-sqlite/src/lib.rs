@@ -41,7 +41,7 @@ use herald_store::models::{
     Tenant,
 };
 use herald_store::ssf::{SsfQueuedSet, SsfReceiverRecord, SsfSigningKeyRecord, SsfStreamRecord};
-use herald_store::{Backend, ChangeHandler, ChangeListener, Store, StoreError, StoreResult};
+use herald_store::{Store, StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use time::{Duration, OffsetDateTime};
 
@@ -502,21 +502,5 @@ impl Store for SqliteStore {
 
     async fn clear_ssf_queue(&self, stream_id: &str) -> StoreResult<u64> {
         self.ssf_clear_queue(stream_id).await
-    }
-}
-
-/// One process owns the file, so there are no other nodes to hear from.
-#[async_trait]
-impl Backend for SqliteStore {
-    fn store(&self) -> Arc<dyn Store> {
-        Arc::new(self.clone())
-    }
-
-    async fn listen_for_changes(
-        &self,
-        _wakeup: Arc<tokio::sync::Notify>,
-        _on_change: ChangeHandler,
-    ) -> StoreResult<Option<ChangeListener>> {
-        Ok(None)
     }
 }

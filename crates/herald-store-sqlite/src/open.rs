@@ -1,10 +1,14 @@
-//! Opening a database file: the one-process lock, and the leases a dead process left behind.
+//! Opening a database file: the one-process lock, the leases a dead process left behind, and the
+//! store as a [`Backend`].
 
 use std::path::Path;
+use std::sync::Arc;
 
-use herald_store::{StoreError, StoreResult};
+use async_trait::async_trait;
+use herald_store::{Backend, ChangeHandler, ChangeListener, Store, StoreError, StoreResult};
 use rusqlite::Connection;
 
+use crate::SqliteStore;
 use crate::rows::map_backend;
 
 /// SQLite's write-ahead log of the database at `path`.
@@ -59,4 +63,20 @@ pub(crate) fn release_leases_of_dead_processes(connection: &Connection) -> Store
         );
     }
     Ok(())
+}
+
+/// One process owns the file, so there are no other nodes to hear from.
+#[async_trait]
+impl Backend for SqliteStore {
+    fn store(&self) -> Arc<dyn Store> {
+        Arc::new(self.clone())
+    }
+
+    async fn listen_for_changes(
+        &self,
+        _wakeup: Arc<tokio::sync::Notify>,
+        _on_change: ChangeHandler,
+    ) -> StoreResult<Option<ChangeListener>> {
+        Ok(None)
+    }
 }
