@@ -16,13 +16,12 @@ use herald_catalog::taxonomy::Taxonomy;
 use herald_core::asymmetric::Ed25519SigningKey;
 use herald_core::clock::Clock;
 use herald_core::delivery::{AttemptResult, Decision, decide_after_attempt, should_auto_disable};
-use herald_core::ids::new_event_id;
 use herald_core::retry::{RetrySchedule, parse_retry_after};
 use herald_core::secret::SigningSecret;
 use herald_core::signing::{NativeSignature, SignedHeaders};
-use herald_store::models::{AttemptOutcome, AttemptRecord, ClaimedDelivery, NewEvent, NextStep};
+use herald_store::models::{AttemptOutcome, AttemptRecord, ClaimedDelivery, NextStep};
+use herald_store::operational::{self, AttemptReport};
 use herald_store::{Store, StoreError};
-use serde_json::{Map, json};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -396,7 +395,19 @@ impl Dispatcher {
             metrics::histogram!("herald_delivery_lag_seconds")
                 .record(end_to_end.as_seconds_f64().max(0.0));
         }
-        self.store
+        // Herald's own events about this attempt are written in the attempt's own transaction,
+        // so a crash cannot record the one without the other.
+        let operational_events = operational::events_after_attempt(&AttemptReport {
+            delivery,
+            next,
+            disable_reason: disable_endpoint.as_deref(),
+            last_status: status,
+            last_error: error_text.as_deref(),
+            n_attempts,
+            now: finished_at,
+        });
+        let published = self
+            .store
             .record_attempt(AttemptOutcome {
                 tenant_id: endpoint.tenant_id.clone(),
                 endpoint_id: endpoint.id.clone(),
@@ -407,23 +418,18 @@ impl Dispatcher {
                     status,
                     latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
                     response_excerpt: excerpt,
-                    error: error_text.clone(),
+                    error: error_text,
                 },
                 next,
-                disable_endpoint: disable_endpoint.clone(),
+                disable_endpoint,
                 now: finished_at,
+                operational_events,
             })
             .await?;
-        self.emit_operational_events(
-            delivery,
-            next,
-            disable_endpoint.as_deref(),
-            status,
-            error_text,
-            n_attempts,
-            finished_at,
-        )
-        .await
+        if published.iter().any(|outcome| outcome.n_deliveries > 0) {
+            self.wakeup.notify_one();
+        }
+        Ok(())
     }
 
     /// The transport seam: an endpoint's URL says how its request travels. `listen:<session>`
@@ -470,63 +476,5 @@ impl Dispatcher {
             }
             None => self.client.send(request).await,
         }
-    }
-
-    /// Publishes `herald.endpoint.disabled` and `herald.delivery.exhausted` into the tenant's log,
-    /// so a tenant can subscribe to its own delivery trouble. Deliveries of Herald's own events
-    /// raise none, so a failing subscriber of them cannot cause an endless chain.
-    #[allow(clippy::too_many_arguments)]
-    async fn emit_operational_events(
-        &self,
-        delivery: &ClaimedDelivery,
-        next: NextStep,
-        disable_reason: Option<&str>,
-        last_status: Option<u16>,
-        last_error: Option<String>,
-        n_attempts: u32,
-        now: OffsetDateTime,
-    ) -> Result<(), DispatchError> {
-        if delivery.event.taxonomy == Taxonomy::Herald {
-            return Ok(());
-        }
-        let endpoint = &delivery.endpoint;
-        let mut events = Vec::new();
-        if let Some(reason) = disable_reason {
-            events.push(operational_event("herald.endpoint.disabled", json!({
-                "endpoint_id": endpoint.id, "url": endpoint.url, "reason": reason, "last_status": last_status,
-            }), now));
-        }
-        if next == NextStep::Exhausted {
-            events.push(operational_event("herald.delivery.exhausted", json!({
-                "delivery_id": delivery.delivery_id, "endpoint_id": endpoint.id, "event_id": delivery.event.id,
-                "event_type": delivery.event.event_type, "n_attempts": n_attempts, "last_status": last_status,
-                "last_error": last_error,
-            }), now));
-        }
-        if events.is_empty() {
-            return Ok(());
-        }
-        let published = self.store.publish(&endpoint.tenant_id, events, now).await?;
-        if published.iter().any(|outcome| outcome.n_deliveries > 0) {
-            self.wakeup.notify_one();
-        }
-        Ok(())
-    }
-}
-
-fn operational_event(
-    event_type: &str,
-    payload: serde_json::Value,
-    now: OffsetDateTime,
-) -> NewEvent {
-    NewEvent {
-        id: new_event_id(),
-        taxonomy: Taxonomy::Herald,
-        event_type: event_type.to_owned(),
-        subject: None,
-        occurred_at: now,
-        payload,
-        context: Map::new(),
-        producer: Map::new(),
     }
 }

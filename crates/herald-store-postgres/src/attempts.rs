@@ -7,23 +7,23 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Pool, Transaction};
 use herald_core::delivery::DeliveryState;
-use herald_store::models::{AttemptOutcome, NextStep};
+use herald_store::models::{AttemptOutcome, NextStep, Published};
 use herald_store::{StoreError, StoreResult};
 use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 
 use crate::group_commit::GroupWork;
 use crate::rows::{map_backend, map_pool, ms, to_i64};
-use crate::{execute_pipelined, prepare, wakeups};
+use crate::{execute_pipelined, prepare, publish, wakeups};
 
 /// Attempt outcomes, grouped.
 pub(crate) struct Attempts;
 
 impl GroupWork for Attempts {
     type Request = AttemptOutcome;
-    type Answer = ();
+    type Answer = Vec<Published>;
 
     const MAX_GROUP_SIZE: usize = 512;
 
@@ -31,9 +31,12 @@ impl GroupWork for Attempts {
         1
     }
 
-    async fn commit(pool: &Pool, outcomes: &[AttemptOutcome]) -> StoreResult<Vec<StoreResult<()>>> {
-        record_in_one_transaction(pool, outcomes).await?;
-        Ok(outcomes.iter().map(|_| Ok(())).collect())
+    async fn commit(
+        pool: &Pool,
+        outcomes: &[AttemptOutcome],
+    ) -> StoreResult<Vec<StoreResult<Vec<Published>>>> {
+        let published = record_in_one_transaction(pool, outcomes).await?;
+        Ok(published.into_iter().map(Ok).collect())
     }
 }
 
@@ -161,7 +164,17 @@ impl<'a> Columns<'a> {
 /// Every statement of the group is prepared first (or found in the connection's cache), then
 /// all are sent together: tokio-postgres pipelines them and the server runs them in the order
 /// sent, so a group costs three round trips (begin, the writes, commit).
-async fn record_in_one_transaction(pool: &Pool, outcomes: &[AttemptOutcome]) -> StoreResult<()> {
+///
+/// The outcomes' operational events are published last, in the same transaction, as a publish
+/// group would (`publish.rs`): after the endpoints' updates, so an endpoint this group disables is
+/// not routed to. Their tenants' rows are locked only then, after the group's delivery and
+/// endpoint row locks; a publish group, which locks tenants first, takes only `FOR KEY SHARE` on
+/// endpoints, which those updates do not block, and no delivery row locks, so neither waits for
+/// the other in a cycle. Each outcome is answered with what publishing its events did.
+async fn record_in_one_transaction(
+    pool: &Pool,
+    outcomes: &[AttemptOutcome],
+) -> StoreResult<Vec<Vec<Published>>> {
     let mut seen = HashSet::with_capacity(outcomes.len());
     if !outcomes
         .iter()
@@ -239,7 +252,46 @@ async fn record_in_one_transaction(pool: &Pool, outcomes: &[AttemptOutcome]) -> 
         statements.push((&notify, Vec::new()));
     }
     execute_pipelined(&transaction, &statements).await?;
-    transaction.commit().await.map_err(map_backend)
+    let published = publish_operational_events(&transaction, outcomes).await?;
+    transaction.commit().await.map_err(map_backend)?;
+    Ok(published)
+}
+
+/// Publishes the outcomes' operational events inside the attempts' transaction, one request per
+/// outcome that has any. A request that fails (its tenant is gone) fails the whole group, which
+/// is then retried in halves: an attempt is never recorded without its events.
+async fn publish_operational_events(
+    transaction: &Transaction<'_>,
+    outcomes: &[AttemptOutcome],
+) -> StoreResult<Vec<Vec<Published>>> {
+    let requests: Vec<publish::Request> = outcomes
+        .iter()
+        .filter(|outcome| !outcome.operational_events.is_empty())
+        .map(|outcome| publish::Request {
+            tenant_id: outcome.tenant_id.clone(),
+            events: outcome.operational_events.clone(),
+            now: outcome.now,
+        })
+        .collect();
+    let mut answers = if requests.is_empty() {
+        Vec::new()
+    } else {
+        publish::publish_within(transaction, &requests).await?
+    }
+    .into_iter();
+    outcomes
+        .iter()
+        .map(|outcome| {
+            if outcome.operational_events.is_empty() {
+                return Ok(Vec::new());
+            }
+            answers.next().unwrap_or_else(|| {
+                Err(StoreError::Backend(
+                    "an operational event publish went unanswered".into(),
+                ))
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -266,6 +318,7 @@ mod tests {
             next,
             disable_endpoint: disable.map(str::to_owned),
             now: at,
+            operational_events: Vec::new(),
         }
     }
 
@@ -322,5 +375,35 @@ mod tests {
             EndpointChange::fold(std::iter::empty()),
             EndpointChange::default()
         );
+    }
+}
+
+impl crate::PostgresStore {
+    /// The tenant's delivery attempts since `since`, counted per minute (the console's charts).
+    pub(crate) async fn attempts_per_minute(
+        &self,
+        tenant_id: &str,
+        since: time::OffsetDateTime,
+    ) -> StoreResult<Vec<herald_store::models::AttemptMinute>> {
+        let client = self.client().await?;
+        // Times are kept in milliseconds: a minute is `started_at / 60000`. A missing status (no
+        // answer) is a failure like any status outside 2xx.
+        let rows = crate::query(
+            &client,
+            "SELECT a.started_at / 60000 AS minute, COUNT(*)::BIGINT,
+                 SUM(CASE WHEN a.status BETWEEN 200 AND 299 THEN 0 ELSE 1 END)::BIGINT
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE d.tenant_id = $1 AND a.started_at >= $2
+             GROUP BY minute ORDER BY minute",
+            &[&tenant_id, &ms(since)],
+        )
+        .await?;
+        crate::rows::read_all(&rows, |row| {
+            Ok(herald_store::models::AttemptMinute {
+                minute: crate::rows::from_ms(crate::rows::get::<i64>(row, 0)? * 60_000),
+                n_attempts: u64::try_from(crate::rows::get::<i64>(row, 1)?).unwrap_or(0),
+                n_failed: u64::try_from(crate::rows::get::<i64>(row, 2)?).unwrap_or(0),
+            })
+        })
     }
 }

@@ -41,6 +41,9 @@
 //! 6. **Lease** what was chosen, read each event once and the tenants' issuers, and announce the
 //!    leases, in statements sent together.
 //!
+//! The rules of steps 1, 4 (which queue heads to offer) and 5 are `herald_store::planner`'s,
+//! shared with SQLite; this file holds the queries and the locking.
+//!
 //! Statements that do not need each other's answers (the lock and the count after it; step 6)
 //! are pipelined on the connection: the server still runs them one after the other, in the order
 //! sent, so each sees what the ones before it did.
@@ -51,7 +54,8 @@ use deadpool_postgres::{GenericClient, Transaction};
 use futures_util::future::{try_join, try_join4};
 use herald_core::rate::TokenBucket;
 use herald_store::StoreResult;
-use herald_store::models::{ClaimedDelivery, EndpointRecord, Ordering};
+use herald_store::models::{ClaimedDelivery, EndpointRecord};
+use herald_store::planner::{self, Offer};
 use time::{Duration, OffsetDateTime};
 
 use crate::rows::map_backend;
@@ -333,8 +337,7 @@ pub(crate) async fn claim_due(
     if endpoints.is_empty() {
         return Ok(Vec::new());
     }
-    let start = turn % endpoints.len();
-    let fair_share = limit.div_ceil(endpoints.len()).max(1);
+    let fair_share = planner::fair_share(limit, endpoints.len());
 
     // (index into `endpoints`, delivery) in claim order.
     let mut chosen: Vec<(usize, Candidate)> = Vec::new();
@@ -342,10 +345,7 @@ pub(crate) async fn claim_due(
     let mut postponed_until: Vec<i64> = Vec::new();
     // From the endpoint in turn to the end the keys ascend and locks are waited for; the ones
     // before it come after the wrap-around, below keys already held, and are only tried.
-    let visits = (start..endpoints.len())
-        .map(|endpoint_idx| (endpoint_idx, true))
-        .chain((0..start).map(|endpoint_idx| (endpoint_idx, false)));
-    for (endpoint_idx, wait) in visits {
+    for (endpoint_idx, wait) in planner::visiting_order(endpoints.len(), turn) {
         let room = limit - chosen.len();
         if room == 0 {
             break;
@@ -356,49 +356,42 @@ pub(crate) async fn claim_due(
         else {
             continue;
         };
-        let free = endpoint.max_concurrency.max(1).saturating_sub(busy) as usize;
-        let wanted = free.min(fair_share).min(room);
-        if wanted == 0 {
-            continue;
-        }
-        let candidates = match endpoint.ordering {
-            Ordering::None => {
+        let candidates = match planner::offer(endpoint, busy, fair_share, room) {
+            Offer::Nothing => continue,
+            Offer::Earliest(wanted) => {
                 due_deliveries(transaction, &endpoint.id, now_ms, wanted, false).await?
             }
-            Ordering::Subject => {
+            Offer::SubjectHeads(wanted) => {
                 due_deliveries(transaction, &endpoint.id, now_ms, wanted, true).await?
             }
-            Ordering::Strict if busy == 0 => due_head(transaction, &endpoint.id, now_ms)
+            Offer::StrictHead => due_head(transaction, &endpoint.id, now_ms)
                 .await?
                 .into_iter()
                 .collect(),
-            Ordering::Strict => Vec::new(),
         };
         if candidates.is_empty() {
             continue;
         }
-        let Some(rate) = endpoint.rate_limit_per_s else {
-            chosen.extend(
-                candidates
-                    .into_iter()
-                    .map(|candidate| (endpoint_idx, candidate)),
-            );
-            continue;
+        let stored_bucket = match endpoint.rate_limit_per_s {
+            Some(_) => read_bucket(transaction, &endpoint.id).await?,
+            None => None,
         };
-        let mut bucket = read_bucket(transaction, &endpoint.id)
-            .await?
-            .unwrap_or_else(|| TokenBucket::full(rate, now));
-        for candidate in candidates {
-            match bucket.take(rate, now) {
-                Ok(()) => chosen.push((endpoint_idx, candidate)),
-                Err(wait) => {
-                    // Not due again before a token is there, so no node spins on it meanwhile.
-                    postponed_ids.push(candidate.delivery_id);
-                    postponed_until.push(ms(now + wait));
-                }
-            }
+        let limited =
+            planner::rate_limit(endpoint.rate_limit_per_s, stored_bucket, candidates, now);
+        chosen.extend(
+            limited
+                .admitted
+                .into_iter()
+                .map(|candidate| (endpoint_idx, candidate)),
+        );
+        for (candidate, due_at) in limited.postponed {
+            // Not due again before a token is there, so no node spins on it meanwhile.
+            postponed_ids.push(candidate.delivery_id);
+            postponed_until.push(ms(due_at));
         }
-        write_bucket(transaction, &endpoint.id, &bucket).await?;
+        if let Some(bucket) = &limited.bucket {
+            write_bucket(transaction, &endpoint.id, bucket).await?;
+        }
     }
     if !postponed_ids.is_empty() {
         execute(

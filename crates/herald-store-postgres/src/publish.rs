@@ -8,17 +8,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Pool, Transaction};
 use futures_util::future::try_join3;
-use herald_catalog::filter::matches_any;
 use herald_store::models::{EndpointRecord, NewEvent, Published};
+use herald_store::planner;
 use herald_store::{StoreError, StoreResult};
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
+use crate::deliveries::{DeliveryColumns, INSERT_DELIVERIES, NewDelivery};
 use crate::group_commit::GroupWork;
 use crate::rows::{ENDPOINT_COLUMNS, get, json_text, map_backend, map_pool, ms, read_endpoint};
-use crate::{DeliveryColumns, INSERT_DELIVERIES, NewDelivery, execute_pipelined, prepare, wakeups};
+use crate::{execute_pipelined, prepare, wakeups};
 
 /// One caller's publish.
 pub(crate) struct Request {
@@ -93,15 +94,27 @@ async fn publish_in_one_transaction(
 ) -> StoreResult<Vec<StoreResult<Vec<Published>>>> {
     let mut client = pool.get().await.map_err(map_pool)?;
     let transaction = client.transaction().await.map_err(map_backend)?;
+    let answers = publish_within(&transaction, requests).await?;
+    transaction.commit().await.map_err(map_backend)?;
+    Ok(answers)
+}
+
+/// Publishes every request inside `transaction`, which the caller commits: the group's own, or
+/// a group of attempt outcomes publishing their operational events (`attempts.rs`). The
+/// tenants' rows stay locked until that commit.
+pub(crate) async fn publish_within(
+    transaction: &Transaction<'_>,
+    requests: &[Request],
+) -> StoreResult<Vec<StoreResult<Vec<Published>>>> {
     // Prepared (or found in the connection's cache) before anything is sent, so the pipelined
     // statements go out in the order written.
-    let lock_tenants = prepare(&transaction, LOCK_TENANTS).await?;
-    let select_routes = prepare(&transaction, &select_routes()).await?;
-    let select_known = prepare(&transaction, SELECT_KNOWN).await?;
-    let insert_events = prepare(&transaction, INSERT_EVENTS).await?;
-    let insert_deliveries = prepare(&transaction, INSERT_DELIVERIES).await?;
-    let advance_counters = prepare(&transaction, ADVANCE_COUNTERS).await?;
-    let notify = prepare(&transaction, wakeups::NOTIFY_STATEMENT).await?;
+    let lock_tenants = prepare(transaction, LOCK_TENANTS).await?;
+    let select_routes = prepare(transaction, &select_routes()).await?;
+    let select_known = prepare(transaction, SELECT_KNOWN).await?;
+    let insert_events = prepare(transaction, INSERT_EVENTS).await?;
+    let insert_deliveries = prepare(transaction, INSERT_DELIVERIES).await?;
+    let advance_counters = prepare(transaction, ADVANCE_COUNTERS).await?;
+    let notify = prepare(transaction, wakeups::NOTIFY_STATEMENT).await?;
 
     let mut tenant_ids: Vec<&str> = requests
         .iter()
@@ -159,8 +172,7 @@ async fn publish_in_one_transaction(
         writes.push((&insert_deliveries, deliveries.params().to_vec()));
         writes.push((&notify, Vec::new()));
     }
-    execute_pipelined(&transaction, &writes).await?;
-    transaction.commit().await.map_err(map_backend)?;
+    execute_pipelined(transaction, &writes).await?;
     Ok(plan.answers)
 }
 
@@ -219,7 +231,7 @@ fn plan_group<'a>(
                 tenant_routes
                     .iter()
                     .filter(|endpoint| {
-                        matches_any(&endpoint.filters, &event.event_type, event.taxonomy)
+                        planner::routes_to(&endpoint.filters, &event.event_type, event.taxonomy)
                     })
                     .map(|endpoint| NewDelivery {
                         tenant_id,

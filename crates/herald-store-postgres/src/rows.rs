@@ -77,18 +77,7 @@ pub(crate) fn map_pool(error: PoolError) -> StoreError {
     }
 }
 
-pub(crate) fn ms(time: OffsetDateTime) -> i64 {
-    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-pub(crate) fn from_ms(milliseconds: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(milliseconds) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-pub(crate) fn json_text(value: &Value) -> String {
-    value.to_string()
-}
+pub(crate) use herald_store::encoding::{from_ms, json_text, ms};
 
 /// Counts and limits are unsigned in the models and BIGINT in the tables.
 pub(crate) fn to_i64<T: TryInto<i64>>(value: T) -> i64 {

@@ -4,13 +4,17 @@
 //! (`deliveries_waiting`: endpoint, state, due time), oldest due first, and only as many as the
 //! endpoint may take right now. A claim therefore costs what it claims, however large the backlog
 //! is, and deliveries of a paused or disabled endpoint are never even looked at.
+//!
+//! What an endpoint may take (rotation, fair share, free slots, ordering, subject look-ahead,
+//! token bucket) is decided by `herald_store::planner`, as on PostgreSQL; this file holds the
+//! queries it needs.
 
 use std::collections::HashMap;
 
 use herald_catalog::envelope::Event;
-use herald_core::rate::TokenBucket;
 use herald_store::StoreResult;
-use herald_store::models::{ClaimedDelivery, EndpointRecord, Ordering};
+use herald_store::models::{ClaimedDelivery, EndpointRecord};
+use herald_store::planner::{self, Offer, SubjectLookAhead};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use time::{Duration, OffsetDateTime};
 
@@ -135,9 +139,11 @@ fn due_deliveries(
     for state in ["pending", "scheduled", "in_flight"] {
         candidates.extend(due_in_state(connection, endpoint_id, state, now_ms, limit)?);
     }
-    candidates.sort_by_key(|candidate| candidate.due_at);
-    candidates.truncate(limit);
-    Ok(candidates)
+    Ok(planner::earliest_due(
+        candidates,
+        |candidate| candidate.due_at,
+        limit,
+    ))
 }
 
 /// The head of a strictly ordered endpoint's queue (its unfinished delivery with the smallest
@@ -147,7 +153,7 @@ fn due_head(
     endpoint_id: &str,
     now_ms: i64,
 ) -> StoreResult<Option<Candidate>> {
-    let mut head: Option<(Candidate, bool)> = None;
+    let mut firsts = Vec::with_capacity(3);
     for state in ["pending", "scheduled", "in_flight"] {
         let due_column = if state == "in_flight" {
             "lease_until"
@@ -165,16 +171,13 @@ fn due_head(
                     .optional()
             })
             .map_err(map_backend)?;
-        if let Some(first) = first
-            && head
-                .as_ref()
-                .is_none_or(|(current, _)| first.event_seq < current.event_seq)
-        {
-            let due = first.due_at <= now_ms;
-            head = Some((first, due));
-        }
+        firsts.extend(first);
     }
-    Ok(head.and_then(|(candidate, due)| due.then_some(candidate)))
+    Ok(planner::strict_head(
+        firsts,
+        |first| first.event_seq,
+        |first| first.due_at <= now_ms,
+    ))
 }
 
 /// Whether an earlier delivery for the same subject is still unfinished on this endpoint.
@@ -211,67 +214,48 @@ pub(crate) fn claim_due(
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     let now_ms = ms(now);
     let lease_until = ms(now + lease);
-    let mut endpoints = active_endpoints(transaction)?;
+    let endpoints = active_endpoints(transaction)?;
     if endpoints.is_empty() || limit == 0 {
         return Ok(Vec::new());
     }
-    let start = turn % endpoints.len();
-    endpoints.rotate_left(start);
-    let fair_share = limit.div_ceil(endpoints.len()).max(1);
+    let fair_share = planner::fair_share(limit, endpoints.len());
     let mut issuers: HashMap<String, String> = HashMap::new();
     let mut events: HashMap<(String, i64), Event> = HashMap::new();
     let mut claimed = Vec::new();
-    for endpoint in &endpoints {
+    // One writer: there are no locks to wait for, so the flag of the visiting order is moot.
+    for (endpoint_idx, _) in planner::visiting_order(endpoints.len(), turn) {
+        let endpoint = &endpoints[endpoint_idx];
         let room = limit - claimed.len();
         if room == 0 {
             break;
         }
         let busy = busy(transaction, &endpoint.id, now_ms)?;
-        let free = endpoint.max_concurrency.max(1).saturating_sub(busy) as usize;
-        let wanted = free.min(fair_share).min(room);
-        if wanted == 0 {
-            continue;
-        }
-        let mut candidates = match endpoint.ordering {
-            Ordering::None => due_deliveries(transaction, &endpoint.id, now_ms, wanted)?,
-            Ordering::Strict if busy == 0 => due_head(transaction, &endpoint.id, now_ms)?
+        let candidates = match planner::offer(endpoint, busy, fair_share, room) {
+            Offer::Nothing => continue,
+            Offer::Earliest(wanted) => due_deliveries(transaction, &endpoint.id, now_ms, wanted)?,
+            Offer::StrictHead => due_head(transaction, &endpoint.id, now_ms)?
                 .into_iter()
                 .collect(),
-            Ordering::Strict => Vec::new(),
-            Ordering::Subject => {
-                // Some may wait behind an earlier delivery of their subject: look further ahead.
-                let mut allowed = Vec::new();
-                for candidate in
-                    due_deliveries(transaction, &endpoint.id, now_ms, wanted.saturating_mul(4))?
-                {
-                    if allowed.len() < wanted
-                        && !subject_blocked(transaction, &endpoint.id, &candidate.id)?
-                    {
-                        allowed.push(candidate);
-                    }
-                }
-                allowed
+            Offer::SubjectHeads(wanted) => {
+                subject_heads(transaction, &endpoint.id, now_ms, wanted)?
             }
         };
-        if candidates.is_empty() && busy == 0 {
-            forget_if_idle(transaction, &endpoint.id)?;
+        if candidates.is_empty() {
+            if busy == 0 {
+                forget_if_idle(transaction, &endpoint.id)?;
+            }
             continue;
         }
-        let mut bucket = match endpoint.rate_limit_per_s {
-            Some(rate) => Some(
-                rows::read_bucket(transaction, &endpoint.id)?
-                    .unwrap_or_else(|| TokenBucket::full(rate, now)),
-            ),
+        let stored_bucket = match endpoint.rate_limit_per_s {
+            Some(_) => rows::read_bucket(transaction, &endpoint.id)?,
             None => None,
         };
-        for candidate in candidates.drain(..) {
-            if let (Some(rate), Some(bucket)) = (endpoint.rate_limit_per_s, bucket.as_mut())
-                && let Err(wait) = bucket.take(rate, now)
-            {
-                // Not due again before a token is there, so nobody spins on it meanwhile.
-                postpone(transaction, &candidate.id, now + wait)?;
-                continue;
-            }
+        let limited =
+            planner::rate_limit(endpoint.rate_limit_per_s, stored_bucket, candidates, now);
+        for (candidate, due_at) in &limited.postponed {
+            postpone(transaction, &candidate.id, *due_at)?;
+        }
+        for candidate in limited.admitted {
             let key = (candidate.tenant_id.clone(), candidate.event_seq);
             let event = match events.get(&key) {
                 Some(event) => event.clone(),
@@ -313,11 +297,48 @@ pub(crate) fn claim_due(
                 created_at: from_ms(candidate.created_at),
             });
         }
-        if let Some(bucket) = &bucket {
+        if let Some(bucket) = &limited.bucket {
             rows::write_bucket(transaction, &endpoint.id, bucket)?;
         }
     }
     Ok(claimed)
+}
+
+/// Up to `wanted` due deliveries of a subject-ordered endpoint that head their subject, earliest
+/// due first, reading past every one that waits behind an earlier delivery of its subject (see
+/// [`SubjectLookAhead`]); each is judged once, with one probe.
+fn subject_heads(
+    connection: &Connection,
+    endpoint_id: &str,
+    now_ms: i64,
+    wanted: usize,
+) -> StoreResult<Vec<Candidate>> {
+    let mut look_ahead = SubjectLookAhead::new(wanted);
+    let mut judged: HashMap<String, bool> = HashMap::new();
+    loop {
+        let due = due_deliveries(connection, endpoint_id, now_ms, look_ahead.window())?;
+        let n_read = due.len();
+        let mut heads = Vec::new();
+        for candidate in due {
+            if heads.len() == wanted {
+                break;
+            }
+            let is_head = match judged.get(&candidate.id) {
+                Some(is_head) => *is_head,
+                None => {
+                    let is_head = !subject_blocked(connection, endpoint_id, &candidate.id)?;
+                    judged.insert(candidate.id.clone(), is_head);
+                    is_head
+                }
+            };
+            if is_head {
+                heads.push(candidate);
+            }
+        }
+        if !look_ahead.read_more(n_read, heads.len()) {
+            return Ok(heads);
+        }
+    }
 }
 
 fn load_event(connection: &Connection, tenant_id: &str, seq: i64) -> StoreResult<Event> {

@@ -14,24 +14,12 @@ use herald_store::{StoreError, StoreResult};
 use rusqlite::types::Type;
 use rusqlite::{Row, Transaction, params};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
 pub(crate) fn map_backend(error: rusqlite::Error) -> StoreError {
     StoreError::Backend(error.to_string())
 }
 
-pub(crate) fn ms(time: OffsetDateTime) -> i64 {
-    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-pub(crate) fn from_ms(milliseconds: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(milliseconds) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-pub(crate) fn json_text(value: &Value) -> String {
-    value.to_string()
-}
+pub(crate) use herald_store::encoding::{from_ms, json_text, ms};
 
 fn conversion_error(column: usize, detail: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, Type::Text, detail.into())

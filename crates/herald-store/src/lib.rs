@@ -5,7 +5,10 @@
 //! its own wire types.
 
 pub mod conformance;
+pub mod encoding;
 pub mod models;
+pub mod operational;
+pub mod planner;
 pub mod ssf;
 
 use async_trait::async_trait;
@@ -134,8 +137,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
         lease: Duration,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
-    /// Records one attempt and moves the delivery to its next state.
-    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<()>;
+    /// Records one attempt and moves the delivery to its next state, and publishes the outcome's
+    /// operational events in the same transaction (seq, deliveries and wake-ups as
+    /// [`Store::publish`] gives them), answering what publishing them did.
+    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<Vec<Published>>;
     /// Gives a leased delivery back without counting an attempt (shutdown, rate limit).
     async fn release(&self, delivery_id: &str, next_attempt_at: OffsetDateTime) -> StoreResult<()>;
     /// When the next delivery becomes due, if any is waiting (for sleeping until then).
@@ -320,4 +325,28 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         kid: &str,
         retired_at: OffsetDateTime,
     ) -> StoreResult<bool>;
+}
+
+// --- issue 17 (seams): opening a backend ---
+
+/// Keeps a backend listening for other nodes' changes until it is dropped.
+pub type ChangeListener = Box<dyn std::any::Any + Send + Sync>;
+
+/// A storage backend as the binary runs it: its store, and how this node hears of the work and
+/// changes other nodes sharing the database commit. Opening (which brings the schema up to date)
+/// is the backend's own constructor; everything after it goes through this trait, so the binary
+/// looks at the kind of database in one place only.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The store, shared.
+    fn store(&self) -> std::sync::Arc<dyn Store>;
+
+    /// Wakes `wakeup` whenever any node makes delivery work due, and hands `on_change` what
+    /// node-local caches must notice, until the returned listener is dropped. `None` when no
+    /// other node can share the database (SQLite: this process sees every change itself).
+    async fn listen_for_changes(
+        &self,
+        wakeup: std::sync::Arc<tokio::sync::Notify>,
+        on_change: ChangeHandler,
+    ) -> StoreResult<Option<ChangeListener>>;
 }

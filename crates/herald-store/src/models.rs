@@ -303,6 +303,9 @@ pub struct AttemptOutcome {
     /// Disable the endpoint (410 Gone, or failing for too long), with the reason shown to users.
     pub disable_endpoint: Option<String>,
     pub now: OffsetDateTime,
+    /// Herald's own events about this attempt ([`crate::operational`]), published into the
+    /// tenant's log in the attempt's own transaction, as [`crate::Store::publish`] would.
+    pub operational_events: Vec<NewEvent>,
 }
 
 /// What to deliver again to an endpoint.

@@ -12,8 +12,8 @@ use herald_delivery::dispatcher::{Dispatcher, DispatcherSettings};
 use herald_delivery::http_client::HttpClient;
 use herald_delivery::listen::ListenHub;
 use herald_delivery::ssrf::NetworkPolicy;
-use herald_store::Store;
-use herald_store_postgres::{PostgresStore, WakeupListener};
+use herald_store::{Backend, ChangeListener, Store};
+use herald_store_postgres::PostgresStore;
 use herald_store_sqlite::SqliteStore;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::{Notify, watch};
@@ -43,7 +43,7 @@ pub struct RunningServer {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     /// Kept alive for as long as the server runs; dropping it stops listening.
-    _wakeups: Option<WakeupListener>,
+    _wakeups: Option<ChangeListener>,
     /// The `herald listen` streams connected here: ended at shutdown, since the HTTP server's
     /// graceful stop waits for every response and a stream's response never ends by itself.
     listen: Arc<ListenHub>,
@@ -97,16 +97,15 @@ fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// The opened store, and for PostgreSQL the handle that can subscribe to other nodes' wakeups.
-pub async fn open_store(
-    database: &Database,
-) -> anyhow::Result<(Arc<dyn Store>, Option<PostgresStore>)> {
+/// Opens the configured database, bringing its schema up to date: the one place that looks at
+/// which kind it is.
+pub async fn open_backend(database: &Database) -> anyhow::Result<Box<dyn Backend>> {
     match database {
         Database::Postgres { url, pool_size } => {
             let store = PostgresStore::connect(url, *pool_size)
                 .await
                 .context("failed to connect to PostgreSQL")?;
-            Ok((Arc::new(store.clone()), Some(store)))
+            Ok(Box::new(store))
         }
         Database::Sqlite(path) => {
             let path = path.clone();
@@ -114,7 +113,7 @@ pub async fn open_store(
                 .await
                 .context("failed to open the database")?
                 .context("failed to open the SQLite database")?;
-            Ok((Arc::new(store), None))
+            Ok(Box::new(store))
         }
     }
 }
@@ -145,7 +144,8 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         run_background_work,
         dispatcher: dispatcher_settings,
     } = options;
-    let (store, postgres) = open_store(&settings.database).await?;
+    let backend = open_backend(&settings.database).await?;
+    let store = backend.store();
     let (admin_key_hash, generated_admin_key) = set_up_admin_key(&store, &settings, &clock).await?;
     let custom_types = CustomTypes::from_records(store.list_custom_types(None).await?);
     let policy = NetworkPolicy::with_allowed(settings.allow_network.iter().copied());
@@ -156,20 +156,15 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     // Nodes sharing PostgreSQL wake each other through LISTEN/NOTIFY, so an idle cluster sleeps
     // until there is work instead of polling; the same connection tells this node's hooks cache
     // when another node changed a tenant's hooks.
-    let wakeups = match &postgres {
-        Some(postgres) => {
-            let hooks = Arc::clone(&hooks);
-            Some(
-                postgres
-                    .listen_for_wakeups(
-                        Arc::clone(&wakeup),
-                        Arc::new(move |notice| hooks.notice(&notice)),
-                    )
-                    .await
-                    .context("failed to LISTEN for other nodes' work")?,
+    let wakeups = {
+        let hooks = Arc::clone(&hooks);
+        backend
+            .listen_for_changes(
+                Arc::clone(&wakeup),
+                Arc::new(move |notice| hooks.notice(&notice)),
             )
-        }
-        None => None,
+            .await
+            .context("failed to LISTEN for other nodes' work")?
     };
     let mut dispatcher_settings = dispatcher_settings;
     dispatcher_settings.auto_disable_after =

@@ -68,6 +68,7 @@ fn delivered(claim: &ClaimedDelivery, now: OffsetDateTime) -> AttemptOutcome {
         next: NextStep::Delivered,
         disable_endpoint: None,
         now,
+        operational_events: Vec::new(),
     }
 }
 

@@ -163,6 +163,7 @@ fn outcome(delivery_id: &str, next: NextStep, now: OffsetDateTime) -> AttemptOut
         next,
         disable_endpoint: None,
         now,
+        operational_events: Vec::new(),
     }
 }
 

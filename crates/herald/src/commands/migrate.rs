@@ -2,9 +2,8 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
-use herald::config::{Database, parse_database};
+use herald::config::parse_database;
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
@@ -18,18 +17,9 @@ pub fn run(args: &MigrateArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        match &database {
-            Database::Postgres { url, .. } => herald_store_postgres::migrate(url)
-                .await
-                .context("failed to migrate the PostgreSQL schema")?,
-            // Opening a SQLite file runs its migrations.
-            Database::Sqlite(_) => {
-                herald::server::open_store(&database).await?;
-            }
-        }
-        anyhow::Ok(())
-    })?;
+    // Opening a database brings its schema up to date (on PostgreSQL under an advisory lock, so
+    // nodes starting meanwhile wait for it).
+    runtime.block_on(async { herald::server::open_backend(&database).await.map(drop) })?;
     println!("the schema is up to date");
     Ok(ExitCode::SUCCESS)
 }

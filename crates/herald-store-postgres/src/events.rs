@@ -1,0 +1,126 @@
+//! The event log: appending (see `publish.rs`), reading, retention and erasure.
+
+use std::hash::{Hash, Hasher};
+
+use deadpool_postgres::GenericClient;
+use herald_store::StoreResult;
+use herald_store::models::{EventFilter, NewEvent, Published, StoredEvent};
+use time::OffsetDateTime;
+
+use crate::rows::{EVENT_COLUMNS, map_backend, ms, read_all, read_event, to_i64};
+use crate::{PostgresStore, execute, publish, query, query_opt};
+
+impl PostgresStore {
+    pub(crate) async fn append_events(
+        &self,
+        tenant_id: &str,
+        events: Vec<NewEvent>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<Published>> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        tenant_id.hash(&mut hasher);
+        let committer = hasher.finish() as usize % self.publishes.len();
+        self.publishes[committer]
+            .submit(publish::Request {
+                tenant_id: tenant_id.to_owned(),
+                events,
+                now,
+            })
+            .await
+    }
+
+    pub(crate) async fn select_events(
+        &self,
+        tenant_id: &str,
+        filter: &EventFilter,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM events
+                 WHERE tenant_id = $1 AND seq > $2
+                   AND ($3::text IS NULL OR event_type = $3)
+                   AND ($4::text IS NULL OR subject = $4)
+                 ORDER BY seq LIMIT $5"
+            ),
+            &[
+                &tenant_id,
+                &filter.after_seq,
+                &filter.event_type,
+                &filter.subject,
+                &to_i64(filter.limit),
+            ],
+        )
+        .await?;
+        read_all(&rows, read_event)
+    }
+
+    pub(crate) async fn select_event(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+    ) -> StoreResult<Option<StoredEvent>> {
+        let client = self.client().await?;
+        query_opt(
+            &client,
+            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND id = $2"),
+            &[&tenant_id, &event_id],
+        )
+        .await?
+        .as_ref()
+        .map(read_event)
+        .transpose()
+    }
+
+    pub(crate) async fn remove_expired_rows(
+        &self,
+        cutoff: OffsetDateTime,
+        batch: usize,
+    ) -> StoreResult<u64> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(map_backend)?;
+        let decisions_removed = execute(
+            &transaction,
+            "DELETE FROM decisions WHERE rowid_ IN (
+                 SELECT rowid_ FROM decisions WHERE created_at < $1 LIMIT $2)",
+            &[&ms(cutoff), &to_i64(batch)],
+        )
+        .await?;
+        // Deliveries and their attempts go with their events (ON DELETE CASCADE).
+        let events_removed = execute(
+            &transaction,
+            "DELETE FROM events WHERE (tenant_id, seq) IN (
+                 SELECT tenant_id, seq FROM events WHERE received_at < $1 LIMIT $2)",
+            &[&ms(cutoff), &to_i64(batch)],
+        )
+        .await?;
+        transaction.commit().await.map_err(map_backend)?;
+        Ok(events_removed + decisions_removed)
+    }
+
+    pub(crate) async fn erase_subject_rows(
+        &self,
+        tenant_id: &str,
+        subject: &str,
+    ) -> StoreResult<u64> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(map_backend)?;
+        let erased = execute(
+            &transaction,
+            "UPDATE events SET payload = '{}', context = '{}', producer = '{}', erased = TRUE
+             WHERE tenant_id = $1 AND subject = $2",
+            &[&tenant_id, &subject],
+        )
+        .await?;
+        execute(
+            &transaction,
+            "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL
+             WHERE tenant_id = $1 AND subject = $2 AND state IN ('pending','scheduled')",
+            &[&tenant_id, &subject],
+        )
+        .await?;
+        transaction.commit().await.map_err(map_backend)?;
+        Ok(erased)
+    }
+}
