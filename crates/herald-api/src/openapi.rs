@@ -29,6 +29,8 @@ use crate::routes::{
         ingest::ingest, ingest::verify_intent,
         listen::open_stream, listen::report_result, listen::close,
         ssf::rotate_key, ssf::list_keys, ssf::create_receiver, ssf::list_receivers,
+        // Shared Signals durable delivery: the push attempts of a stream.
+        ssf::list_push_attempts,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

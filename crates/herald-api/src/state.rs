@@ -58,6 +58,8 @@ pub struct AppState {
     pub known_tenants: Arc<crate::auth::KnownTenants>,
     /// The `herald listen` streams connected to this node, shared with the dispatcher.
     pub listen: Arc<herald_delivery::listen::ListenHub>,
+    /// Shared Signals: wakes this node's SSF worker and its long polls.
+    pub ssf: Arc<herald_delivery::ssf::SsfSignals>,
 }
 
 /// Each tenant's enabled hooks by event type, in position order, read from the store on first use

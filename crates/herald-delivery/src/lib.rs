@@ -11,6 +11,8 @@
 //!   open by a developer's CLI, and the CLI's answers taken back.
 //! - [`dispatcher`]: the delivery worker, with a single-step `run_once` for tests and the
 //!   background `run` loop.
+//! - [`ssf`]: the Shared Signals worker: each stream's share of the event log becomes signed SETs
+//!   (queued with the stream's cursor in one transaction), and push streams' SETs are pushed.
 //!
 //! Architecture invariant: no outbound request leaves Herald except through
 //! [`http_client::HttpClient`], so no request can skip the guard. (The `listen` transport opens no
@@ -21,4 +23,5 @@ pub mod dispatcher;
 pub mod hooks;
 pub mod http_client;
 pub mod listen;
+pub mod ssf;
 pub mod ssrf;

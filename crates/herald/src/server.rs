@@ -11,6 +11,7 @@ use herald_core::clock::Clock;
 use herald_delivery::dispatcher::{Dispatcher, DispatcherSettings};
 use herald_delivery::http_client::HttpClient;
 use herald_delivery::listen::ListenHub;
+use herald_delivery::ssf::{SsfSettings, SsfSignals, SsfWorker};
 use herald_delivery::ssrf::NetworkPolicy;
 use herald_store::Store;
 use herald_store_postgres::{PostgresStore, WakeupListener};
@@ -38,6 +39,8 @@ pub struct RunningServer {
     pub address: SocketAddr,
     pub store: Arc<dyn Store>,
     pub dispatcher: Arc<Dispatcher>,
+    /// The Shared Signals worker (tests step it with `run_once`).
+    pub ssf: SsfWorker,
     /// The admin key made at first start, when `HERALD_ADMIN_KEY` was not set, and its file.
     pub generated_admin_key: Option<GeneratedAdminKey>,
     shutdown: watch::Sender<bool>,
@@ -183,6 +186,14 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         dispatcher_settings,
         Arc::clone(&wakeup),
     );
+    let ssf_signals = Arc::new(SsfSignals::default());
+    let ssf = SsfWorker::new(
+        Arc::clone(&store),
+        hook_client.clone(),
+        Arc::clone(&clock),
+        SsfSettings::default(),
+        Arc::clone(&ssf_signals),
+    );
     let state = AppState {
         store: Arc::clone(&store),
         clock: Arc::clone(&clock),
@@ -201,6 +212,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         decisions: DecisionRecorder::start(Arc::clone(&store)),
         known_tenants: Arc::default(),
         listen: Arc::clone(&listen),
+        ssf: ssf_signals,
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -225,6 +237,8 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         tasks.push(tokio::spawn(
             Arc::clone(&dispatcher).run(shutdown_rx.clone()),
         ));
+        // Shared Signals beside the dispatcher: SETs from the log, pushes to receivers.
+        tasks.push(tokio::spawn(ssf.clone().run(shutdown_rx.clone())));
         let (store, clock, days, listen) = (
             Arc::clone(&store),
             Arc::clone(&clock),
@@ -264,6 +278,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         address,
         store,
         dispatcher,
+        ssf,
         generated_admin_key,
         shutdown,
         tasks,

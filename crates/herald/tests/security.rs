@@ -293,6 +293,13 @@ fn every_route() -> Vec<Route> {
             None,
         ),
         route("GET", "/ssf/{tenant}/jwks.json", Public, None),
+        // Shared Signals durable delivery: a stream's push attempts, for the tenant.
+        route(
+            "GET",
+            "/v1/tenants/{tenant}/ssf/streams/{stream_id}/attempts",
+            Tenant,
+            None,
+        ),
     ]
 }
 
@@ -304,6 +311,7 @@ struct AcmeIds {
     delivery_id: String,
     hook_id: String,
     source_id: String,
+    ssf_stream_id: String,
 }
 
 fn fill(template: &str, tenant: &str, ids: &AcmeIds) -> String {
@@ -315,6 +323,7 @@ fn fill(template: &str, tenant: &str, ids: &AcmeIds) -> String {
         .replace("{delivery_id}", &ids.delivery_id)
         .replace("{hook_id}", &ids.hook_id)
         .replace("{source_id}", &ids.source_id)
+        .replace("{stream_id}", &ids.ssf_stream_id)
         .replace("{subject}", ALICE)
 }
 
@@ -441,7 +450,32 @@ async fn every_route_refuses_missing_wrong_and_foreign_keys() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{source}");
+    // Shared Signals: a stream of acme's, made by a receiver acme issued a token to.
+    let (status, ssf_receiver) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/ssf/receivers",
+            Some(&acme_key),
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ssf_receiver}");
+    let ssf_stream: Value = serde_json::from_str(
+        &app.http
+            .post(format!("{}/ssf/acme/streams", app.base))
+            .bearer_auth(ssf_receiver["token"].as_str().expect("token"))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .expect("stream created")
+            .text()
+            .await
+            .expect("body"),
+    )
+    .expect("JSON");
     let ids = AcmeIds {
+        ssf_stream_id: ssf_stream["stream_id"].as_str().expect("id").to_owned(),
         source_id: source["id"].as_str().expect("id").to_owned(),
         key_id: keys["data"][0]["id"].as_str().expect("key id").to_owned(),
         event_id,
