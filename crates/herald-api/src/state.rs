@@ -25,6 +25,9 @@ pub struct ApiSettings {
     pub secret_overlap: time::Duration,
     /// The most a chain of blocking hooks may take, checked before each hook.
     pub hook_chain_deadline: std::time::Duration,
+    /// Where receivers reach Herald (`--public-url`, no trailing slash): the Shared Signals
+    /// issuer. `None`: taken from a loopback Host header (development) and refused otherwise.
+    pub public_url: Option<String>,
 }
 
 impl Default for ApiSettings {
@@ -34,6 +37,7 @@ impl Default for ApiSettings {
             max_batch: 1_000,
             secret_overlap: time::Duration::hours(24),
             hook_chain_deadline: std::time::Duration::from_secs(10),
+            public_url: None,
         }
     }
 }

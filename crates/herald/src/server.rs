@@ -203,6 +203,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         settings: Arc::new(ApiSettings {
             max_body_bytes: settings.max_body_bytes,
             hook_chain_deadline: Duration::from_millis(settings.hook_chain_deadline_ms),
+            public_url: settings.public_url.clone(),
             ..ApiSettings::default()
         }),
         custom_types: Arc::new(custom_types),

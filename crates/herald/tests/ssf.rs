@@ -1121,3 +1121,53 @@ async fn receiver_poll(app: &TestApp, token: &str, poll_url: &str) -> Value {
     assert_eq!(response.status().as_u16(), 200);
     serde_json::from_str(&response.text().await.expect("body")).expect("JSON")
 }
+
+/// The issuer comes from `--public-url` whatever Host a caller sends; without it, only a loopback
+/// Host may name it (development), since a caller's Host would otherwise become the SETs' issuer.
+#[tokio::test]
+async fn the_issuer_comes_from_the_public_url_and_a_foreign_host_is_not_trusted() {
+    let metadata = |app: &TestApp, host: &'static str| {
+        let request = app
+            .http
+            .get(format!(
+                "{}/.well-known/ssf-configuration/ssf/acme",
+                app.base
+            ))
+            .header("host", host);
+        async move {
+            let response = request.send().await.expect("metadata");
+            let status = response.status().as_u16();
+            let body: Value =
+                serde_json::from_str(&response.text().await.expect("body")).expect("JSON");
+            (status, body)
+        }
+    };
+    let configured = TestApp::spawn_with(|options| {
+        options.settings.public_url = Some("https://herald.example.com".to_owned());
+    })
+    .await;
+    configured.tenant("acme").await;
+    for host in ["evil.example", "localhost"] {
+        let (status, body) = metadata(&configured, host).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["issuer"], "https://herald.example.com/ssf/acme");
+        assert_eq!(
+            body["jwks_uri"],
+            "https://herald.example.com/ssf/acme/jwks.json"
+        );
+    }
+
+    let unconfigured = TestApp::spawn().await;
+    unconfigured.tenant("acme").await;
+    let (status, body) = metadata(&unconfigured, "evil.example").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("--public-url")),
+        "{body}"
+    );
+    let (status, body) = metadata(&unconfigured, "localhost:8470").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["issuer"], "http://localhost:8470/ssf/acme");
+}

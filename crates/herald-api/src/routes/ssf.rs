@@ -311,13 +311,25 @@ pub async fn list_receivers(
 
 // ---- public: transmitter metadata and JWKS ----------------------------------------------------
 
-/// The base URL the caller reached Herald at: the transmitter's issuer and its endpoints are
-/// built from it, so the metadata is right behind whatever name receivers use.
-fn base_url(headers: &HeaderMap) -> String {
+/// Where receivers reach Herald: the transmitter's issuer and its endpoints are built from it.
+/// `--public-url` when configured. Without it, the request's Host header, but only when it names
+/// a loopback address: that is development on one machine, where nobody else can choose the
+/// name; anywhere else a Host header chosen by the caller would become the issuer of SETs.
+fn base_url(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
+    if let Some(public_url) = &state.settings.public_url {
+        return Ok(public_url.clone());
+    }
     let host = headers
         .get(http::header::HOST)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("localhost");
+    if !is_loopback_host(host) {
+        return Err(ApiError::BadRequest(
+            "this Herald has no public URL (--public-url or HERALD_PUBLIC_URL), so it cannot name \
+             its Shared Signals issuer: the Host header is trusted for that only on loopback"
+                .to_owned(),
+        ));
+    }
     let scheme = match headers
         .get("x-forwarded-proto")
         .and_then(|value| value.to_str().ok())
@@ -325,11 +337,27 @@ fn base_url(headers: &HeaderMap) -> String {
         Some("https") => "https",
         _ => "http",
     };
-    format!("{scheme}://{host}")
+    Ok(format!("{scheme}://{host}"))
 }
 
-fn issuer(headers: &HeaderMap, tenant_id: &str) -> String {
-    format!("{}/ssf/{tenant_id}", base_url(headers))
+/// Whether a Host header value (`name[:port]`) names this machine: `localhost` or a loopback IP.
+fn is_loopback_host(host: &str) -> bool {
+    let Ok(authority) = host.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    let name = authority.host();
+    let name = name
+        .strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(name);
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
+fn issuer(state: &AppState, headers: &HeaderMap, tenant_id: &str) -> ApiResult<String> {
+    Ok(format!("{}/ssf/{tenant_id}", base_url(state, headers)?))
 }
 
 async fn require_tenant(state: &AppState, tenant_id: &str) -> ApiResult<()> {
@@ -347,7 +375,7 @@ async fn configuration(
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     require_tenant(&state, &tenant_id).await?;
-    let issuer = issuer(&headers, &tenant_id);
+    let issuer = issuer(&state, &headers, &tenant_id)?;
     Ok(Json(json!({
         "spec_version": "1_0",
         "issuer": issuer,
@@ -643,15 +671,13 @@ async fn create_stream(
     let body = object_body(body)?;
     let now = state.clock.now();
     let stream_id = prefixed_id("str");
+    let issuer = issuer(&state, &headers, &tenant_id)?;
     let mut config = StreamConfig {
         v: 1,
-        iss: issuer(&headers, &tenant_id),
+        iss: issuer.clone(),
         // SSF 1.0 §8.1.1: aud is transmitter-supplied; each stream is its own audience here, so a
         // SET of one stream cannot be replayed to another.
-        aud: vec![format!(
-            "{}/streams/{stream_id}",
-            issuer(&headers, &tenant_id)
-        )],
+        aud: vec![format!("{issuer}/streams/{stream_id}")],
         delivery_method: POLL_METHOD.to_owned(),
         events_requested: Vec::new(),
         description: None,
@@ -1106,4 +1132,27 @@ pub async fn list_push_attempts(
     Ok(Json(SsfPushAttemptListOut {
         data: attempts.iter().map(push_attempt_out).collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_hosts_may_name_the_issuer() {
+        fn check(host: &str, expected: bool) {
+            assert_eq!(is_loopback_host(host), expected, "{host}");
+        }
+        check("localhost", true);
+        check("LOCALHOST:8470", true);
+        check("127.0.0.1:40123", true);
+        check("127.8.9.10", true);
+        check("[::1]:8470", true);
+        check("herald.example.com", false);
+        check("localhost.evil.example", false);
+        check("10.0.0.1:8470", false);
+        check("[::2]", false);
+        check("", false);
+        check("a b", false);
+    }
 }
