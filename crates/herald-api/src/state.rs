@@ -136,6 +136,8 @@ impl HooksCache {
                 self.invalidate_all();
                 self.deaf.store(false, Ordering::SeqCst);
             }
+            // Not about hooks.
+            ChangeNotice::Ssf { .. } => {}
         }
     }
 

@@ -291,14 +291,21 @@ impl PostgresStore {
     pub(crate) async fn ssf_enqueue(&self, sets: Vec<SsfQueuedSet>) -> StoreResult<()> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(map_backend)?;
+        let mut streams_queued = std::collections::BTreeSet::new();
         for set in &sets {
-            execute(
+            let n_queued = execute(
                 &transaction,
                 "INSERT INTO ssf_poll_queue (stream_id, jti, token, created_at, next_attempt_at)
                  VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING",
                 &[&set.stream_id, &set.jti, &set.token, &ms(set.created_at)],
             )
             .await?;
+            if n_queued > 0 {
+                streams_queued.insert(set.stream_id.as_str());
+            }
+        }
+        for stream_id in streams_queued {
+            crate::ssf_delivery::notify_sets_queued(&transaction, stream_id).await?;
         }
         transaction.commit().await.map_err(map_backend)
     }

@@ -54,6 +54,23 @@ fn read_attempt(row: &Row) -> StoreResult<SsfPushAttemptRecord> {
     })
 }
 
+/// Tells every node that SETs were queued on the stream (`NOTIFY herald_changes, 'ssf:<id>'`),
+/// so their long polls of it look again. Sent inside the queueing transaction: PostgreSQL
+/// delivers it exactly when the SETs are committed, never before and never for a rollback.
+pub(crate) async fn notify_sets_queued<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    stream_id: &str,
+) -> StoreResult<()> {
+    let payload = format!("ssf:{stream_id}");
+    query(
+        client,
+        "SELECT pg_notify('herald_changes', $1)",
+        &[&payload],
+    )
+    .await?;
+    Ok(())
+}
+
 impl PostgresStore {
     pub(crate) async fn ssf_streams_behind(
         &self,
@@ -103,14 +120,18 @@ impl PostgresStore {
             transaction.rollback().await.map_err(map_backend)?;
             return Ok(false);
         }
+        let mut n_queued = 0;
         for set in sets.iter().filter(|set| set.stream_id == stream_id) {
-            execute(
+            n_queued += execute(
                 &transaction,
                 "INSERT INTO ssf_poll_queue (stream_id, jti, token, created_at, next_attempt_at)
                  VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING",
                 &[&set.stream_id, &set.jti, &set.token, &ms(set.created_at)],
             )
             .await?;
+        }
+        if n_queued > 0 {
+            notify_sets_queued(&transaction, stream_id).await?;
         }
         transaction.commit().await.map_err(map_backend)?;
         Ok(true)

@@ -51,6 +51,8 @@ pub enum ChangeNotice {
     ListenerDown,
     /// The node hears notices again; what was cached before may be stale.
     ListenerUp,
+    /// SETs were queued on this Shared Signals stream: long polls of it look again.
+    Ssf { stream_id: String },
 }
 
 /// What a node does with each [`ChangeNotice`].

@@ -159,14 +159,28 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     // Nodes sharing PostgreSQL wake each other through LISTEN/NOTIFY, so an idle cluster sleeps
     // until there is work instead of polling; the same connection tells this node's hooks cache
     // when another node changed a tenant's hooks.
+    let ssf_signals = Arc::new(SsfSignals::default());
     let wakeups = match &postgres {
         Some(postgres) => {
             let hooks = Arc::clone(&hooks);
+            let ssf_signals = Arc::clone(&ssf_signals);
             Some(
                 postgres
                     .listen_for_wakeups(
                         Arc::clone(&wakeup),
-                        Arc::new(move |notice| hooks.notice(&notice)),
+                        Arc::new(move |notice| {
+                            hooks.notice(&notice);
+                            // Shared Signals: SETs queued by any node (or notices perhaps
+                            // missed) send this node's long polls back to their queues.
+                            if matches!(
+                                notice,
+                                herald_store::ChangeNotice::Ssf { .. }
+                                    | herald_store::ChangeNotice::MaybeMissed
+                                    | herald_store::ChangeNotice::ListenerUp
+                            ) {
+                                ssf_signals.announce_sets_queued();
+                            }
+                        }),
                     )
                     .await
                     .context("failed to LISTEN for other nodes' work")?,
@@ -186,7 +200,6 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         dispatcher_settings,
         Arc::clone(&wakeup),
     );
-    let ssf_signals = Arc::new(SsfSignals::default());
     let ssf = SsfWorker::new(
         Arc::clone(&store),
         hook_client.clone(),

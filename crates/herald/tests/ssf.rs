@@ -1171,3 +1171,121 @@ async fn the_issuer_comes_from_the_public_url_and_a_foreign_host_is_not_trusted(
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["issuer"], "http://localhost:8470/ssf/acme");
 }
+
+/// Two nodes on one PostgreSQL database: a long poll waiting on one node is answered as soon as
+/// the other node's worker queues a SET, through `NOTIFY herald_changes, 'ssf:<stream>'`.
+#[tokio::test]
+async fn a_long_poll_on_one_node_is_woken_by_sets_queued_on_another() {
+    const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+    let database = format!(
+        "herald_ssf_nodes_{}_{}",
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        rand::random::<u32>()
+    );
+    let (maintenance, connection) = tokio_postgres::connect(
+        &format!("{POSTGRES_SERVER}/postgres"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL runs on 127.0.0.1:5432 (see tests/cluster.rs)");
+    tokio::spawn(connection);
+    maintenance
+        .batch_execute(&format!("CREATE DATABASE \"{database}\""))
+        .await
+        .expect("database created");
+    let url = format!("{POSTGRES_SERVER}/{database}");
+    let node = |url: String| {
+        TestApp::spawn_with(move |options| {
+            options.settings.database = herald::config::Database::Postgres { url, pool_size: 4 };
+        })
+    };
+    let node_a = node(url.clone()).await;
+    let node_b = node(url).await;
+
+    let acme_key = node_a.tenant("acme").await;
+    let token = new_receiver(
+        &node_a,
+        "acme",
+        &acme_key,
+        json!({"may_receive_all_subjects": true}),
+    )
+    .await;
+    let receiver = SsfReceiver::discover(&node_a, "/ssf/acme", &token).await;
+    let (status, stream) = receiver
+        .send(
+            "POST",
+            &receiver.endpoint("configuration_endpoint"),
+            Some(json!({"events_requested": [format!("{RISC}account-disabled")], "all_subjects": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stream}");
+    let poll_path = stream["delivery"]["endpoint_url"]
+        .as_str()
+        .expect("url")
+        .strip_prefix(&node_a.base)
+        .expect("on node A")
+        .to_owned();
+
+    // The long poll waits on node B.
+    let waiting_before = herald_api::routes::ssf::long_polls_waiting();
+    let long_poll = {
+        let (http, token, url) = (
+            node_b.http.clone(),
+            token.clone(),
+            format!("{}{poll_path}", node_b.base),
+        );
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .expect("poll");
+            let answer: Value =
+                serde_json::from_str(&response.text().await.expect("body")).expect("JSON");
+            (answer, started.elapsed())
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while herald_api::routes::ssf::long_polls_waiting() <= waiting_before {
+        assert!(
+            Instant::now() < deadline,
+            "the long poll never started waiting"
+        );
+        tokio::task::yield_now().await;
+    }
+
+    // Published on node A, and turned into a SET by node A's worker.
+    node_a
+        .publish(
+            "acme",
+            &acme_key,
+            &authgear_user_disabled("0b7c2a40-0000-4000-8000-000000000031"),
+        )
+        .await;
+    assert_eq!(ssf_step(&node_a).await.n_sets_queued, 1);
+    let (answer, waited) = tokio::time::timeout(Duration::from_secs(25), long_poll)
+        .await
+        .expect("answered")
+        .expect("task");
+    assert!(
+        waited < Duration::from_secs(10),
+        "woken by node A's SET, not by the poll's deadline: {waited:?}"
+    );
+    assert_eq!(
+        answer["sets"].as_object().map(serde_json::Map::len),
+        Some(1),
+        "{answer}"
+    );
+
+    node_b.stop().await;
+    node_a.stop().await;
+    let _ = maintenance
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ))
+        .await;
+}
