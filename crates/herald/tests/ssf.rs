@@ -1289,3 +1289,52 @@ async fn a_long_poll_on_one_node_is_woken_by_sets_queued_on_another() {
         ))
         .await;
 }
+
+/// `herald serve` runs the SSF worker beside the dispatcher: with background work on, a publish
+/// reaches a waiting long poll with no step driven by the test, and shutdown stops the worker.
+#[tokio::test]
+async fn the_server_runs_the_ssf_worker_and_stops_it_at_shutdown() {
+    let app = TestApp::spawn_with(|options| options.run_background_work = true).await;
+    let acme_key = app.tenant("acme").await;
+    let token = new_receiver(
+        &app,
+        "acme",
+        &acme_key,
+        json!({"may_receive_all_subjects": true}),
+    )
+    .await;
+    let receiver = SsfReceiver::discover(&app, "/ssf/acme", &token).await;
+    let (status, stream) = receiver
+        .send(
+            "POST",
+            &receiver.endpoint("configuration_endpoint"),
+            Some(json!({"events_requested": [format!("{RISC}account-disabled")], "all_subjects": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stream}");
+    let poll_url = stream["delivery"]["endpoint_url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    app.publish(
+        "acme",
+        &acme_key,
+        &authgear_user_disabled("0b7c2a40-0000-4000-8000-000000000041"),
+    )
+    .await;
+    // A long poll (no returnImmediately): answered once the background worker queued the SET.
+    let started = Instant::now();
+    let answer = receiver.poll(&poll_url, json!({})).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the worker queued the SET promptly"
+    );
+    assert_eq!(
+        answer["sets"].as_object().map(serde_json::Map::len),
+        Some(1),
+        "{answer}"
+    );
+    tokio::time::timeout(Duration::from_secs(30), app.stop())
+        .await
+        .expect("shutdown stops the SSF worker too");
+}
