@@ -23,3 +23,5 @@ CREATE TABLE ssf_push_attempts (
     next_attempt_at  BIGINT
 );
 CREATE INDEX ssf_push_attempts_by_stream ON ssf_push_attempts (stream_id, attempted_at);
+-- Retention removes attempts by age across streams.
+CREATE INDEX ssf_push_attempts_by_time ON ssf_push_attempts (attempted_at);

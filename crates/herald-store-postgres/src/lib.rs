@@ -1185,6 +1185,14 @@ impl Store for PostgresStore {
         self.ssf_select_push_attempts(tenant_id, stream_id, limit)
             .await
     }
+
+    async fn remove_expired_ssf_push_attempts(
+        &self,
+        cutoff: OffsetDateTime,
+        batch: usize,
+    ) -> StoreResult<u64> {
+        self.ssf_remove_expired_push_attempts(cutoff, batch).await
+    }
 }
 
 #[cfg(test)]

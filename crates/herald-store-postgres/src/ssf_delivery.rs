@@ -294,4 +294,19 @@ impl PostgresStore {
         .await?;
         rows.iter().map(read_attempt).collect()
     }
+
+    pub(crate) async fn ssf_remove_expired_push_attempts(
+        &self,
+        cutoff: OffsetDateTime,
+        batch: usize,
+    ) -> StoreResult<u64> {
+        let client = self.client().await?;
+        execute(
+            &client,
+            "DELETE FROM ssf_push_attempts WHERE id IN (
+                 SELECT id FROM ssf_push_attempts WHERE attempted_at < $1 LIMIT $2)",
+            &[&ms(cutoff), &to_i64(batch)],
+        )
+        .await
+    }
 }

@@ -1322,4 +1322,12 @@ impl Store for SqliteStore {
         self.ssf_select_push_attempts(tenant_id, stream_id, limit)
             .await
     }
+
+    async fn remove_expired_ssf_push_attempts(
+        &self,
+        cutoff: OffsetDateTime,
+        batch: usize,
+    ) -> StoreResult<u64> {
+        self.ssf_remove_expired_push_attempts(cutoff, batch).await
+    }
 }

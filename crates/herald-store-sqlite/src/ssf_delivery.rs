@@ -280,4 +280,24 @@ impl SqliteStore {
         })
         .await
     }
+
+    pub(crate) async fn ssf_remove_expired_push_attempts(
+        &self,
+        cutoff: OffsetDateTime,
+        batch: usize,
+    ) -> StoreResult<u64> {
+        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+        self.writer
+            .write(Durability::Committed, move |transaction| {
+                let n_removed = transaction
+                    .execute(
+                        "DELETE FROM ssf_push_attempts WHERE rowid IN (
+                             SELECT rowid FROM ssf_push_attempts WHERE attempted_at < ?1 LIMIT ?2)",
+                        params![ms(cutoff), batch],
+                    )
+                    .map_err(map_backend)?;
+                Ok(n_removed as u64)
+            })
+            .await
+    }
 }

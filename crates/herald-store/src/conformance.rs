@@ -2322,6 +2322,31 @@ pub async fn ssf_streams_follow_the_log_and_push_under_a_lease(store: Arc<dyn St
         ]
     );
     assert_eq!(attempts[2], attempt("att_1", "a", 10, retry));
+    // Retention: attempts made before the cutoff go, in batches.
+    assert_eq!(
+        store
+            .remove_expired_ssf_push_attempts(at(22), 1)
+            .await
+            .expect("retention"),
+        1
+    );
+    assert_eq!(
+        store
+            .remove_expired_ssf_push_attempts(at(22), 10)
+            .await
+            .expect("retention"),
+        1
+    );
+    let kept = store
+        .list_ssf_push_attempts("acme", "str_1", 10)
+        .await
+        .expect("attempts");
+    assert_eq!(
+        kept.iter()
+            .map(|attempt| attempt.id.as_str())
+            .collect::<Vec<_>>(),
+        ["att_3"]
+    );
     assert!(
         store
             .list_ssf_push_attempts("beta", "str_1", 10)

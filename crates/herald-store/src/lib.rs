@@ -348,4 +348,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         stream_id: &str,
         limit: usize,
     ) -> StoreResult<Vec<crate::ssf::SsfPushAttemptRecord>>;
+    /// Removes up to `batch` push attempts made before `cutoff` (retention); returns how many.
+    async fn remove_expired_ssf_push_attempts(
+        &self,
+        cutoff: OffsetDateTime,
+        batch: usize,
+    ) -> StoreResult<u64>;
 }

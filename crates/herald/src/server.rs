@@ -134,11 +134,16 @@ pub async fn run_retention_once(
         let removed = store.remove_expired(cutoff, 500).await?;
         n_removed += removed;
         if removed == 0 {
-            return Ok(n_removed);
+            break;
         }
         // Small transactions keep publishes flowing while a large backlog is cleaned.
         tokio::task::yield_now().await;
     }
+    // Shared Signals push attempts expire like events.
+    while store.remove_expired_ssf_push_attempts(cutoff, 500).await? > 0 {
+        tokio::task::yield_now().await;
+    }
+    Ok(n_removed)
 }
 
 pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {

@@ -1012,6 +1012,20 @@ async fn a_push_stream_gets_sets_in_order_retried_until_accepted_and_rejected_on
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // Attempts expire with the retention period, like events.
+    app.advance(Duration::from_secs(31 * 24 * 3600));
+    let clock: std::sync::Arc<dyn herald_core::clock::Clock> = app.clock.clone();
+    herald::server::run_retention_once(&app.server.store, &clock, 30)
+        .await
+        .expect("retention");
+    let attempts = app
+        .get(
+            &format!("/v1/tenants/acme/ssf/streams/{stream_id}/attempts"),
+            &acme_key,
+        )
+        .await;
+    assert_eq!(attempts["data"], json!([]), "{attempts}");
+
     // A push stream cannot be polled: its SETs are Herald's to push, in order.
     let (status, answer) = ssf
         .send(
