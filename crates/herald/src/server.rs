@@ -122,7 +122,8 @@ pub async fn open_store(
     }
 }
 
-/// Removes expired events in small batches until none is left; returns how many went.
+/// Removes expired events, then expired Shared Signals push attempts, in small batches until none
+/// is left; returns how many events went.
 pub async fn run_retention_once(
     store: &Arc<dyn Store>,
     clock: &Arc<dyn Clock>,
