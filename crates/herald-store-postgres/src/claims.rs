@@ -4,8 +4,9 @@
 //! index it reads starts with the endpoint (migration 0005), and the queue of a paused or
 //! disabled endpoint is never looked at.
 //!
-//! 1. **Endpoints with due work.** Each active endpoint (enabled, not paused) is probed for its
-//!    earliest waiting delivery (`deliveries_waiting (endpoint_id, state, next_attempt_at)`, one
+//! 1. **Endpoints with due work.** The endpoints that have unfinished deliveries are found by
+//!    skipping through a partial index one endpoint at a time (idle endpoints cost nothing); each
+//!    of them that is active (enabled, not paused) is probed for its earliest waiting delivery (`deliveries_waiting (endpoint_id, state, next_attempt_at)`, one
 //!    entry per waiting state) and its earliest lease expiry (`deliveries_leased`): a lease that
 //!    ran out is a dead node's work. The endpoints due by now are sorted by claim lock key; the
 //!    first one in turn rotates from one claim to the next, and each gets a fair share of the
@@ -88,6 +89,24 @@ const EARLIEST_DUE: &str = "(SELECT MIN(due.at) FROM (
         (SELECT MIN(d.lease_until) FROM deliveries d
          WHERE d.endpoint_id = e.id AND d.state = 'in_flight')) AS due)";
 
+/// `with_work`: the endpoints that have an unfinished delivery, found by skipping through
+/// `deliveries_unfinished_by_subject` (a partial index of unfinished deliveries that starts with
+/// the endpoint) one endpoint at a time: a probe per endpoint with work, so the many endpoints
+/// with nothing to do cost a claim nothing, and neither does the length of any queue.
+/// `d.state IN {UNFINISHED}` must imply the index's condition for PostgreSQL to use it.
+fn with_work_cte() -> String {
+    format!(
+        "WITH RECURSIVE with_work(endpoint_id) AS (
+             (SELECT d.endpoint_id FROM deliveries d WHERE d.state IN {UNFINISHED}
+              ORDER BY d.endpoint_id LIMIT 1)
+             UNION ALL
+             SELECT (SELECT d.endpoint_id FROM deliveries d
+                     WHERE d.state IN {UNFINISHED} AND d.endpoint_id > w.endpoint_id
+                     ORDER BY d.endpoint_id LIMIT 1)
+             FROM with_work w WHERE w.endpoint_id IS NOT NULL)"
+    )
+}
+
 /// A due delivery, as much of it as claiming needs.
 struct Candidate {
     delivery_id: String,
@@ -119,8 +138,10 @@ async fn endpoints_with_due_work(
     let rows = query(
         transaction,
         &format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM endpoints e
-             WHERE e.enabled AND NOT e.paused AND {EARLIEST_DUE} <= $1"
+            "{with_work} SELECT {ENDPOINT_COLUMNS} FROM endpoints e
+             WHERE e.id IN (SELECT endpoint_id FROM with_work)
+               AND e.enabled AND NOT e.paused AND {EARLIEST_DUE} <= $1",
+            with_work = with_work_cte()
         ),
         &[&now_ms],
     )
@@ -473,16 +494,18 @@ pub(crate) async fn claim_due(
 }
 
 /// When the earliest delivery an active endpoint could take falls due (a waiting delivery's due
-/// time or a lease's expiry), if any waits. A few index probes per active endpoint.
+/// time or a lease's expiry), if any waits. A few index probes per active endpoint with work.
 pub(crate) async fn next_due_at<C: GenericClient>(
     client: &C,
 ) -> StoreResult<Option<OffsetDateTime>> {
     let row = query_one(
         client,
         &format!(
-            "SELECT MIN(active.due_at) FROM (
+            "{with_work} SELECT MIN(active.due_at) FROM (
                  SELECT {EARLIEST_DUE} AS due_at FROM endpoints e
-                 WHERE e.enabled AND NOT e.paused) AS active"
+                 WHERE e.id IN (SELECT endpoint_id FROM with_work)
+                   AND e.enabled AND NOT e.paused) AS active",
+            with_work = with_work_cte()
         ),
         &[],
     )

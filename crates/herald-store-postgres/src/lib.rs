@@ -20,6 +20,7 @@
 mod attempts;
 mod claims;
 mod group_commit;
+pub mod history;
 mod hooks;
 mod keys;
 mod publish;
@@ -1048,6 +1049,34 @@ impl Store for PostgresStore {
         )
         .await?;
         read_all(&rows, read_delivery)
+    }
+
+    // --- the console's overview (issue 15) ---
+    async fn count_attempts_per_minute(
+        &self,
+        tenant_id: &str,
+        since: OffsetDateTime,
+    ) -> StoreResult<Vec<herald_store::models::AttemptMinute>> {
+        let client = self.client().await?;
+        // Times are kept in milliseconds: a minute is `started_at / 60000`. A missing status (no
+        // answer) is a failure like any status outside 2xx.
+        let rows = query(
+            &client,
+            "SELECT a.started_at / 60000 AS minute, COUNT(*)::BIGINT,
+                 SUM(CASE WHEN a.status BETWEEN 200 AND 299 THEN 0 ELSE 1 END)::BIGINT
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE d.tenant_id = $1 AND a.started_at >= $2
+             GROUP BY minute ORDER BY minute",
+            &[&tenant_id, &ms(since)],
+        )
+        .await?;
+        read_all(&rows, |row| {
+            Ok(herald_store::models::AttemptMinute {
+                minute: crate::rows::from_ms(get::<i64>(row, 0)? * 60_000),
+                n_attempts: u64::try_from(get::<i64>(row, 1)?).unwrap_or(0),
+                n_failed: u64::try_from(get::<i64>(row, 2)?).unwrap_or(0),
+            })
+        })
     }
 
     // --- Shared Signals (issue 14), in ssf.rs ---

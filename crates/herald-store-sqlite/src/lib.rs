@@ -6,6 +6,7 @@
 //! power cut. Blocking SQLite calls run on tokio's blocking pool, never on the async workers.
 
 mod claims;
+pub mod history;
 mod keys;
 mod rows;
 mod schema;
@@ -1181,6 +1182,40 @@ impl Store for SqliteStore {
                 .map_err(map_backend)?;
             let rows = statement
                 .query_map(params![tenant_id, event_id], read_delivery)
+                .map_err(map_backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
+        })
+        .await
+    }
+
+    // --- the console's overview (issue 15) ---
+    async fn count_attempts_per_minute(
+        &self,
+        tenant_id: &str,
+        since: OffsetDateTime,
+    ) -> StoreResult<Vec<herald_store::models::AttemptMinute>> {
+        let tenant_id = tenant_id.to_owned();
+        let since_ms = ms(since);
+        self.read(move |connection| {
+            // Times are kept in milliseconds: a minute is `started_at / 60000`. A missing status
+            // (no answer) is a failure like any status outside 2xx.
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT a.started_at / 60000 AS minute, COUNT(*),
+                         SUM(CASE WHEN a.status BETWEEN 200 AND 299 THEN 0 ELSE 1 END)
+                     FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+                     WHERE d.tenant_id = ?1 AND a.started_at >= ?2
+                     GROUP BY minute ORDER BY minute",
+                )
+                .map_err(map_backend)?;
+            let rows = statement
+                .query_map(params![tenant_id, since_ms], |row| {
+                    Ok(herald_store::models::AttemptMinute {
+                        minute: crate::rows::from_ms(row.get::<_, i64>(0)? * 60_000),
+                        n_attempts: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                        n_failed: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                    })
+                })
                 .map_err(map_backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
         })

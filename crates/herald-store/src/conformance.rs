@@ -50,6 +50,9 @@ macro_rules! conformance_tests {
             an_events_deliveries_are_listed_within_its_tenant,
             ssf_keys_streams_subjects_and_poll_queue,
             ssf_streams_follow_the_log_and_push_under_a_lease,
+            work_that_returns_after_an_idle_claim_is_claimed,
+            // The console's overview (issue 15).
+            attempts_are_counted_per_minute_within_the_tenant,
         );
     };
     (@each $make:expr; $($name:ident),+ $(,)?) => {
@@ -2406,4 +2409,235 @@ pub async fn ssf_streams_follow_the_log_and_push_under_a_lease(store: Arc<dyn St
     assert_eq!(behind(10).await, []);
     publish(&["e7"]).await;
     assert_eq!(behind(10).await, [("str_1".to_owned(), 6, 7)]);
+}
+
+/// A claim that finds an endpoint with nothing left to do may stop looking at it (the SQLite
+/// store keeps only endpoints with unfinished work in view): whatever makes work due again later
+/// (a replay, a new event, a retry that falls due) must still be claimed, and idle endpoints
+/// beside it change nothing.
+pub async fn work_that_returns_after_an_idle_claim_is_claimed(store: Arc<dyn Store>) {
+    tenant(&store, "acme").await;
+    store
+        .create_endpoint(endpoint("acme", "ep_1", &["user.created"], Ordering::None))
+        .await
+        .expect("endpoint");
+    for index in 0..20 {
+        store
+            .create_endpoint(endpoint(
+                "acme",
+                &format!("ep_idle_{index}"),
+                &["user.deleted"],
+                Ordering::None,
+            ))
+            .await
+            .expect("idle endpoint");
+    }
+    let lease = Duration::seconds(30);
+    store
+        .publish("acme", vec![event("e1", "user.created", None)], at(1))
+        .await
+        .expect("published");
+    let claimed = store.claim_due(at(1), 10, lease).await.expect("claim");
+    assert_eq!(ids(&claimed, |claim| claim.event.id.as_str()), ["e1"]);
+    store
+        .record_attempt(outcome(
+            "acme",
+            "ep_1",
+            &claimed[0].delivery_id,
+            1,
+            NextStep::Exhausted,
+            at(2),
+        ))
+        .await
+        .expect("recorded");
+    assert!(
+        claim_event_ids(&store, at(3)).await.is_empty(),
+        "nothing is left"
+    );
+
+    // A replay reopens a finished delivery.
+    let replayed = store
+        .replay("acme", "ep_1", &ReplaySelector::Failed, at(4))
+        .await
+        .expect("replay");
+    assert_eq!(replayed, 1);
+    let claimed = store.claim_due(at(4), 10, lease).await.expect("claim");
+    assert_eq!(
+        ids(&claimed, |claim| claim.event.id.as_str()),
+        ["e1"],
+        "replayed work is claimed"
+    );
+    store
+        .record_attempt(outcome(
+            "acme",
+            "ep_1",
+            &claimed[0].delivery_id,
+            2,
+            NextStep::Delivered,
+            at(5),
+        ))
+        .await
+        .expect("recorded");
+    assert!(claim_event_ids(&store, at(5)).await.is_empty());
+
+    // A new event after the endpoint went idle.
+    store
+        .publish("acme", vec![event("e2", "user.created", None)], at(6))
+        .await
+        .expect("published");
+    let claimed = store.claim_due(at(6), 10, lease).await.expect("claim");
+    assert_eq!(
+        ids(&claimed, |claim| claim.event.id.as_str()),
+        ["e2"],
+        "new work is claimed"
+    );
+
+    // A retry scheduled for later: not due yet, claimed once it is.
+    store
+        .record_attempt(outcome(
+            "acme",
+            "ep_1",
+            &claimed[0].delivery_id,
+            1,
+            NextStep::RetryAt(at(20)),
+            at(7),
+        ))
+        .await
+        .expect("recorded");
+    assert!(
+        claim_event_ids(&store, at(8)).await.is_empty(),
+        "not due before 20"
+    );
+    assert_eq!(
+        store.next_due_at().await.expect("next due"),
+        Some(at(20)),
+        "the retry is still known to be coming"
+    );
+    assert_eq!(
+        claim_event_ids(&store, at(20)).await,
+        ["e2"],
+        "the retry falls due"
+    );
+}
+
+// --- the console's overview (issue 15) ---
+
+pub async fn attempts_are_counted_per_minute_within_the_tenant(store: Arc<dyn Store>) {
+    use crate::models::AttemptMinute;
+    tenant(&store, "acme").await;
+    tenant(&store, "beta").await;
+    store
+        .create_endpoint(endpoint("acme", "ep_a", &["*"], Ordering::None))
+        .await
+        .expect("endpoint");
+    store
+        .create_endpoint(endpoint("beta", "ep_b", &["*"], Ordering::None))
+        .await
+        .expect("endpoint");
+    let acme_events = ["e1", "e2", "e3"].map(|id| event(id, "user.created", None));
+    store
+        .publish("acme", acme_events.to_vec(), at(1))
+        .await
+        .expect("published");
+    store
+        .publish("beta", vec![event("b1", "user.created", None)], at(1))
+        .await
+        .expect("published");
+    let claims = store
+        .claim_due(at(1), 100, Duration::seconds(30))
+        .await
+        .expect("claim");
+    assert_eq!(claims.len(), 4);
+    for claim in &claims {
+        let tenant_id = claim.endpoint.tenant_id.as_str();
+        let endpoint_id = claim.endpoint.id.as_str();
+        let id = claim.delivery_id.as_str();
+        let attempt = match claim.event.id.as_str() {
+            "e1" => outcome(
+                tenant_id,
+                endpoint_id,
+                id,
+                1,
+                NextStep::RetryAt(at(60)),
+                at(5),
+            ),
+            "e2" => outcome(tenant_id, endpoint_id, id, 1, NextStep::Delivered, at(10)),
+            "e3" => {
+                // No answer at all (a refused connection): a failure without a status.
+                let mut refused = outcome(
+                    tenant_id,
+                    endpoint_id,
+                    id,
+                    1,
+                    NextStep::RetryAt(at(900)),
+                    at(30),
+                );
+                refused.attempt.status = None;
+                refused.attempt.error = Some("connection refused".to_owned());
+                refused
+            }
+            _ => outcome(
+                tenant_id,
+                endpoint_id,
+                id,
+                1,
+                NextStep::RetryAt(at(900)),
+                at(20),
+            ),
+        };
+        store.record_attempt(attempt).await.expect("recorded");
+    }
+    let again = store
+        .claim_due(at(60), 100, Duration::seconds(30))
+        .await
+        .expect("claim");
+    assert_eq!(ids(&again, |claim| claim.event.id.as_str()), ["e1"]);
+    store
+        .record_attempt(outcome(
+            "acme",
+            "ep_a",
+            &again[0].delivery_id,
+            2,
+            NextStep::Delivered,
+            at(60),
+        ))
+        .await
+        .expect("recorded");
+
+    let minute = |start: i64, n_attempts: u64, n_failed: u64| AttemptMinute {
+        minute: at(start),
+        n_attempts,
+        n_failed,
+    };
+    assert_eq!(
+        store
+            .count_attempts_per_minute("acme", at(0))
+            .await
+            .expect("counted"),
+        [minute(0, 3, 2), minute(60, 1, 0)],
+        "a minute each, oldest first; no status is a failure"
+    );
+    assert_eq!(
+        store
+            .count_attempts_per_minute("acme", at(60))
+            .await
+            .expect("counted"),
+        [minute(60, 1, 0)],
+        "from `since` on, an attempt started at `since` included"
+    );
+    assert_eq!(
+        store
+            .count_attempts_per_minute("beta", at(0))
+            .await
+            .expect("counted"),
+        [minute(0, 1, 1)],
+        "another tenant's attempts are not counted"
+    );
+    assert!(
+        store
+            .count_attempts_per_minute("nobody", at(0))
+            .await
+            .expect("counted")
+            .is_empty()
+    );
 }

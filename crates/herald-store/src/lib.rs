@@ -354,4 +354,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         cutoff: OffsetDateTime,
         batch: usize,
     ) -> StoreResult<u64>;
+    // --- the console's overview (issue 15) ---
+    /// The tenant's delivery attempts started at or after `since`, counted per minute (whole
+    /// UTC minutes), oldest first; minutes without an attempt are left out.
+    async fn count_attempts_per_minute(
+        &self,
+        tenant_id: &str,
+        since: OffsetDateTime,
+    ) -> StoreResult<Vec<crate::models::AttemptMinute>>;
 }

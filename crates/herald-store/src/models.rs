@@ -500,3 +500,15 @@ impl SourceErrorEntry {
             .collect()
     }
 }
+
+// --- the console's overview (issue 15) ---
+
+/// The delivery attempts that started in one minute, and how many of them failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptMinute {
+    /// The minute's start, UTC, on a whole minute.
+    pub minute: OffsetDateTime,
+    pub n_attempts: u64,
+    /// Attempts that got no 2xx answer (another status, a timeout, a refused connection).
+    pub n_failed: u64,
+}

@@ -889,3 +889,602 @@ async fn the_overview_counts_the_last_hours_events_however_long_the_log() {
         .expect("sent");
     assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+// --- Issue 15, the console alone: tenants, keys, publishing, charts, deleting, sources, SSF ---
+
+/// Waits until the page's main text contains `needle`, reloading it (the chart and the
+/// delivery state are rendered by the server), with a deadline.
+async fn reload_until_contains(browser: &Browser, needle: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = browser.text().await;
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{needle:?} did not show within 10 s: {text}"
+        );
+        browser.client.refresh().await.expect("reload");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_user_does_the_quickstart_in_the_console_alone() {
+    let app = TestApp::spawn().await;
+    let mut receiver = Receiver::start().await;
+    // The receiver is down for the first attempt: the retry is what succeeds.
+    receiver.script([support::Reply::Status(503)]);
+    let browser = Browser::start().await;
+
+    // The admin key makes a tenant, and the console opens it.
+    browser.sign_in(&app.base, ADMIN_KEY).await;
+    assert_eq!(browser.heading().await, "Tenants");
+    browser.fill("tenant_id", "Not Valid").await;
+    browser.fill("tenant_name", "Quickstart").await;
+    browser.click_button("Create tenant").await;
+    let refused = browser.text().await;
+    assert!(refused.contains("/id: a tenant id has"), "{refused}");
+    browser.client.back().await.expect("back");
+    let id_field = browser
+        .client
+        .find(Locator::Id("tenant_id"))
+        .await
+        .expect("id field");
+    id_field.clear().await.expect("clear");
+    id_field.send_keys("quick").await.expect("type");
+    browser.click_button("Create tenant").await;
+    assert_eq!(browser.path().await, "/console/t/quick");
+    assert_eq!(browser.heading().await, "Overview");
+    let tenants = app.get("/v1/tenants", ADMIN_KEY).await;
+    assert!(
+        tenants["data"]
+            .as_array()
+            .expect("tenants")
+            .iter()
+            .any(|tenant| tenant["id"] == "quick" && tenant["name"] == "Quickstart"),
+        "{tenants}"
+    );
+
+    // A key for the tenant's producers, shown once; revoked after a confirmation.
+    browser.click_link("API keys").await;
+    browser.fill("key_name", "signup service").await;
+    browser.click_button("Create key").await;
+    let tenant_key = browser
+        .client
+        .find(Locator::Id("secret"))
+        .await
+        .expect("the key, shown once")
+        .text()
+        .await
+        .expect("text");
+    let (status, _) = app
+        .call("GET", "/v1/tenants/quick/events", Some(&tenant_key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "the key shown opens the tenant");
+    browser.click_link("Back to the keys").await;
+    let keys_page = browser.text().await;
+    assert!(keys_page.contains("signup service"), "{keys_page}");
+    assert!(!keys_page.contains(&tenant_key), "the key is shown once");
+    browser.screenshot("keys.png").await;
+    browser
+        .client
+        .find(Locator::Css("main a[href$='/revoke']"))
+        .await
+        .expect("a revoke link")
+        .click()
+        .await
+        .expect("click");
+    assert!(browser.heading().await.starts_with("Revoke key "));
+    let (status, _) = app
+        .call("GET", "/v1/tenants/quick/events", Some(&tenant_key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "asking is not revoking");
+    browser.click_button("Revoke the key").await;
+    let (status, _) = app
+        .call("GET", "/v1/tenants/quick/events", Some(&tenant_key), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked");
+
+    // An endpoint at the test's receiver, its secret shown once: the overview of a tenant
+    // without endpoints says where to start.
+    browser.click_link("Overview").await;
+    browser.click_link("Create an endpoint").await;
+    assert_eq!(browser.path().await, "/console/t/quick/endpoints");
+    browser.fill("new_url", &receiver.url("/quickstart")).await;
+    browser.click_button("Create endpoint").await;
+    let secret = browser
+        .client
+        .find(Locator::Id("secret"))
+        .await
+        .expect("the secret")
+        .text()
+        .await
+        .expect("text");
+
+    // Publish: a catalog type's example, loaded into the editor; an edit that breaks it is
+    // refused with the JSON path of the problem, and nothing is stored.
+    browser.click_link("Publish").await;
+    browser
+        .client
+        .find(Locator::Id("type"))
+        .await
+        .expect("the type")
+        .select_by_value("PasswordUpdatedEvent")
+        .await
+        .expect("select");
+    browser.click_button("Load its example").await;
+    let editor = browser
+        .client
+        .find(Locator::Id("document"))
+        .await
+        .expect("the editor");
+    let example = editor
+        .prop("value")
+        .await
+        .expect("value")
+        .unwrap_or_default();
+    let example: Value = serde_json::from_str(&example).expect("the example is JSON");
+    assert_eq!(
+        example["metadata"]["type"], "PasswordUpdatedEvent",
+        "{example}"
+    );
+    browser.screenshot("publish.png").await;
+    editor.clear().await.expect("clear");
+    editor
+        .send_keys(r#"{"type": "PasswordUpdatedEvent", "payload": {"userId": 42}}"#)
+        .await
+        .expect("type");
+    browser.click_button("Publish").await;
+    let problems = browser
+        .client
+        .find(Locator::Id("problems"))
+        .await
+        .expect("the problems")
+        .text()
+        .await
+        .expect("text");
+    assert!(problems.contains("/payload/userId"), "{problems}");
+    assert!(
+        app.events("quick", ADMIN_KEY, None).await.is_empty(),
+        "nothing stored"
+    );
+    browser.click_button("Load its example").await;
+    browser.click_button("Publish").await;
+    assert!(browser.heading().await.starts_with("Event "));
+    let event_path = browser.path().await;
+    let event_id = event_path.rsplit('/').next().expect("id").to_owned();
+
+    // The delivery: refused once (503), then delivered, signed with the secret shown.
+    assert_eq!(app.deliver().await, 1);
+    receiver.next().await;
+    app.advance(Duration::from_secs(60));
+    assert_eq!(app.deliver().await, 1);
+    let delivered = receiver.next().await;
+    assert_eq!(delivered.webhook_id(), event_id);
+    standardwebhooks::Webhook::new(&secret)
+        .expect("secret")
+        .verify(&delivered.body, &delivered.headers)
+        .expect("signed with the secret the console showed");
+    browser.client.refresh().await.expect("reload");
+    reload_until_contains(&browser, "delivered").await;
+    browser
+        .client
+        .find(Locator::Css("main a[href*='/deliveries/']"))
+        .await
+        .expect("a delivery link")
+        .click()
+        .await
+        .expect("click");
+    let attempts = browser
+        .client
+        .find_all(Locator::Css("main table:last-of-type tbody tr"))
+        .await
+        .expect("attempt rows");
+    assert_eq!(attempts.len(), 2);
+    assert!(attempts[0].text().await.expect("text").contains("503"));
+    assert!(attempts[1].text().await.expect("text").contains("200"));
+
+    // The overview's charts count both attempts, one of them failed.
+    browser.click_link("Overview").await;
+    let overview = browser.text().await;
+    assert!(
+        overview.contains("Delivery attempts per minute: 2 in the last hour"),
+        "{overview}"
+    );
+    assert!(
+        overview.contains("Failure rate: 50% of 2 attempts failed in the last hour"),
+        "{overview}"
+    );
+    browser.screenshot("charts.png").await;
+    browser.stop().await;
+}
+
+/// Follows the link whose `href` ends with `suffix` inside `main`.
+async fn follow(browser: &Browser, suffix: &str) {
+    browser
+        .client
+        .find(Locator::Css(&format!("main a[href$='{suffix}']")))
+        .await
+        .unwrap_or_else(|error| panic!("no link to …{suffix}: {error}"))
+        .click()
+        .await
+        .expect("click");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn endpoints_hooks_and_sources_are_managed_and_ssf_streams_listed() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let acme_key = app.tenant("acme").await;
+    let (endpoint_id, _) = app
+        .endpoint(
+            "acme",
+            &acme_key,
+            json!({"url": receiver.url("/acme"), "filters": ["*"]}),
+        )
+        .await;
+    let hook_url = refusing_hook().await;
+    let (status, hook) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/hooks",
+            Some(&acme_key),
+            Some(&json!({"event_type": "user.pre_create", "url": hook_url})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let hook_id = hook["id"].as_str().expect("id").to_owned();
+    // An SSF receiver with a poll stream, made through the SSF API.
+    let (status, ssf_receiver) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/ssf/receivers",
+            Some(&acme_key),
+            Some(&json!({"name": "relying party"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ssf_receiver}");
+    let token = ssf_receiver["token"].as_str().expect("token");
+    let (status, stream) = app
+        .call(
+            "POST",
+            "/ssf/acme/streams",
+            Some(token),
+            Some(&json!({"delivery": {"method": "urn:ietf:rfc:8936"}, "description": "sessions"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stream}");
+    let stream_id = stream["stream_id"].as_str().expect("stream_id").to_owned();
+    // A verification request queues one SET for the receiver to poll.
+    let (status, verified) = app
+        .call(
+            "POST",
+            "/ssf/acme/streams/verify",
+            Some(token),
+            Some(&json!({"stream_id": stream_id})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{verified}");
+
+    let browser = Browser::start().await;
+    browser.sign_in(&app.base, &acme_key).await;
+    assert!(
+        browser
+            .client
+            .find(Locator::LinkText("API keys"))
+            .await
+            .is_err(),
+        "a tenant key manages no keys"
+    );
+
+    // The SSF page, from the overview's card.
+    browser.click_link("SSF streams").await;
+    assert_eq!(browser.heading().await, "Shared Signals");
+    let ssf_page = browser.text().await;
+    assert!(ssf_page.contains(&stream_id), "{ssf_page}");
+    assert!(ssf_page.contains("poll (RFC 8936)"), "{ssf_page}");
+    assert!(ssf_page.contains("sessions"), "{ssf_page}");
+    let queued = browser
+        .client
+        .find(Locator::Css("main table tbody tr td.num"))
+        .await
+        .expect("the queued count")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(queued, "1", "the verification SET waits: {ssf_page}");
+    assert!(!browser.client.source().await.expect("html").contains(token));
+    browser.screenshot("ssf.png").await;
+
+    // A source made in the console, its secret shown once; a new secret after a confirmation
+    // (the old one refused from then on); deleted after a confirmation.
+    browser.click_link("Sources").await;
+    browser.fill("source_name", "Authgear production").await;
+    browser.click_button("Create source").await;
+    let first_secret = browser
+        .client
+        .find(Locator::Id("secret"))
+        .await
+        .expect("the secret")
+        .text()
+        .await
+        .expect("text");
+    let sources = app.get("/v1/tenants/acme/sources", &acme_key).await;
+    let source_id = sources["data"][0]["id"]
+        .as_str()
+        .expect("a source")
+        .to_owned();
+    assert_eq!(sources["data"][0]["kind"], "authgear", "{sources}");
+    browser.click_link("Back to the sources").await;
+    assert!(!browser.text().await.contains(&first_secret));
+    browser.screenshot("sources.png").await;
+    follow(&browser, &format!("/sources/{source_id}/rotate")).await;
+    browser.click_button("Make a new secret").await;
+    let second_secret = browser
+        .client
+        .find(Locator::Id("secret"))
+        .await
+        .expect("the new secret")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !second_secret.is_empty() && second_secret != first_secret,
+        "{second_secret}"
+    );
+    browser.click_link("Back to the sources").await;
+    follow(&browser, &format!("/sources/{source_id}/delete")).await;
+    assert!(browser.heading().await.starts_with("Delete source "));
+    browser.click_link("Cancel").await;
+    let sources = app.get("/v1/tenants/acme/sources", &acme_key).await;
+    assert_eq!(
+        sources["data"].as_array().map(Vec::len),
+        Some(1),
+        "cancelled"
+    );
+    follow(&browser, &format!("/sources/{source_id}/delete")).await;
+    browser.click_button("Delete the source").await;
+    let sources = app.get("/v1/tenants/acme/sources", &acme_key).await;
+    assert_eq!(sources["data"], json!([]), "{sources}");
+
+    // The hook, then the endpoint, each after its confirmation page.
+    browser.click_link("Blocking hooks").await;
+    follow(&browser, &format!("/hooks/{hook_id}/delete")).await;
+    assert_eq!(browser.heading().await, format!("Delete hook {hook_id}?"));
+    browser.screenshot("confirm.png").await;
+    browser.click_button("Delete the hook").await;
+    assert_eq!(browser.path().await, "/console/t/acme/hooks");
+    let hooks = app.get("/v1/tenants/acme/hooks", &acme_key).await;
+    assert_eq!(hooks["data"], json!([]), "{hooks}");
+
+    browser.click_link("Endpoints").await;
+    follow(&browser, &format!("/endpoints/{endpoint_id}/delete")).await;
+    assert!(browser.text().await.contains(&receiver.url("/acme")));
+    browser.click_button("Delete the endpoint").await;
+    assert_eq!(browser.path().await, "/console/t/acme/endpoints");
+    let (status, _) = app
+        .call(
+            "GET",
+            &format!("/v1/tenants/acme/endpoints/{endpoint_id}"),
+            Some(&acme_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    browser.stop().await;
+}
+
+#[tokio::test]
+async fn the_new_forms_need_the_token_keys_need_an_admin_and_other_tenants_are_not_found() {
+    let app = TestApp::spawn().await;
+    let acme_key = app.tenant("acme").await;
+    let globex_key = app.tenant("globex").await;
+    let receiver = Receiver::start().await;
+    let (endpoint_id, _) = app
+        .endpoint(
+            "acme",
+            &acme_key,
+            json!({"url": receiver.url("/acme"), "filters": ["*"]}),
+        )
+        .await;
+    let (status, source) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/sources",
+            Some(&acme_key),
+            Some(&json!({"kind": "authgear"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{source}");
+    let source_id = source["id"].as_str().expect("id");
+    let (status, hook) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/hooks",
+            Some(&acme_key),
+            Some(&json!({"event_type": "user.pre_create", "url": receiver.url("/hook")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let hook_id = hook["id"].as_str().expect("id");
+    let keys = app.get("/v1/tenants/acme/api-keys", ADMIN_KEY).await;
+    let key_id = keys["data"][0]["id"].as_str().expect("a key").to_owned();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let cookie = |key: &str| format!("herald_console={}", hex::encode(key));
+    let post = |path: String, key: &str, fields: Vec<(&'static str, String)>| {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        client
+            .post(format!("{}{path}", app.base))
+            .header("cookie", cookie(key))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let admin_forms: Vec<(String, Vec<(&'static str, String)>)> = vec![
+        (
+            "/console/tenants".to_owned(),
+            vec![("id", "initech".to_owned()), ("name", "Initech".to_owned())],
+        ),
+        ("/console/t/acme/keys".to_owned(), vec![]),
+        (
+            "/console/t/acme/publish".to_owned(),
+            vec![(
+                "document",
+                json!({"type": "PasswordUpdatedEvent", "payload": {"userId": ALICE}}).to_string(),
+            )],
+        ),
+        (
+            format!("/console/t/acme/endpoints/{endpoint_id}/delete"),
+            vec![],
+        ),
+        (
+            "/console/t/acme/sources".to_owned(),
+            vec![("kind", "authgear".to_owned())],
+        ),
+        (
+            format!("/console/t/acme/sources/{source_id}/rotate"),
+            vec![],
+        ),
+        (
+            format!("/console/t/acme/sources/{source_id}/delete"),
+            vec![],
+        ),
+        (format!("/console/t/acme/hooks/{hook_id}/delete"), vec![]),
+        (format!("/console/t/acme/keys/{key_id}/revoke"), vec![]),
+    ];
+    for (path, fields) in &admin_forms {
+        let answer = post(path.clone(), ADMIN_KEY, fields.clone())
+            .await
+            .expect("sent");
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "no token: {path}");
+    }
+    // Nothing changed.
+    let tenants = app.get("/v1/tenants", ADMIN_KEY).await;
+    assert_eq!(
+        tenants["data"].as_array().map(Vec::len),
+        Some(2),
+        "{tenants}"
+    );
+    assert!(app.events("acme", &acme_key, None).await.is_empty());
+    let sources = app.get("/v1/tenants/acme/sources", &acme_key).await;
+    assert_eq!(
+        sources["data"].as_array().map(Vec::len),
+        Some(1),
+        "{sources}"
+    );
+    let hooks = app.get("/v1/tenants/acme/hooks", &acme_key).await;
+    assert_eq!(hooks["data"].as_array().map(Vec::len), Some(1), "{hooks}");
+    let (status, _) = app
+        .call(
+            "GET",
+            &format!("/v1/tenants/acme/endpoints/{endpoint_id}"),
+            Some(&acme_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The console publishes within the API's body limit (256 KiB here), with the token.
+    let admin_page = client
+        .get(format!("{}/console/t/acme/publish", app.base))
+        .header("cookie", cookie(ADMIN_KEY))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("html");
+    let admin_token = admin_page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a csrf field")
+        .to_owned();
+    let oversized = json!({
+        "type": "PasswordUpdatedEvent",
+        "payload": {"userId": ALICE, "padding": "x".repeat(300 * 1024)}
+    });
+    let answer = post(
+        "/console/t/acme/publish".to_owned(),
+        ADMIN_KEY,
+        vec![("csrf", admin_token), ("document", oversized.to_string())],
+    )
+    .await
+    .expect("sent");
+    assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = answer.text().await.expect("html");
+    assert!(
+        page.contains("larger than the limit of 262144 bytes"),
+        "{page}"
+    );
+    assert!(app.events("acme", &acme_key, None).await.is_empty());
+
+    // A tenant key, with its own page's token, still may not make tenants or keys.
+    let page = client
+        .get(format!("{}/console/t/acme/endpoints", app.base))
+        .header("cookie", cookie(&acme_key))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("html");
+    let token = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a csrf field")
+        .to_owned();
+    for path in ["/console/tenants", "/console/t/acme/keys"] {
+        let answer = post(
+            path.to_owned(),
+            &acme_key,
+            vec![
+                ("csrf", token.clone()),
+                ("id", "initech".to_owned()),
+                ("name", "Initech".to_owned()),
+            ],
+        )
+        .await
+        .expect("sent");
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    let keys = app.get("/v1/tenants/acme/api-keys", ADMIN_KEY).await;
+    assert_eq!(keys["data"].as_array().map(Vec::len), Some(1), "{keys}");
+
+    // Another tenant's things are not found, on the confirmation pages as on the forms.
+    for path in [
+        format!("/console/t/acme/endpoints/{endpoint_id}/delete"),
+        format!("/console/t/acme/hooks/{hook_id}/delete"),
+        format!("/console/t/acme/sources/{source_id}/delete"),
+        format!("/console/t/acme/sources/{source_id}/rotate"),
+        "/console/t/acme/ssf".to_owned(),
+        "/console/t/acme/publish".to_owned(),
+    ] {
+        let answer = client
+            .get(format!("{}{path}", app.base))
+            .header("cookie", cookie(&globex_key))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    for path in [
+        format!("/console/t/globex/endpoints/{endpoint_id}/delete"),
+        format!("/console/t/globex/sources/{source_id}/delete"),
+    ] {
+        let answer = client
+            .get(format!("{}{path}", app.base))
+            .header("cookie", cookie(&globex_key))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}

@@ -1,8 +1,9 @@
-//! The overview's chart: events per minute over the last hour, counted from the event log and
-//! drawn as an SVG bar chart on the server (no script, no chart library).
+//! The overview's charts: events per minute over the last hour, counted from the event log, and
+//! delivery attempts per minute with their failure rate, counted by the store; drawn as SVG bar
+//! charts on the server (no script, no chart library).
 
 use herald_store::Store;
-use herald_store::models::EventFilter;
+use herald_store::models::{AttemptMinute, EventFilter};
 use time::{Duration, OffsetDateTime};
 
 use crate::console::html::escape;
@@ -104,6 +105,65 @@ pub fn per_minute(times: &[OffsetDateTime], now: OffsetDateTime) -> Vec<u64> {
     counts
 }
 
+/// Attempts and failed attempts per minute, oldest minute first, for the `MINUTES` minutes
+/// ending at `now` (the store's minutes are whole UTC minutes; the chart's end at `now`).
+pub fn attempts_per_minute(minutes: &[AttemptMinute], now: OffsetDateTime) -> (Vec<u64>, Vec<u64>) {
+    let mut attempts = vec![0; MINUTES];
+    let mut failed = vec![0; MINUTES];
+    for minute in minutes {
+        let age = now - minute.minute;
+        if age < Duration::ZERO {
+            continue;
+        }
+        let minutes_ago = usize::try_from(age.whole_minutes()).unwrap_or(usize::MAX);
+        if minutes_ago < MINUTES {
+            attempts[MINUTES - 1 - minutes_ago] += minute.n_attempts;
+            failed[MINUTES - 1 - minutes_ago] += minute.n_failed;
+        }
+    }
+    (attempts, failed)
+}
+
+/// The share of failed attempts in each minute, as an SVG bar chart on a 0-100 % scale (a
+/// minute without attempts has no bar), with a text alternative.
+pub fn failure_rate_chart(attempts: &[u64], failed: &[u64]) -> String {
+    let (width, height) = (600.0, 120.0);
+    let bar_width = width / attempts.len().max(1) as f64;
+    let mut bars = String::new();
+    let mut worst: u64 = 0;
+    for (index, (n_attempts, n_failed)) in attempts.iter().zip(failed).enumerate() {
+        if *n_attempts == 0 {
+            continue;
+        }
+        let percent = n_failed * 100 / n_attempts;
+        worst = worst.max(percent);
+        let bar_height = (percent as f64 / 100.0) * (height - 10.0);
+        let minutes_ago = attempts.len() - 1 - index;
+        bars.push_str(&format!(
+            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{bar_height:.1}\" class=\"bar bad\">\
+             <title>{percent}% of {n_attempts} failed · {minutes_ago} min ago</title></rect>",
+            x = index as f64 * bar_width + 1.0,
+            y = height - bar_height,
+            w = (bar_width - 2.0).max(1.0),
+        ));
+    }
+    let total: u64 = attempts.iter().sum();
+    let total_failed: u64 = failed.iter().sum();
+    let summary = match (total_failed * 100).checked_div(total) {
+        None => "Failure rate: no attempts in the last hour".to_owned(),
+        Some(percent) => format!(
+            "Failure rate: {percent}% of {total} attempts failed in the last hour (worst minute {worst}%)"
+        ),
+    };
+    format!(
+        "<figure class=\"chart\"><svg viewBox=\"0 0 {width} {height}\" role=\"img\" \
+         aria-label=\"{alt}\"><line x1=\"0\" y1=\"{height}\" x2=\"{width}\" y2=\"{height}\" class=\"axis\"/>{bars}</svg>\
+         <figcaption>{caption} (the right edge is now)</figcaption></figure>",
+        alt = escape(&summary),
+        caption = escape(&summary),
+    )
+}
+
 /// An SVG bar chart of `counts` (one bar a minute), with a text alternative.
 pub fn bar_chart(label: &str, counts: &[u64]) -> String {
     let (width, height) = (600.0, 120.0);
@@ -137,7 +197,8 @@ pub fn bar_chart(label: &str, counts: &[u64]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{MINUTES, bar_chart, per_minute};
+    use super::{MINUTES, attempts_per_minute, bar_chart, failure_rate_chart, per_minute};
+    use herald_store::models::AttemptMinute;
     use time::{Duration, OffsetDateTime};
 
     #[test]
@@ -165,5 +226,29 @@ mod tests {
         assert_eq!(chart.matches("<rect").count(), 3);
         assert!(chart.contains("4 in the last hour"));
         assert!(chart.contains("Events &lt;per&gt; minute"));
+    }
+
+    #[test]
+    fn attempts_fall_into_their_minute_and_the_rate_is_of_each_minute() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_030).expect("time");
+        let minute = |minutes_ago: i64, n_attempts: u64, n_failed: u64| AttemptMinute {
+            minute: OffsetDateTime::from_unix_timestamp(1_800_000_000 - 60 * minutes_ago)
+                .expect("time"),
+            n_attempts,
+            n_failed,
+        };
+        let (attempts, failed) =
+            attempts_per_minute(&[minute(60, 9, 9), minute(2, 4, 1), minute(0, 2, 2)], now);
+        assert_eq!(attempts[MINUTES - 1], 2);
+        assert_eq!(attempts[MINUTES - 3], 4);
+        assert_eq!(attempts.iter().sum::<u64>(), 6, "an hour ago is out");
+        assert_eq!(failed.iter().sum::<u64>(), 3);
+        let chart = failure_rate_chart(&attempts, &failed);
+        assert_eq!(chart.matches("<rect").count(), 2, "no bar without attempts");
+        assert!(
+            chart.contains("50% of 6 attempts failed in the last hour (worst minute 100%)"),
+            "{chart}"
+        );
+        assert!(failure_rate_chart(&[0, 0], &[0, 0]).contains("no attempts in the last hour"));
     }
 }

@@ -67,6 +67,8 @@ fn actions(console: &ConsoleTenant, endpoint: &EndpointRecord) -> String {
         "Replay failed",
         "",
     ));
+    // A link to the confirmation step, not a button that deletes.
+    forms.push_str(&format!("<a href=\"{}/delete\">Delete</a>", escape(&base)));
     forms
 }
 
@@ -93,8 +95,7 @@ pub async fn list(
     }
     if endpoints.is_empty() {
         rows.push_str(
-            "<tr><td colspan=\"5\" class=\"muted\">No endpoint yet: create one with \
-             <code>POST /v1/tenants/{tenant}/endpoints</code>.</td></tr>",
+            "<tr><td colspan=\"5\" class=\"muted\">No endpoint yet: create one below.</td></tr>",
         );
     }
     let chrome = Chrome {

@@ -30,6 +30,15 @@ impl From<ApiError> for ConsoleError {
             ApiError::Unauthorized => ConsoleError::SignIn,
             ApiError::NotFound(what) => ConsoleError::NotFound(what),
             ApiError::Forbidden(why) => ConsoleError::Forbidden(why),
+            // Every problem with its JSON path, not the API's "see `errors`" summary: a page
+            // has no `errors` member to look at.
+            ApiError::Validation { problems, .. } if !problems.is_empty() => ConsoleError::Invalid(
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
             ApiError::Validation { .. }
             | ApiError::Conflict(_)
             | ApiError::BadRequest(_)

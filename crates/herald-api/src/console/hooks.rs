@@ -203,7 +203,7 @@ fn edit_form(console: &ConsoleTenant, hook: &HookRecord) -> String {
          <div><label for=\"timeout_{id}\">Timeout ms</label><input id=\"timeout_{id}\" name=\"timeout_ms\" type=\"number\" min=\"1\" value=\"{timeout}\" size=\"6\"></div>\
          <div><label for=\"policy_{id}\">On failure</label><select id=\"policy_{id}\" name=\"failure_policy\">{closed}{open}</select></div>\
          <div><label for=\"enabled_{id}\">State</label><select id=\"enabled_{id}\" name=\"enabled\">{on}{off}</select></div>\
-         <button type=\"submit\">Save hook</button></form>",
+         <button type=\"submit\">Save hook</button></form> <a href=\"/console/t/{tenant}/hooks/{hook_segment}/delete\">Delete</a>",
         tenant = segment(&console.tenant_id),
         hook_segment = segment(&hook.id),
         csrf = csrf_field(&console.session.csrf),

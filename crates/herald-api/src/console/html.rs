@@ -119,6 +119,7 @@ fn navigation(chrome: &Chrome<'_>) -> String {
     let entries = [
         ("overview", "Overview", format!("/console/t/{tenant}")),
         ("events", "Events", format!("/console/t/{tenant}/events")),
+        ("publish", "Publish", format!("/console/t/{tenant}/publish")),
         (
             "endpoints",
             "Endpoints",
@@ -129,6 +130,7 @@ fn navigation(chrome: &Chrome<'_>) -> String {
             "Blocking hooks",
             format!("/console/t/{tenant}/hooks"),
         ),
+        ("sources", "Sources", format!("/console/t/{tenant}/sources")),
         ("catalog", "Catalog", format!("/console/t/{tenant}/catalog")),
     ];
     let mut links = String::new();
@@ -140,10 +142,19 @@ fn navigation(chrome: &Chrome<'_>) -> String {
         };
         links.push_str(&format!("<li><a href=\"{href}\"{current}>{label}</a></li>"));
     }
+    // Keys and tenants are an admin's to manage (the API's rule): others get no link to them.
     let switch = if chrome.is_admin {
-        "<li><a href=\"/console/tenants\">Tenants</a></li>"
+        let current = if chrome.section == "keys" {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        format!(
+            "<li><a href=\"/console/t/{tenant}/keys\"{current}>API keys</a></li>\
+             <li><a href=\"/console/tenants\">Tenants</a></li>"
+        )
     } else {
-        ""
+        String::new()
     };
     format!(
         "<header><nav aria-label=\"Console\"><span class=\"brand\">Herald</span>\
@@ -172,6 +183,38 @@ pub fn button_form(action: &str, csrf: &str, label: &str, extra_fields: &str) ->
         csrf = csrf_field(csrf),
         label = escape(label),
     )
+}
+
+/// The confirmation step of something that cannot be undone: what will happen, a button that
+/// posts to `action` (with the CSRF token), and a way back that changes nothing.
+pub fn confirm_page(
+    chrome: &Chrome<'_>,
+    title: &str,
+    consequence: &str,
+    action: &str,
+    button_label: &str,
+    cancel_href: &str,
+) -> Response {
+    document(
+        StatusCode::OK,
+        title,
+        Some(chrome),
+        &format!(
+            "<p>{consequence}</p><p>{button} <a href=\"{cancel}\">Cancel</a></p>",
+            consequence = escape(consequence),
+            button = button_form(action, chrome.csrf, button_label, ""),
+            cancel = escape(cancel_href),
+        ),
+    )
+}
+
+/// A redirect after a form (RFC 9110 §15.4.4: 303 makes the browser GET the new page).
+pub fn see_other(location: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, location.to_owned())],
+    )
+        .into_response()
 }
 
 /// JSON, pretty-printed and escaped, in a `<pre>`.

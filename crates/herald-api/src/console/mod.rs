@@ -10,16 +10,21 @@
 mod assets;
 mod catalog;
 mod chart;
+mod deletions;
 mod deliveries;
 mod endpoints;
 mod error;
 mod events;
 mod hooks;
 mod html;
+mod keys;
 mod overview;
+mod publish;
 mod session;
+mod shared_signals;
 mod sign_in;
 mod sources;
+mod tenants;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -32,7 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/console", get(sign_in::start))
         .route("/console/sign-in", post(sign_in::sign_in))
         .route("/console/sign-out", post(sign_in::sign_out))
-        .route("/console/tenants", get(sign_in::tenants))
+        .route("/console/tenants", get(tenants::list).post(tenants::create))
         .route("/console/assets/console.css", get(assets::stylesheet))
         .route("/console/assets/console.js", get(assets::script))
         .route("/console/t/{tenant}", get(overview::page))
@@ -64,10 +69,42 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/t/{tenant}/hooks/{hook_id}", post(hooks::edit))
         .route("/console/t/{tenant}/catalog", get(catalog::list))
-        .route("/console/t/{tenant}/sources", get(sources::page))
+        .route(
+            "/console/t/{tenant}/sources",
+            get(sources::page).post(sources::create),
+        )
         .route(
             "/console/t/{tenant}/catalog/{event_type}",
             get(catalog::detail),
         )
+        .route(
+            "/console/t/{tenant}/keys",
+            get(keys::list).post(keys::create),
+        )
+        .route(
+            "/console/t/{tenant}/keys/{key_id}/revoke",
+            get(keys::confirm_revoke).post(keys::revoke),
+        )
+        .route(
+            "/console/t/{tenant}/publish",
+            get(publish::form).post(publish::publish),
+        )
+        .route(
+            "/console/t/{tenant}/endpoints/{endpoint_id}/delete",
+            get(deletions::confirm_endpoint).post(deletions::delete_endpoint),
+        )
+        .route(
+            "/console/t/{tenant}/hooks/{hook_id}/delete",
+            get(deletions::confirm_hook).post(deletions::delete_hook),
+        )
+        .route(
+            "/console/t/{tenant}/sources/{source_id}/rotate",
+            get(sources::confirm_rotate).post(sources::rotate),
+        )
+        .route(
+            "/console/t/{tenant}/sources/{source_id}/delete",
+            get(sources::confirm_delete).post(sources::delete),
+        )
+        .route("/console/t/{tenant}/ssf", get(shared_signals::page))
         .route("/console/{*rest}", get(error::not_found))
 }

@@ -1,4 +1,5 @@
-//! A tenant's overview: how many endpoints are healthy, failing, paused or disabled, and which.
+//! A tenant's overview: how many endpoints are healthy, failing, paused or disabled, and which;
+//! events and delivery attempts per minute over the last hour, and the attempts' failure rate.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -41,6 +42,19 @@ pub async fn page(
         events_chart
             .push_str("<p class=\"hint\">Only the hour's first 10,000 events are counted.</p>");
     }
+    let attempt_minutes = state
+        .store
+        .count_attempts_per_minute(&console.tenant_id, since)
+        .await?;
+    let (attempts, failed) = chart::attempts_per_minute(&attempt_minutes, now);
+    let deliveries_chart = chart::bar_chart("Delivery attempts per minute", &attempts);
+    let failure_chart = chart::failure_rate_chart(&attempts, &failed);
+    // SSF streams appear once the tenant has one.
+    let n_streams = state
+        .store
+        .list_ssf_streams(&console.tenant_id)
+        .await?
+        .len();
     let tenant = segment(&console.tenant_id);
     let card = |label: &str, value: usize, href: &str| {
         format!(
@@ -87,6 +101,32 @@ pub async fn page(
     } else {
         cards
     };
+    let cards = if n_streams > 0 {
+        format!(
+            "{cards}{}",
+            card(
+                "SSF streams",
+                n_streams,
+                &format!("/console/t/{tenant}/ssf")
+            )
+        )
+    } else {
+        cards
+    };
+    // A tenant with nowhere to deliver yet gets the quickstart's steps, each a link.
+    let getting_started = if endpoints.is_empty() {
+        format!(
+            "<h2>Getting started</h2><ol class=\"list\" id=\"getting-started\">\
+             <li><a href=\"/console/t/{tenant}/endpoints\">Create an endpoint</a>: the URL that \
+             receives this tenant's events (its signing secret is shown once).</li>\
+             <li><a href=\"/console/t/{tenant}/publish\">Publish an event</a>: a catalog type's \
+             example, as your identity platform would send it.</li>\
+             <li>Follow it in the <a href=\"/console/t/{tenant}/events\">event log</a> to its \
+             delivery and each attempt.</li></ol>"
+        )
+    } else {
+        String::new()
+    };
     let mut attention = String::new();
     for endpoint in endpoints
         .iter()
@@ -113,7 +153,7 @@ pub async fn page(
         "Overview",
         Some(&chrome),
         &format!(
-            "<div class=\"cards\">{cards}</div><h2>The last hour</h2>{events_chart}\
+            "{getting_started}<div class=\"cards\">{cards}</div><h2>The last hour</h2><div class=\"charts\">{events_chart}{deliveries_chart}{failure_chart}</div>\
              <h2>Endpoints that need attention</h2>\
              <ul class=\"list\">{attention}</ul><p><a href=\"/console/t/{tenant}/events\">Open the event log</a></p>"
         ),

@@ -1,4 +1,4 @@
-//! Signing in with a key, signing out, and the admin's choice of tenant.
+//! Signing in with a key, and signing out.
 
 use axum::Form;
 use axum::extract::State;
@@ -31,7 +31,7 @@ fn redirect(location: &str) -> Response {
 }
 
 /// Where a session starts: its tenant's overview, or the list of tenants for an admin.
-fn home(session: &ConsoleSession) -> String {
+pub fn home(session: &ConsoleSession) -> String {
     match &session.caller {
         Caller::Tenant(tenant_id) => format!("/console/t/{}", segment(tenant_id)),
         Caller::Admin => "/console/tenants".to_owned(),
@@ -101,37 +101,4 @@ pub async fn sign_out(
         .headers_mut()
         .append(header::SET_COOKIE, clear_cookie());
     Ok(response)
-}
-
-/// An admin's list of tenants to open.
-pub async fn tenants(
-    State(state): State<AppState>,
-    session: ConsoleSession,
-) -> ConsoleResult<Response> {
-    if !session.is_admin() {
-        return Ok(redirect(&home(&session)));
-    }
-    let tenants = state.store.list_tenants().await?;
-    let mut rows = String::new();
-    for tenant in &tenants {
-        rows.push_str(&format!(
-            "<li><a href=\"/console/t/{}\">{}</a> <span class=\"muted\">{}</span></li>",
-            segment(&tenant.id),
-            escape(&tenant.id),
-            escape(&tenant.name),
-        ));
-    }
-    if tenants.is_empty() {
-        rows.push_str("<li>No tenant yet: create one with <code>POST /v1/tenants</code>.</li>");
-    }
-    Ok(document(
-        StatusCode::OK,
-        "Tenants",
-        None,
-        &format!(
-            "<ul class=\"list\">{rows}</ul><form method=\"post\" action=\"/console/sign-out\">{}\
-             <button type=\"submit\">Sign out</button></form>",
-            crate::console::html::csrf_field(&session.csrf)
-        ),
-    ))
 }

@@ -19,6 +19,8 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+use crate::commands::bench_callgrind;
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -39,11 +41,27 @@ pub struct BenchArgs {
     /// Herald processes sharing the database (PostgreSQL only); publishers spread over them.
     #[arg(long, global = true, default_value_t = 1)]
     nodes: usize,
+    /// Delivered deliveries (one event and one attempt each) written into the store before the
+    /// run, spread over the busy endpoints, as months of traffic would leave them.
+    #[arg(long, global = true, default_value_t = 0)]
+    history: usize,
+    /// Enabled endpoints that get no traffic, beside the busy ones: spread over ten other tenants,
+    /// each subscribed to a type nobody publishes.
+    #[arg(long, global = true, default_value_t = 0)]
+    idle_endpoints: usize,
+    /// Run each server under `valgrind --tool=callgrind`, its profiles written to this directory,
+    /// and report the instructions it executed from the first publish to the last delivery.
+    #[arg(long, global = true)]
+    callgrind: Option<std::path::PathBuf>,
 }
 
 /// The servers under test, and the PostgreSQL database made for them.
 struct Cluster {
     nodes: Vec<ServerProcess>,
+    /// The SQLite file or PostgreSQL URL every node serves.
+    database: std::ffi::OsString,
+    /// Where callgrind profiles go, when the nodes run under it.
+    callgrind: Option<std::path::PathBuf>,
     postgres: Option<(String, String)>,
     _directory: tempfile::TempDir,
 }
@@ -56,9 +74,12 @@ impl Cluster {
                 bail!("--nodes needs --postgres: one SQLite file belongs to one process");
             }
             let database = directory.path().join("bench.db");
-            let node = ServerProcess::start(database.as_os_str(), admin_key)?;
+            let node =
+                ServerProcess::start(database.as_os_str(), admin_key, args.callgrind.as_deref())?;
             return Ok(Cluster {
                 nodes: vec![node],
+                database: database.into_os_string(),
+                callgrind: args.callgrind.clone(),
                 postgres: None,
                 _directory: directory,
             });
@@ -78,18 +99,42 @@ impl Cluster {
         let mut nodes = vec![ServerProcess::start(
             std::ffi::OsStr::new(&database_url),
             admin_key,
+            args.callgrind.as_deref(),
         )?];
         for _ in 1..args.nodes.max(1) {
             nodes.push(ServerProcess::start(
                 std::ffi::OsStr::new(&database_url),
                 admin_key,
+                args.callgrind.as_deref(),
             )?);
         }
         Ok(Cluster {
             nodes,
+            database: database_url.into(),
+            callgrind: args.callgrind.clone(),
             postgres: Some((server_url.clone(), name)),
             _directory: directory,
         })
+    }
+
+    /// Stops every node, runs `work` on the database while nothing serves it (a SQLite file
+    /// belongs to one process), and starts the same number of nodes again.
+    async fn with_nodes_stopped<F: std::future::Future<Output = anyhow::Result<()>>>(
+        &mut self,
+        admin_key: &str,
+        work: impl FnOnce(std::ffi::OsString) -> F,
+    ) -> anyhow::Result<()> {
+        let n_nodes = self.nodes.len();
+        self.nodes.clear();
+        work(self.database.clone()).await?;
+        for _ in 0..n_nodes {
+            self.nodes.push(ServerProcess::start(
+                &self.database,
+                admin_key,
+                self.callgrind.as_deref(),
+            )?);
+        }
+        Ok(())
     }
 
     fn bases(&self) -> Vec<String> {
@@ -234,8 +279,22 @@ impl Drop for ServerProcess {
 }
 
 impl ServerProcess {
-    fn start(database: &std::ffi::OsStr, admin_key: &str) -> anyhow::Result<Self> {
-        let mut child = Command::new(std::env::current_exe()?)
+    fn start(
+        database: &std::ffi::OsStr,
+        admin_key: &str,
+        callgrind: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let herald = std::env::current_exe()?;
+        let mut command = match callgrind {
+            Some(directory) => {
+                let (program, arguments) = bench_callgrind::wrapper(directory);
+                let mut command = Command::new(program);
+                command.args(arguments).arg(&herald);
+                command
+            }
+            None => Command::new(&herald),
+        };
+        let mut child = command
             .args([
                 "serve",
                 "--listen",
@@ -367,19 +426,49 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
         }
     };
     let admin_key = format!("bench-admin-{}", now_us());
-    let cluster = Cluster::start(args, &admin_key).await?;
-    let bases = cluster.bases();
-    let base = bases[0].clone();
+    let mut cluster = Cluster::start(args, &admin_key).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
-    let call = |path: &str, key: &str, body: Value| {
-        post_json(&client, format!("{base}{path}"), key.to_owned(), body)
-    };
     let (state, receiver_address) = start_receiver().await?;
-    let key = bench_tenant(&client, &base, &admin_key).await?;
+    let first_base = cluster.bases()[0].clone();
+    let key = bench_tenant(&client, &first_base, &admin_key).await?;
+    let mut endpoint_ids = Vec::new();
     for index in 0..n_endpoints {
-        call("/v1/tenants/bench/endpoints", &key, json!({"url": format!("http://{receiver_address}/hook/{index}"), "filters": ["bench.*"], "max_concurrency": 64})).await?;
+        let created = post_json(&client, format!("{first_base}/v1/tenants/bench/endpoints"), key.clone(), json!({"url": format!("http://{receiver_address}/hook/{index}"), "filters": ["bench.*"], "max_concurrency": 64})).await?;
+        endpoint_ids.push(
+            created["id"]
+                .as_str()
+                .context("an endpoint without id")?
+                .to_owned(),
+        );
+    }
+    if args.idle_endpoints > 0 {
+        eprintln!("{name}: creating {} idle endpoints...", args.idle_endpoints);
+        create_idle_endpoints(
+            &client,
+            &first_base,
+            &admin_key,
+            receiver_address,
+            args.idle_endpoints,
+        )
+        .await?;
+    }
+    if args.history > 0 {
+        eprintln!(
+            "{name}: writing {} delivered deliveries of history...",
+            args.history
+        );
+        let (history, ids) = (args.history, endpoint_ids.clone());
+        cluster
+            .with_nodes_stopped(&admin_key, |database| fill_history(database, ids, history))
+            .await?;
+    }
+    let bases = cluster.bases();
+    if cluster.callgrind.is_some() {
+        for pid in cluster.pids() {
+            bench_callgrind::zero(pid)?;
+        }
     }
 
     eprintln!(
@@ -429,6 +518,16 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
         let _ = tokio::time::timeout(Duration::from_millis(500), state.progress.notified()).await;
     }
     let (peak_rss_mib, cpu_seconds) = cluster.usage();
+    let instructions = match &cluster.callgrind {
+        Some(directory) => Some(
+            cluster
+                .pids()
+                .into_iter()
+                .map(|pid| bench_callgrind::dump_instructions(directory, pid))
+                .sum::<anyhow::Result<u64>>()?,
+        ),
+        None => None,
+    };
     cluster.stop().await;
     let arrivals = state
         .arrivals
@@ -447,6 +546,8 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
         "nodes": bases.len(),
         "events": n_events,
         "endpoints": n_endpoints,
+        "idle_endpoints": args.idle_endpoints,
+        "history_deliveries": args.history,
         "publishers": args.concurrency,
         "publish_errors": n_errors,
         "publish_rate_per_s": (n_events - n_errors) as f64 / publish_seconds,
@@ -457,8 +558,111 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
         "latency_ms": {"p50": percentile(&latencies, 0.50), "p90": percentile(&latencies, 0.90), "p99": percentile(&latencies, 0.99), "max": percentile(&latencies, 1.0)},
         "server_peak_rss_mib": peak_rss_mib,
         "server_cpu_seconds": cpu_seconds,
+        "server_instructions": instructions,
+        "instructions_per_delivery": instructions.map(|count| count as f64 / delivered_unique.max(1) as f64),
         "wall_seconds": delivery_seconds,
     }))
+}
+
+/// Writes `n_deliveries` of delivered history for the `bench` tenant's endpoints straight into
+/// the store (see `herald_store_sqlite::history`).
+async fn fill_history(
+    database: std::ffi::OsString,
+    endpoint_ids: Vec<String>,
+    n_deliveries: usize,
+) -> anyhow::Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    let started = Instant::now();
+    let database = database.to_string_lossy().into_owned();
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        herald_store_postgres::history::fill_delivered_history(
+            &database,
+            "bench",
+            &endpoint_ids,
+            n_deliveries,
+            now,
+        )
+        .await?;
+    } else {
+        tokio::task::spawn_blocking(move || {
+            herald_store_sqlite::history::fill_delivered_history(
+                std::path::Path::new(&database),
+                "bench",
+                &endpoint_ids,
+                n_deliveries,
+                now,
+            )
+        })
+        .await??;
+    }
+    eprintln!(
+        "history written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Tenants the idle endpoints are spread over.
+const IDLE_TENANTS: usize = 10;
+
+/// Creates `n_endpoints` enabled endpoints over [`IDLE_TENANTS`] tenants, each subscribed to a
+/// custom type nobody publishes: what a multi-tenant deployment's quiet majority looks like.
+async fn create_idle_endpoints(
+    client: &reqwest::Client,
+    base: &str,
+    admin_key: &str,
+    receiver_address: SocketAddr,
+    n_endpoints: usize,
+) -> anyhow::Result<()> {
+    let mut keys = Vec::new();
+    for tenant in 0..IDLE_TENANTS {
+        let tenant_id = format!("idle-{tenant}");
+        post_json(
+            client,
+            format!("{base}/v1/tenants"),
+            admin_key.to_owned(),
+            json!({"id": tenant_id, "name": "Idle"}),
+        )
+        .await?;
+        let key = post_json(
+            client,
+            format!("{base}/v1/tenants/{tenant_id}/api-keys"),
+            admin_key.to_owned(),
+            json!({}),
+        )
+        .await?["key"]
+            .as_str()
+            .context("no key")?
+            .to_owned();
+        post_json(client, format!("{base}/v1/tenants/{tenant_id}/catalog"), key.clone(), json!({
+            "type": "idle.never", "description": "A type nobody publishes.", "schema": {"type": "object"},
+        })).await?;
+        keys.push((tenant_id, key));
+    }
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut creators = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (client, base, keys, next) = (
+            client.clone(),
+            base.to_owned(),
+            keys.clone(),
+            Arc::clone(&next),
+        );
+        creators.spawn(async move {
+            loop {
+                let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if index >= n_endpoints {
+                    return anyhow::Ok(());
+                }
+                let (tenant_id, key) = &keys[index % keys.len()];
+                post_json(&client, format!("{base}/v1/tenants/{tenant_id}/endpoints"), key.clone(), json!({"url": format!("http://{receiver_address}/idle/{index}"), "filters": ["idle.never"]})).await?;
+            }
+        });
+    }
+    while let Some(created) = creators.join_next().await {
+        created??;
+    }
+    Ok(())
 }
 
 /// The loopback receiver the delivery scenarios send to, at `/hook/{endpoint index}`.
@@ -857,6 +1061,10 @@ fn print_table(report: &Value) {
         report["events"], report["endpoints"], report["publishers"]
     );
     println!(
+        "store before run    {} delivered deliveries, {} idle endpoints",
+        report["history_deliveries"], report["idle_endpoints"]
+    );
+    println!(
         "publish rate        {} /s  ({} errors)",
         number(&report["publish_rate_per_s"]),
         report["publish_errors"]
@@ -881,6 +1089,12 @@ fn print_table(report: &Value) {
         number(&report["server_peak_rss_mib"]),
         number(&report["server_cpu_seconds"])
     );
+    if let Some(instructions) = report["server_instructions"].as_u64() {
+        println!(
+            "callgrind           {instructions} instructions, {} per delivery",
+            number(&report["instructions_per_delivery"])
+        );
+    }
 }
 
 fn print_backlog_table(report: &Value) {

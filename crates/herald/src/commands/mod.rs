@@ -1,6 +1,7 @@
 //! One module per `herald` subcommand.
 
 pub mod bench;
+pub mod bench_callgrind;
 pub mod catalog;
 pub mod client;
 pub mod keys;
