@@ -31,6 +31,8 @@ use crate::routes::{
         ssf::rotate_key, ssf::list_keys, ssf::create_receiver, ssf::list_receivers,
         // Standard Webhooks `v1a` keys and the tenant's view of its SSF streams (issue 14)
         ssf::retire_key, ssf_streams::list, ssf_streams::get_one,
+        // Shared Signals durable delivery: the push attempts of a stream.
+        ssf::list_push_attempts,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

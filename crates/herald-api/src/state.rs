@@ -25,6 +25,9 @@ pub struct ApiSettings {
     pub secret_overlap: time::Duration,
     /// The most a chain of blocking hooks may take, checked before each hook.
     pub hook_chain_deadline: std::time::Duration,
+    /// Where receivers reach Herald (`--public-url`, no trailing slash): the Shared Signals
+    /// issuer. `None`: taken from a loopback Host header (development) and refused otherwise.
+    pub public_url: Option<String>,
 }
 
 impl Default for ApiSettings {
@@ -34,6 +37,7 @@ impl Default for ApiSettings {
             max_batch: 1_000,
             secret_overlap: time::Duration::hours(24),
             hook_chain_deadline: std::time::Duration::from_secs(10),
+            public_url: None,
         }
     }
 }
@@ -58,6 +62,8 @@ pub struct AppState {
     pub known_tenants: Arc<crate::auth::KnownTenants>,
     /// The `herald listen` streams connected to this node, shared with the dispatcher.
     pub listen: Arc<herald_delivery::listen::ListenHub>,
+    /// Shared Signals: wakes this node's SSF worker and its long polls.
+    pub ssf: Arc<herald_delivery::ssf::SsfSignals>,
 }
 
 /// Each tenant's enabled hooks by event type, in position order, read from the store on first use
@@ -130,6 +136,8 @@ impl HooksCache {
                 self.invalidate_all();
                 self.deaf.store(false, Ordering::SeqCst);
             }
+            // Not about hooks.
+            ChangeNotice::Ssf { .. } => {}
         }
     }
 

@@ -12,6 +12,8 @@
 //! - [`v1a_keys`]: which of a tenant's Ed25519 keys sign Standard Webhooks `v1a` signatures now.
 //! - [`dispatcher`]: the delivery worker, with a single-step `run_once` for tests and the
 //!   background `run` loop.
+//! - [`ssf`]: the Shared Signals worker: each stream's share of the event log becomes signed SETs
+//!   (queued with the stream's cursor in one transaction), and push streams' SETs are pushed.
 //!
 //! Architecture invariant: no outbound request leaves Herald except through
 //! [`http_client::HttpClient`], so no request can skip the guard. (The `listen` transport opens no
@@ -22,5 +24,6 @@ pub mod dispatcher;
 pub mod hooks;
 pub mod http_client;
 pub mod listen;
+pub mod ssf;
 pub mod ssrf;
 pub mod v1a_keys;

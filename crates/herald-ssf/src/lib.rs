@@ -7,6 +7,7 @@
 //!   and how each event's members and subject are built from the payload.
 //! - [`set`]: Security Event Token claims (RFC 8417), one event per SET.
 //! - [`jws`]: JWS compact signing (ES256) over a key Herald generates, and the public JWK/JWKS.
+//! - [`stream`]: a stream's stored settings, and which SET one logged event becomes on a stream.
 //!
 //! Architecture invariant: this crate knows nothing of HTTP, storage or time sources; callers pass
 //! the clock reading and the randomness source's output (ids) in, so every function is a pure
@@ -18,4 +19,5 @@ pub mod events;
 pub mod jws;
 pub mod mapping;
 pub mod set;
+pub mod stream;
 pub mod subject;

@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use crate::rows::{get, map_backend};
 
 /// The migrations, in order: (version, name, SQL). Versions are never reused or rewritten.
-const MIGRATIONS: [(i32, &str, &str); 9] = [
+const MIGRATIONS: [(i32, &str, &str); 10] = [
     (
         1,
         "0001_initial",
@@ -48,6 +48,11 @@ const MIGRATIONS: [(i32, &str, &str); 9] = [
         include_str!("../migrations/0007_sources.sql"),
     ),
     (8, "0008_ssf", include_str!("../migrations/0008_ssf.sql")),
+    (
+        9,
+        "0009_ssf_delivery",
+        include_str!("../migrations/0009_ssf_delivery.sql"),
+    ),
     (
         10,
         "0010_endpoint_v1a",

@@ -163,7 +163,10 @@ impl PostgresStore {
         execute(
             &client,
             &format!(
-                "INSERT INTO ssf_streams ({STREAM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                // A new stream starts at the log's current end: it gets events published from
+                // now on, not the tenant's history.
+                "INSERT INTO ssf_streams ({STREAM_COLUMNS}, cursor_seq)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT next_seq - 1 FROM tenants WHERE id = $2))"
             ),
             &[
                 &stream.id,
@@ -202,7 +205,11 @@ impl PostgresStore {
         let client = self.client().await?;
         let n_changed = execute(
             &client,
-            "UPDATE ssf_streams SET config = $3, status = $4, status_reason = $5, updated_at = $6
+            // Disabled drops events: a stream being disabled, or enabled again after, moves its
+            // cursor to the log's end, skipping what came meanwhile.
+            "UPDATE ssf_streams SET config = $3, status = $4, status_reason = $5, updated_at = $6,
+                 cursor_seq = CASE WHEN status = 'disabled' OR $4 = 'disabled'
+                     THEN (SELECT next_seq - 1 FROM tenants WHERE id = $2) ELSE cursor_seq END
              WHERE id = $1 AND tenant_id = $2",
             &[
                 &stream.id,
@@ -284,14 +291,21 @@ impl PostgresStore {
     pub(crate) async fn ssf_enqueue(&self, sets: Vec<SsfQueuedSet>) -> StoreResult<()> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(map_backend)?;
+        let mut streams_queued = std::collections::BTreeSet::new();
         for set in &sets {
-            execute(
+            let n_queued = execute(
                 &transaction,
-                "INSERT INTO ssf_poll_queue (stream_id, jti, token, created_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO ssf_poll_queue (stream_id, jti, token, created_at, next_attempt_at)
+                 VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING",
                 &[&set.stream_id, &set.jti, &set.token, &ms(set.created_at)],
             )
             .await?;
+            if n_queued > 0 {
+                streams_queued.insert(set.stream_id.as_str());
+            }
+        }
+        for stream_id in streams_queued {
+            crate::ssf_delivery::notify_sets_queued(&transaction, stream_id).await?;
         }
         transaction.commit().await.map_err(map_backend)
     }

@@ -179,6 +179,10 @@ fn change_notice(payload: &str) -> ChangeNotice {
         Some(("hooks", tenant_id)) => ChangeNotice::Hooks {
             tenant_id: tenant_id.to_owned(),
         },
+        // Sent by the statements that queue SETs (`ssf.rs`, `ssf_delivery.rs`).
+        Some(("ssf", stream_id)) => ChangeNotice::Ssf {
+            stream_id: stream_id.to_owned(),
+        },
         _ => ChangeNotice::MaybeMissed,
     }
 }
@@ -200,6 +204,12 @@ mod tests {
                 "hooks:a:b",
                 ChangeNotice::Hooks {
                     tenant_id: "a:b".to_owned(),
+                },
+            ),
+            (
+                "ssf:str_1",
+                ChangeNotice::Ssf {
+                    stream_id: "str_1".to_owned(),
                 },
             ),
             ("endpoints:acme", ChangeNotice::MaybeMissed),

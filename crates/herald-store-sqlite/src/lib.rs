@@ -28,6 +28,7 @@ mod rows;
 mod schema;
 mod sources;
 mod ssf;
+mod ssf_delivery;
 mod tenants;
 mod v1a;
 mod writer;
@@ -522,5 +523,65 @@ impl Store for SqliteStore {
         retired_at: OffsetDateTime,
     ) -> StoreResult<bool> {
         self.v1a_retire_key(tenant_id, kid, retired_at).await
+    }
+
+    // --- Shared Signals durable delivery (issue 14), in ssf_delivery.rs ---
+    async fn list_ssf_streams_behind(
+        &self,
+        limit: usize,
+    ) -> StoreResult<Vec<herald_store::ssf::SsfStreamBehind>> {
+        self.ssf_streams_behind(limit).await
+    }
+
+    async fn advance_ssf_stream(
+        &self,
+        stream_id: &str,
+        from_seq: i64,
+        to_seq: i64,
+        sets: Vec<SsfQueuedSet>,
+    ) -> StoreResult<bool> {
+        self.ssf_advance(stream_id, from_seq, to_seq, sets).await
+    }
+
+    async fn lease_ssf_push_heads(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> StoreResult<Vec<herald_store::ssf::SsfPushHead>> {
+        self.ssf_lease_push_heads(now, lease_until, limit).await
+    }
+
+    async fn record_ssf_push_attempt(
+        &self,
+        attempt: herald_store::ssf::SsfPushAttemptRecord,
+    ) -> StoreResult<()> {
+        self.ssf_record_push_attempt(attempt).await
+    }
+
+    async fn schedule_ssf_queue(
+        &self,
+        stream_id: &str,
+        next_attempt_at: Option<OffsetDateTime>,
+    ) -> StoreResult<()> {
+        self.ssf_schedule_queue(stream_id, next_attempt_at).await
+    }
+
+    async fn list_ssf_push_attempts(
+        &self,
+        tenant_id: &str,
+        stream_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<herald_store::ssf::SsfPushAttemptRecord>> {
+        self.ssf_select_push_attempts(tenant_id, stream_id, limit)
+            .await
+    }
+
+    async fn remove_expired_ssf_push_attempts(
+        &self,
+        cutoff: OffsetDateTime,
+        batch: usize,
+    ) -> StoreResult<u64> {
+        self.ssf_remove_expired_push_attempts(cutoff, batch).await
     }
 }

@@ -165,7 +165,10 @@ impl SqliteStore {
                 require_tenant(transaction, &stream.tenant_id)?;
                 transaction
                     .execute(
-                        &format!("INSERT INTO ssf_streams ({STREAM_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                        // A new stream starts at the log's current end: it gets events
+                        // published from now on, not the tenant's history.
+                        &format!("INSERT INTO ssf_streams ({STREAM_COLUMNS}, cursor_seq)
+                                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT next_seq - 1 FROM tenants WHERE id = ?2))"),
                         params![
                             stream.id,
                             stream.tenant_id,
@@ -206,7 +209,11 @@ impl SqliteStore {
             .write(Durability::OnDisk, move |transaction| {
                 let n_changed = transaction
                     .execute(
-                        "UPDATE ssf_streams SET config = ?3, status = ?4, status_reason = ?5, updated_at = ?6
+                        // Disabled drops events: a stream being disabled, or enabled again
+                        // after, moves its cursor to the log's end, skipping what came meanwhile.
+                        "UPDATE ssf_streams SET config = ?3, status = ?4, status_reason = ?5, updated_at = ?6,
+                             cursor_seq = CASE WHEN status = 'disabled' OR ?4 = 'disabled'
+                                 THEN (SELECT next_seq - 1 FROM tenants WHERE id = ?2) ELSE cursor_seq END
                          WHERE id = ?1 AND tenant_id = ?2",
                         params![stream.id, stream.tenant_id, stream.config, stream.status, stream.status_reason, ms(stream.updated_at)],
                     )
@@ -301,8 +308,8 @@ impl SqliteStore {
                 for set in &sets {
                     transaction
                         .execute(
-                            "INSERT INTO ssf_poll_queue (stream_id, jti, token, created_at) VALUES (?1, ?2, ?3, ?4)
-                             ON CONFLICT DO NOTHING",
+                            "INSERT INTO ssf_poll_queue (stream_id, jti, token, created_at, next_attempt_at)
+                             VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT DO NOTHING",
                             params![set.stream_id, set.jti, set.token, ms(set.created_at)],
                         )
                         .map_err(map_backend)?;

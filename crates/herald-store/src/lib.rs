@@ -54,6 +54,8 @@ pub enum ChangeNotice {
     ListenerDown,
     /// The node hears notices again; what was cached before may be stale.
     ListenerUp,
+    /// SETs were queued on this Shared Signals stream: long polls of it look again.
+    Ssf { stream_id: String },
 }
 
 /// What a node does with each [`ChangeNotice`].
@@ -307,6 +309,56 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Drops every queued SET of the stream (a disabled stream keeps nothing).
     async fn clear_ssf_queue(&self, stream_id: &str) -> StoreResult<u64>;
 
+    // --- Shared Signals durable delivery (issue 14): the SSF worker's cursors and pushes ---
+    /// Streams that are not disabled and whose cursor is behind their tenant's log, at most `limit`.
+    async fn list_ssf_streams_behind(
+        &self,
+        limit: usize,
+    ) -> StoreResult<Vec<crate::ssf::SsfStreamBehind>>;
+    /// In one transaction: moves the stream's cursor from `from_seq` to `to_seq` and queues
+    /// `sets` (due for a push at once). Changes nothing and answers `false` when the cursor is no
+    /// longer at `from_seq` (another worker did it) or the stream is disabled or gone.
+    async fn advance_ssf_stream(
+        &self,
+        stream_id: &str,
+        from_seq: i64,
+        to_seq: i64,
+        sets: Vec<SsfQueuedSet>,
+    ) -> StoreResult<bool>;
+    /// Leases up to `limit` enabled streams whose queue head is due at `now` until `lease_until`
+    /// (a stream leased to another worker is skipped), each with its head SET.
+    async fn lease_ssf_push_heads(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> StoreResult<Vec<crate::ssf::SsfPushHead>>;
+    /// In one transaction: stores the attempt, removes the SET or schedules its next push by the
+    /// outcome, and releases the stream's lease.
+    async fn record_ssf_push_attempt(
+        &self,
+        attempt: crate::ssf::SsfPushAttemptRecord,
+    ) -> StoreResult<()>;
+    /// Sets when every SET queued on the stream is next pushed (`None`: never, they wait for a
+    /// poll) and releases the stream's lease.
+    async fn schedule_ssf_queue(
+        &self,
+        stream_id: &str,
+        next_attempt_at: Option<OffsetDateTime>,
+    ) -> StoreResult<()>;
+    /// The stream's push attempts, newest first.
+    async fn list_ssf_push_attempts(
+        &self,
+        tenant_id: &str,
+        stream_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<crate::ssf::SsfPushAttemptRecord>>;
+    /// Removes up to `batch` push attempts made before `cutoff` (retention); returns how many.
+    async fn remove_expired_ssf_push_attempts(
+        &self,
+        cutoff: OffsetDateTime,
+        batch: usize,
+    ) -> StoreResult<u64>;
     // --- the console's overview (issue 15) ---
     /// The tenant's delivery attempts started at or after `since`, counted per minute (whole
     /// UTC minutes), oldest first; minutes without an attempt are left out.

@@ -75,6 +75,11 @@ pub struct ServeArgs {
     /// and the knob exists so tests of a dying node need not wait that long. [default: 90]
     #[arg(long, env = "HERALD_LEASE_SECONDS", hide = true)]
     pub lease_seconds: Option<u64>,
+    /// The URL receivers reach this Herald at (`https://herald.example.com`): the Shared Signals
+    /// issuer, metadata URLs and `jwks_uri` are built from it. Without it they come from the
+    /// request's Host header, trusted only when it names a loopback address (development).
+    #[arg(long = "public-url", env = "HERALD_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 /// The shortest delivery lease `--lease-seconds` accepts.
@@ -143,6 +148,7 @@ struct FileSettings {
     max_connections: Option<usize>,
     log_json: Option<bool>,
     admin_key_file: Option<PathBuf>,
+    public_url: Option<String>,
 }
 
 /// Where the data lives.
@@ -246,6 +252,8 @@ pub struct ServeSettings {
     pub admin_key: Option<String>,
     /// Where a generated admin key is written when there is no terminal to show it on.
     pub admin_key_file: PathBuf,
+    /// `--public-url`, without a trailing slash: where receivers reach Herald (SSF issuers).
+    pub public_url: Option<String>,
 }
 
 impl ServeSettings {
@@ -280,6 +288,12 @@ impl ServeSettings {
             .clone()
             .or(file.admin_key_file)
             .unwrap_or_else(|| default_admin_key_file(&database));
+        let public_url = args
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .map(|url| parse_public_url(&url))
+            .transpose()?;
         Ok(ServeSettings {
             listen: args
                 .listen
@@ -305,8 +319,27 @@ impl ServeSettings {
             connections,
             admin_key,
             admin_key_file,
+            public_url,
         })
     }
+}
+
+/// `--public-url`: an absolute http(s) URL with a host and nothing after its path, kept without
+/// a trailing slash so paths can be appended.
+fn parse_public_url(text: &str) -> anyhow::Result<String> {
+    let url = url::Url::parse(text)
+        .map_err(|error| anyhow::anyhow!("--public-url {text:?} is not a URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
+        bail!(
+            "--public-url must be an http(s) URL with a host and no query, fragment or credentials, like https://herald.example.com"
+        );
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// `herald-admin-key` beside the SQLite file (where the operator already keeps Herald's data), or
@@ -352,6 +385,29 @@ pub fn parse_database(text: &str, pool_size: usize) -> anyhow::Result<Database> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_urls_are_absolute_http_urls_kept_without_a_trailing_slash() {
+        fn check(text: &str, expected: Option<&str>) {
+            assert_eq!(parse_public_url(text).ok().as_deref(), expected, "{text}");
+        }
+        check(
+            "https://herald.example.com",
+            Some("https://herald.example.com"),
+        );
+        check(
+            "https://herald.example.com/",
+            Some("https://herald.example.com"),
+        );
+        check(
+            "http://10.0.0.5:8470/herald/",
+            Some("http://10.0.0.5:8470/herald"),
+        );
+        check("herald.example.com", None);
+        check("ftp://herald.example.com", None);
+        check("https://herald.example.com/?x=1", None);
+        check("https://user:pw@herald.example.com", None);
+    }
 
     #[test]
     fn databases_parse() {

@@ -11,6 +11,7 @@ use herald_core::clock::Clock;
 use herald_delivery::dispatcher::{Dispatcher, DispatcherSettings};
 use herald_delivery::http_client::HttpClient;
 use herald_delivery::listen::ListenHub;
+use herald_delivery::ssf::{SsfSettings, SsfSignals, SsfWorker};
 use herald_delivery::ssrf::NetworkPolicy;
 use herald_store::{Backend, ChangeListener, Store};
 use herald_store_postgres::PostgresStore;
@@ -38,6 +39,8 @@ pub struct RunningServer {
     pub address: SocketAddr,
     pub store: Arc<dyn Store>,
     pub dispatcher: Arc<Dispatcher>,
+    /// The Shared Signals worker (tests step it with `run_once`).
+    pub ssf: SsfWorker,
     /// The admin key made at first start, when `HERALD_ADMIN_KEY` was not set, and its file.
     pub generated_admin_key: Option<GeneratedAdminKey>,
     shutdown: watch::Sender<bool>,
@@ -118,7 +121,8 @@ pub async fn open_backend(database: &Database) -> anyhow::Result<Box<dyn Backend
     }
 }
 
-/// Removes expired events in small batches until none is left; returns how many went.
+/// Removes expired events, then expired Shared Signals push attempts, in small batches until none
+/// is left; returns how many events went.
 pub async fn run_retention_once(
     store: &Arc<dyn Store>,
     clock: &Arc<dyn Clock>,
@@ -130,11 +134,16 @@ pub async fn run_retention_once(
         let removed = store.remove_expired(cutoff, 500).await?;
         n_removed += removed;
         if removed == 0 {
-            return Ok(n_removed);
+            break;
         }
         // Small transactions keep publishes flowing while a large backlog is cleaned.
         tokio::task::yield_now().await;
     }
+    // Shared Signals push attempts expire like events.
+    while store.remove_expired_ssf_push_attempts(cutoff, 500).await? > 0 {
+        tokio::task::yield_now().await;
+    }
+    Ok(n_removed)
 }
 
 pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
@@ -156,12 +165,26 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
     // Nodes sharing PostgreSQL wake each other through LISTEN/NOTIFY, so an idle cluster sleeps
     // until there is work instead of polling; the same connection tells this node's hooks cache
     // when another node changed a tenant's hooks.
+    let ssf_signals = Arc::new(SsfSignals::default());
     let wakeups = {
         let hooks = Arc::clone(&hooks);
+        let ssf_signals = Arc::clone(&ssf_signals);
         backend
             .listen_for_changes(
                 Arc::clone(&wakeup),
-                Arc::new(move |notice| hooks.notice(&notice)),
+                Arc::new(move |notice| {
+                    hooks.notice(&notice);
+                    // Shared Signals: SETs queued by any node (or notices perhaps missed) send
+                    // this node's long polls back to their queues.
+                    if matches!(
+                        notice,
+                        herald_store::ChangeNotice::Ssf { .. }
+                            | herald_store::ChangeNotice::MaybeMissed
+                            | herald_store::ChangeNotice::ListenerUp
+                    ) {
+                        ssf_signals.announce_sets_queued();
+                    }
+                }),
             )
             .await
             .context("failed to LISTEN for other nodes' work")?
@@ -180,6 +203,13 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         dispatcher_settings,
         Arc::clone(&wakeup),
     );
+    let ssf = SsfWorker::new(
+        Arc::clone(&store),
+        hook_client.clone(),
+        Arc::clone(&clock),
+        SsfSettings::default(),
+        Arc::clone(&ssf_signals),
+    );
     let state = AppState {
         store: Arc::clone(&store),
         clock: Arc::clone(&clock),
@@ -189,6 +219,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         settings: Arc::new(ApiSettings {
             max_body_bytes: settings.max_body_bytes,
             hook_chain_deadline: Duration::from_millis(settings.hook_chain_deadline_ms),
+            public_url: settings.public_url.clone(),
             ..ApiSettings::default()
         }),
         custom_types: Arc::new(custom_types),
@@ -198,6 +229,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         decisions: DecisionRecorder::start(Arc::clone(&store)),
         known_tenants: Arc::default(),
         listen: Arc::clone(&listen),
+        ssf: ssf_signals,
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -222,6 +254,8 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         tasks.push(tokio::spawn(
             Arc::clone(&dispatcher).run(shutdown_rx.clone()),
         ));
+        // Shared Signals beside the dispatcher: SETs from the log, pushes to receivers.
+        tasks.push(tokio::spawn(ssf.clone().run(shutdown_rx.clone())));
         let (store, clock, days, listen) = (
             Arc::clone(&store),
             Arc::clone(&clock),
@@ -261,6 +295,7 @@ pub async fn start(options: ServerOptions) -> anyhow::Result<RunningServer> {
         address,
         store,
         dispatcher,
+        ssf,
         generated_admin_key,
         shutdown,
         tasks,

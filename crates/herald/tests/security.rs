@@ -308,6 +308,13 @@ fn every_route() -> Vec<Route> {
             Tenant,
             None,
         ),
+        // Shared Signals durable delivery: a stream's push attempts, for the tenant.
+        route(
+            "GET",
+            "/v1/tenants/{tenant}/ssf/streams/{stream_id}/attempts",
+            Tenant,
+            None,
+        ),
     ]
 }
 

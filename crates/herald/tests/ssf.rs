@@ -181,6 +181,11 @@ fn event_types(claims: &BTreeMap<String, Value>) -> Vec<String> {
     types
 }
 
+/// One step of the SSF worker (background work is off in tests): SETs from the log, due pushes.
+async fn ssf_step(app: &TestApp) -> herald_delivery::ssf::SsfStep {
+    app.server.ssf.run_once().await.expect("SSF worker step")
+}
+
 async fn new_receiver(app: &TestApp, tenant: &str, key: &str, body: Value) -> String {
     let (status, receiver) = app
         .call(
@@ -345,6 +350,7 @@ async fn receiver_journey(app: &TestApp) {
     ] {
         app.publish("acme", &acme_key, &event).await;
     }
+    ssf_step(app).await;
 
     let answer = receiver
         .poll(&poll_url, json!({"returnImmediately": true}))
@@ -453,6 +459,7 @@ async fn receiver_journey(app: &TestApp) {
         ),
     )
     .await;
+    ssf_step(app).await;
     let (answer, waited) = tokio::time::timeout(Duration::from_secs(15), long_poll)
         .await
         .expect("answered")
@@ -492,6 +499,11 @@ async fn receiver_journey(app: &TestApp) {
         &authgear_user_disabled("0b7c2a40-0000-4000-8000-000000000007"),
     )
     .await;
+    assert_eq!(
+        ssf_step(app).await.n_sets_queued,
+        1,
+        "a paused stream keeps its SETs"
+    );
     let paused = receiver
         .poll(&poll_url, json!({"returnImmediately": true}))
         .await;
@@ -527,6 +539,7 @@ async fn receiver_journey(app: &TestApp) {
         &authgear_user_disabled("0b7c2a40-0000-4000-8000-000000000008"),
     )
     .await;
+    ssf_step(app).await;
     let (status, _) = receiver
         .send(
             "POST",
@@ -535,6 +548,11 @@ async fn receiver_journey(app: &TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        ssf_step(app).await.n_sets_queued,
+        0,
+        "events published while disabled are dropped"
+    );
     let after_disable = receiver
         .poll(&poll_url, json!({"returnImmediately": true}))
         .await;
@@ -844,9 +862,9 @@ async fn a_push_stream_gets_sets_in_order_retried_until_accepted_and_rejected_on
     let token = new_receiver(&app, "acme", &acme_key, json!({})).await;
     let ssf = SsfReceiver::discover(&app, "/ssf/acme", &token).await;
     let mut push_receiver = Receiver::start().await;
-    // RFC 8935: 202 accepts; a 503 is retried; a 400 rejects that SET for good.
+    // RFC 8935: 202 accepts; a 503 is retried (after its Retry-After); a 400 rejects that SET.
     push_receiver.script([
-        Reply::Status(503),
+        Reply::WithHeaders(503, vec![("retry-after", "120".to_owned())]),
         Reply::Status(202),
         Reply::Status(400),
         Reply::Status(202),
@@ -875,7 +893,7 @@ async fn a_push_stream_gets_sets_in_order_retried_until_accepted_and_rejected_on
         .await;
     assert_eq!(status, StatusCode::OK);
 
-    // The verification SET: refused once with 503, pushed again, accepted.
+    // The verification SET: refused once with 503 and Retry-After 120, pushed again only then.
     let (status, _) = ssf
         .send(
             "POST",
@@ -884,7 +902,16 @@ async fn a_push_stream_gets_sets_in_order_retried_until_accepted_and_rejected_on
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(ssf_step(&app).await.n_pushes, 1);
     let first = push_receiver.next().await;
+    app.advance(Duration::from_secs(60));
+    assert_eq!(
+        ssf_step(&app).await.n_pushes,
+        0,
+        "the receiver's Retry-After is honoured"
+    );
+    app.advance(Duration::from_secs(61));
+    assert_eq!(ssf_step(&app).await.n_pushes, 1);
     let second = push_receiver.next().await;
     assert_eq!(
         first.body, second.body,
@@ -901,26 +928,26 @@ async fn a_push_stream_gets_sets_in_order_retried_until_accepted_and_rejected_on
     assert_eq!(verification["events"][VERIFICATION]["state"], "s1");
 
     // Two events: the receiver rejects the first (400) and accepts the second, in that order.
-    app.publish(
-        "acme",
-        &acme_key,
-        &onewelcome(
+    for (event_id, event_type) in [
+        (
             "0b7c2a40-0000-4000-8000-000000000011",
             "PasswordUpdatedEvent",
-            ONEWELCOME_USER,
         ),
-    )
-    .await;
-    app.publish(
-        "acme",
-        &acme_key,
-        &onewelcome(
+        (
             "0b7c2a40-0000-4000-8000-000000000012",
             "UserDeviceDeregisteredEvent",
-            ONEWELCOME_USER,
         ),
-    )
-    .await;
+    ] {
+        app.publish(
+            "acme",
+            &acme_key,
+            &onewelcome(event_id, event_type, ONEWELCOME_USER),
+        )
+        .await;
+    }
+    let step = ssf_step(&app).await;
+    assert_eq!((step.n_sets_queued, step.n_pushes), (2, 1), "one at a time");
+    assert_eq!(ssf_step(&app).await.n_pushes, 1);
     let rejected = push_receiver.next().await;
     let accepted = push_receiver.next().await;
     let rejected = verify_pushed(
@@ -941,13 +968,63 @@ async fn a_push_stream_gets_sets_in_order_retried_until_accepted_and_rejected_on
         accepted["events"][format!("{CAEP}credential-change")]["change_type"],
         "delete"
     );
+    assert_eq!(ssf_step(&app).await, Default::default(), "nothing left");
     assert!(
         push_receiver
-            .next_within(Duration::from_millis(300))
+            .next_within(Duration::from_millis(100))
             .await
             .is_none(),
         "the rejected SET is not pushed again"
     );
+
+    // Every attempt is recorded, newest first, for the tenant only.
+    let attempts = app
+        .get(
+            &format!("/v1/tenants/acme/ssf/streams/{stream_id}/attempts"),
+            &acme_key,
+        )
+        .await;
+    let outcomes: Vec<(Value, Value)> = attempts["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|attempt| (attempt["outcome"].clone(), attempt["status_code"].clone()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (json!("accepted"), json!(202)),
+            (json!("rejected"), json!(400)),
+            (json!("accepted"), json!(202)),
+            (json!("retry"), json!(503)),
+        ]
+    );
+    assert_eq!(attempts["data"][1]["error"], "(no error code)");
+    assert!(attempts["data"][3]["next_attempt_at"].is_string());
+    let other_key = app.tenant("other").await;
+    let (status, _) = app
+        .call(
+            "GET",
+            &format!("/v1/tenants/other/ssf/streams/{stream_id}/attempts"),
+            Some(&other_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Attempts expire with the retention period, like events.
+    app.advance(Duration::from_secs(31 * 24 * 3600));
+    let clock: std::sync::Arc<dyn herald_core::clock::Clock> = app.clock.clone();
+    herald::server::run_retention_once(&app.server.store, &clock, 30)
+        .await
+        .expect("retention");
+    let attempts = app
+        .get(
+            &format!("/v1/tenants/acme/ssf/streams/{stream_id}/attempts"),
+            &acme_key,
+        )
+        .await;
+    assert_eq!(attempts["data"], json!([]), "{attempts}");
 
     // A push stream cannot be polled: its SETs are Herald's to push, in order.
     let (status, answer) = ssf
@@ -958,4 +1035,320 @@ async fn a_push_stream_gets_sets_in_order_retried_until_accepted_and_rejected_on
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+}
+
+/// Issue 14's durability promise: events published while no SSF worker runs (a crash between
+/// the publish and the fan-out, a node that stopped) still become SETs once a worker step runs,
+/// exactly once; and a stream made later starts at the log's end.
+#[tokio::test]
+async fn events_published_while_no_worker_runs_become_sets_once_a_worker_runs() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let app = TestApp::spawn_in(directory, |_| {}).await;
+    let acme_key = app.tenant("acme").await;
+    let token = new_receiver(
+        &app,
+        "acme",
+        &acme_key,
+        json!({"may_receive_all_subjects": true}),
+    )
+    .await;
+    let receiver = SsfReceiver::discover(&app, "/ssf/acme", &token).await;
+    let (status, stream) = receiver
+        .send(
+            "POST",
+            &receiver.endpoint("configuration_endpoint"),
+            Some(json!({"events_requested": [format!("{RISC}account-disabled")], "all_subjects": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stream}");
+    // The restarted server listens on another port: the poll URL's path stays.
+    let poll_path = stream["delivery"]["endpoint_url"]
+        .as_str()
+        .expect("url")
+        .strip_prefix(&app.base)
+        .expect("on this server")
+        .to_owned();
+    let audience = stream["aud"].as_str().expect("aud").to_owned();
+    app.publish(
+        "acme",
+        &acme_key,
+        &authgear_user_disabled("0b7c2a40-0000-4000-8000-000000000021"),
+    )
+    .await;
+    // The server stops before any worker step: nothing was turned into a SET yet.
+    let directory = app.stop().await;
+    let app = TestApp::spawn_in(directory, |_| {}).await;
+    let poll_url = format!("{}{poll_path}", app.base);
+    app.publish(
+        "acme",
+        &acme_key,
+        &authgear_user_disabled("0b7c2a40-0000-4000-8000-000000000022"),
+    )
+    .await;
+    let nothing = receiver_poll(&app, &token, &poll_url).await;
+    assert_eq!(nothing["sets"], json!({}), "no SET before the worker runs");
+
+    assert_eq!(ssf_step(&app).await.n_sets_queued, 2);
+    assert_eq!(ssf_step(&app).await.n_sets_queued, 0, "each event once");
+    let answer = receiver_poll(&app, &token, &poll_url).await;
+    let mut txns = Vec::new();
+    for set in answer["sets"].as_object().expect("sets").values() {
+        let claims = verify_pushed(&app, set.as_str().expect("JWS"), &audience).await;
+        txns.push(claims["txn"].as_str().expect("txn").to_owned());
+    }
+    txns.sort_unstable();
+    assert_eq!(
+        txns,
+        [
+            "0b7c2a40-0000-4000-8000-000000000021",
+            "0b7c2a40-0000-4000-8000-000000000022"
+        ]
+    );
+
+    // A stream created now does not get the tenant's history.
+    let receiver = SsfReceiver::discover(&app, "/ssf/acme", &token).await;
+    let (status, later) = receiver
+        .send(
+            "POST",
+            &receiver.endpoint("configuration_endpoint"),
+            Some(json!({"events_requested": [format!("{RISC}account-disabled")], "all_subjects": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{later}");
+    assert_eq!(ssf_step(&app).await.n_sets_queued, 0);
+    let later_poll = later["delivery"]["endpoint_url"].as_str().expect("url");
+    let answer = receiver_poll(&app, &token, later_poll).await;
+    assert_eq!(answer["sets"], json!({}));
+}
+
+/// A `returnImmediately` poll, as any receiver sends it.
+async fn receiver_poll(app: &TestApp, token: &str, poll_url: &str) -> Value {
+    let response = app
+        .http
+        .post(poll_url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(json!({"returnImmediately": true}).to_string())
+        .send()
+        .await
+        .expect("poll");
+    assert_eq!(response.status().as_u16(), 200);
+    serde_json::from_str(&response.text().await.expect("body")).expect("JSON")
+}
+
+/// The issuer comes from `--public-url` whatever Host a caller sends; without it, only a loopback
+/// Host may name it (development), since a caller's Host would otherwise become the SETs' issuer.
+#[tokio::test]
+async fn the_issuer_comes_from_the_public_url_and_a_foreign_host_is_not_trusted() {
+    let metadata = |app: &TestApp, host: &'static str| {
+        let request = app
+            .http
+            .get(format!(
+                "{}/.well-known/ssf-configuration/ssf/acme",
+                app.base
+            ))
+            .header("host", host);
+        async move {
+            let response = request.send().await.expect("metadata");
+            let status = response.status().as_u16();
+            let body: Value =
+                serde_json::from_str(&response.text().await.expect("body")).expect("JSON");
+            (status, body)
+        }
+    };
+    let configured = TestApp::spawn_with(|options| {
+        options.settings.public_url = Some("https://herald.example.com".to_owned());
+    })
+    .await;
+    configured.tenant("acme").await;
+    for host in ["evil.example", "localhost"] {
+        let (status, body) = metadata(&configured, host).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["issuer"], "https://herald.example.com/ssf/acme");
+        assert_eq!(
+            body["jwks_uri"],
+            "https://herald.example.com/ssf/acme/jwks.json"
+        );
+    }
+
+    let unconfigured = TestApp::spawn().await;
+    unconfigured.tenant("acme").await;
+    let (status, body) = metadata(&unconfigured, "evil.example").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("--public-url")),
+        "{body}"
+    );
+    let (status, body) = metadata(&unconfigured, "localhost:8470").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["issuer"], "http://localhost:8470/ssf/acme");
+}
+
+/// Two nodes on one PostgreSQL database: a long poll waiting on one node is answered as soon as
+/// the other node's worker queues a SET, through `NOTIFY herald_changes, 'ssf:<stream>'`.
+#[tokio::test]
+async fn a_long_poll_on_one_node_is_woken_by_sets_queued_on_another() {
+    const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+    let database = format!(
+        "herald_ssf_nodes_{}_{}",
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        rand::random::<u32>()
+    );
+    let (maintenance, connection) = tokio_postgres::connect(
+        &format!("{POSTGRES_SERVER}/postgres"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL runs on 127.0.0.1:5432 (see tests/cluster.rs)");
+    tokio::spawn(connection);
+    maintenance
+        .batch_execute(&format!("CREATE DATABASE \"{database}\""))
+        .await
+        .expect("database created");
+    let url = format!("{POSTGRES_SERVER}/{database}");
+    let node = |url: String| {
+        TestApp::spawn_with(move |options| {
+            options.settings.database = herald::config::Database::Postgres { url, pool_size: 4 };
+        })
+    };
+    let node_a = node(url.clone()).await;
+    let node_b = node(url).await;
+
+    let acme_key = node_a.tenant("acme").await;
+    let token = new_receiver(
+        &node_a,
+        "acme",
+        &acme_key,
+        json!({"may_receive_all_subjects": true}),
+    )
+    .await;
+    let receiver = SsfReceiver::discover(&node_a, "/ssf/acme", &token).await;
+    let (status, stream) = receiver
+        .send(
+            "POST",
+            &receiver.endpoint("configuration_endpoint"),
+            Some(json!({"events_requested": [format!("{RISC}account-disabled")], "all_subjects": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stream}");
+    let poll_path = stream["delivery"]["endpoint_url"]
+        .as_str()
+        .expect("url")
+        .strip_prefix(&node_a.base)
+        .expect("on node A")
+        .to_owned();
+
+    // The long poll waits on node B.
+    let waiting_before = herald_api::routes::ssf::long_polls_waiting();
+    let long_poll = {
+        let (http, token, url) = (
+            node_b.http.clone(),
+            token.clone(),
+            format!("{}{poll_path}", node_b.base),
+        );
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .expect("poll");
+            let answer: Value =
+                serde_json::from_str(&response.text().await.expect("body")).expect("JSON");
+            (answer, started.elapsed())
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while herald_api::routes::ssf::long_polls_waiting() <= waiting_before {
+        assert!(
+            Instant::now() < deadline,
+            "the long poll never started waiting"
+        );
+        tokio::task::yield_now().await;
+    }
+
+    // Published on node A, and turned into a SET by node A's worker.
+    node_a
+        .publish(
+            "acme",
+            &acme_key,
+            &authgear_user_disabled("0b7c2a40-0000-4000-8000-000000000031"),
+        )
+        .await;
+    assert_eq!(ssf_step(&node_a).await.n_sets_queued, 1);
+    let (answer, waited) = tokio::time::timeout(Duration::from_secs(25), long_poll)
+        .await
+        .expect("answered")
+        .expect("task");
+    assert!(
+        waited < Duration::from_secs(10),
+        "woken by node A's SET, not by the poll's deadline: {waited:?}"
+    );
+    assert_eq!(
+        answer["sets"].as_object().map(serde_json::Map::len),
+        Some(1),
+        "{answer}"
+    );
+
+    node_b.stop().await;
+    node_a.stop().await;
+    let _ = maintenance
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ))
+        .await;
+}
+
+/// `herald serve` runs the SSF worker beside the dispatcher: with background work on, a publish
+/// reaches a waiting long poll with no step driven by the test, and shutdown stops the worker.
+#[tokio::test]
+async fn the_server_runs_the_ssf_worker_and_stops_it_at_shutdown() {
+    let app = TestApp::spawn_with(|options| options.run_background_work = true).await;
+    let acme_key = app.tenant("acme").await;
+    let token = new_receiver(
+        &app,
+        "acme",
+        &acme_key,
+        json!({"may_receive_all_subjects": true}),
+    )
+    .await;
+    let receiver = SsfReceiver::discover(&app, "/ssf/acme", &token).await;
+    let (status, stream) = receiver
+        .send(
+            "POST",
+            &receiver.endpoint("configuration_endpoint"),
+            Some(json!({"events_requested": [format!("{RISC}account-disabled")], "all_subjects": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stream}");
+    let poll_url = stream["delivery"]["endpoint_url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    app.publish(
+        "acme",
+        &acme_key,
+        &authgear_user_disabled("0b7c2a40-0000-4000-8000-000000000041"),
+    )
+    .await;
+    // A long poll (no returnImmediately): answered once the background worker queued the SET.
+    let started = Instant::now();
+    let answer = receiver.poll(&poll_url, json!({})).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the worker queued the SET promptly"
+    );
+    assert_eq!(
+        answer["sets"].as_object().map(serde_json::Map::len),
+        Some(1),
+        "{answer}"
+    );
+    tokio::time::timeout(Duration::from_secs(30), app.stop())
+        .await
+        .expect("shutdown stops the SSF worker too");
 }

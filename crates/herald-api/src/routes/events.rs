@@ -227,11 +227,6 @@ async fn store_events(
     events: Vec<NewEvent>,
 ) -> ApiResult<Vec<PublishedOut>> {
     let now = state.clock.now();
-    // Shared Signals: what the SSF fan-out needs of each event, kept before the store takes them.
-    let fanned: Vec<crate::routes::ssf::FannedEvent> = events
-        .iter()
-        .map(crate::routes::ssf::FannedEvent::of)
-        .collect();
     let published = state.store.publish(tenant_id, events, now).await?;
     let n_new = published
         .iter()
@@ -243,17 +238,10 @@ async fn store_events(
     if n_deliveries > 0 {
         state.delivery_wakeup.notify_one();
     }
-    // Shared Signals: SETs only for events stored now, not for duplicates of earlier ones.
-    let new_ids: std::collections::HashSet<&str> = published
-        .iter()
-        .filter(|outcome| !outcome.duplicate)
-        .map(|outcome| outcome.id.as_str())
-        .collect();
-    let fanned = fanned
-        .into_iter()
-        .filter(|event| new_ids.contains(event.id.as_str()))
-        .collect();
-    crate::routes::ssf::fan_out(state, tenant_id, fanned).await;
+    if n_new > 0 {
+        // Shared Signals: the SSF worker turns the new events into SETs from the log.
+        state.ssf.wake_worker();
+    }
     Ok(published
         .into_iter()
         .map(|outcome| PublishedOut {

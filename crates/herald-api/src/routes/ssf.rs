@@ -7,15 +7,13 @@
 //! - a receiver, with the bearer token the tenant issued it, manages its streams and polls them
 //!   (`/ssf/{tenant}/streams...`, SSF 1.0 §8), as the metadata document describes.
 //!
-//! Published events reach streams through [`fan_out`], called after every publish: each event is
-//! mapped by `herald_ssf::mapping`, and for each stream that asked for its SSF type and holds its
-//! subject (or all subjects) a signed SET is queued. A poll stream's receiver reads the queue
-//! (RFC 8936); a push stream's queue is drained by [`push_stream`], which POSTs each SET to the
-//! receiver's URL (RFC 8935) in order through the SSRF-guarded outbound client, and keeps it queued
-//! until the receiver accepts it, retrying with backoff.
+//! Published events reach streams through the SSF worker (`herald_delivery::ssf`), which follows
+//! each stream's cursor on the tenant's event log, signs its SETs and queues them in the same
+//! transaction that moves the cursor; a publish only wakes it. A poll stream's receiver reads the
+//! queue (RFC 8936); a push stream's queue is pushed by the worker (RFC 8935), whose attempts the
+//! tenant lists here.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -28,15 +26,15 @@ use herald_core::secret::hash_api_key;
 use herald_core::source_auth::generate_source_secret;
 use herald_ssf::events::SsfEventType;
 use herald_ssf::jws::{JwsAlgorithm, TenantSigningKey, jwk_set};
-use herald_ssf::mapping::{CatalogEvent, map_catalog_event};
 use herald_ssf::set::SecurityEventToken;
+use herald_ssf::stream::{POLL_METHOD, PUSH_METHOD, StreamConfig, requestable_events};
 use herald_ssf::subject::SubjectIdentifier;
-use herald_store::models::NewEvent;
-use herald_store::ssf::{SsfQueuedSet, SsfReceiverRecord, SsfSigningKeyRecord, SsfStreamRecord};
+use herald_store::ssf::{
+    SsfPushAttemptRecord, SsfQueuedSet, SsfReceiverRecord, SsfSigningKeyRecord, SsfStreamRecord,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
-use tokio::sync::Notify;
 use utoipa::ToSchema;
 
 use crate::auth::TenantScope;
@@ -45,30 +43,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::routes::events::format_time;
 use crate::state::AppState;
 
-/// RFC 8936's delivery method URI (poll).
-const POLL_METHOD: &str = "urn:ietf:rfc:8936";
-/// RFC 8935's (push).
-const PUSH_METHOD: &str = "urn:ietf:rfc:8935";
-/// How long one push may take.
-const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
-/// Waits between push retries of one stream, the last repeated.
-const PUSH_BACKOFF: [Duration; 5] = [
-    Duration::from_secs(1),
-    Duration::from_secs(5),
-    Duration::from_secs(30),
-    Duration::from_secs(120),
-    Duration::from_secs(600),
-];
 /// The longest a long poll waits for a SET before answering with none.
 const LONGEST_POLL_WAIT: Duration = Duration::from_secs(20);
 /// The most SETs one poll answer carries.
 const MAX_EVENTS_PER_POLL: usize = 1_000;
 /// The most subjects or audiences a request may carry.
 const MAX_ITEMS: usize = 100;
-
-/// Woken whenever SETs are queued, so long polls answer at once. One per process: a long poll
-/// woken for another stream checks its queue and goes back to waiting.
-static SETS_QUEUED: LazyLock<Notify> = LazyLock::new(Notify::new);
 
 /// Long polls of this process now waiting for a SET, so a test can publish once one is waiting.
 static LONG_POLLS_WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -132,6 +112,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/ssf/{tenant}/streams/verify", post(verify))
         .route("/ssf/{tenant}/streams/poll/{stream_id}", post(poll))
+        .route(
+            "/v1/tenants/{tenant}/ssf/streams/{stream_id}/attempts",
+            get(list_push_attempts),
+        )
 }
 
 // ---- the tenant's API: signing keys and receivers ---------------------------------------------
@@ -373,13 +357,25 @@ pub async fn list_receivers(
 
 // ---- public: transmitter metadata and JWKS ----------------------------------------------------
 
-/// The base URL the caller reached Herald at: the transmitter's issuer and its endpoints are
-/// built from it, so the metadata is right behind whatever name receivers use.
-fn base_url(headers: &HeaderMap) -> String {
+/// Where receivers reach Herald: the transmitter's issuer and its endpoints are built from it.
+/// `--public-url` when configured. Without it, the request's Host header, but only when it names
+/// a loopback address: that is development on one machine, where nobody else can choose the
+/// name; anywhere else a Host header chosen by the caller would become the issuer of SETs.
+fn base_url(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
+    if let Some(public_url) = &state.settings.public_url {
+        return Ok(public_url.clone());
+    }
     let host = headers
         .get(http::header::HOST)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("localhost");
+    if !is_loopback_host(host) {
+        return Err(ApiError::BadRequest(
+            "this Herald has no public URL (--public-url or HERALD_PUBLIC_URL), so it cannot name \
+             its Shared Signals issuer: the Host header is trusted for that only on loopback"
+                .to_owned(),
+        ));
+    }
     let scheme = match headers
         .get("x-forwarded-proto")
         .and_then(|value| value.to_str().ok())
@@ -387,11 +383,27 @@ fn base_url(headers: &HeaderMap) -> String {
         Some("https") => "https",
         _ => "http",
     };
-    format!("{scheme}://{host}")
+    Ok(format!("{scheme}://{host}"))
 }
 
-fn issuer(headers: &HeaderMap, tenant_id: &str) -> String {
-    format!("{}/ssf/{tenant_id}", base_url(headers))
+/// Whether a Host header value (`name[:port]`) names this machine: `localhost` or a loopback IP.
+fn is_loopback_host(host: &str) -> bool {
+    let Ok(authority) = host.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    let name = authority.host();
+    let name = name
+        .strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(name);
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
+fn issuer(state: &AppState, headers: &HeaderMap, tenant_id: &str) -> ApiResult<String> {
+    Ok(format!("{}/ssf/{tenant_id}", base_url(state, headers)?))
 }
 
 async fn require_tenant(state: &AppState, tenant_id: &str) -> ApiResult<()> {
@@ -399,14 +411,6 @@ async fn require_tenant(state: &AppState, tenant_id: &str) -> ApiResult<()> {
         Some(_) => Ok(()),
         None => Err(ApiError::NotFound(format!("tenant {tenant_id:?}"))),
     }
-}
-
-fn requestable_events() -> Vec<String> {
-    SsfEventType::ALL
-        .into_iter()
-        .filter(|event_type| event_type.is_requestable())
-        .map(SsfEventType::uri)
-        .collect()
 }
 
 /// SSF 1.0 §7.1: transmitter configuration metadata, at the issuer's well-known URL (§7.2.1:
@@ -417,7 +421,7 @@ async fn configuration(
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     require_tenant(&state, &tenant_id).await?;
-    let issuer = issuer(&headers, &tenant_id);
+    let issuer = issuer(&state, &headers, &tenant_id)?;
     Ok(Json(json!({
         "spec_version": "1_0",
         "issuer": issuer,
@@ -492,51 +496,16 @@ async fn receiver_caller(
     })
 }
 
-/// A stream's settings as stored in `SsfStreamRecord::config` (version 1).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct StreamConfig {
-    v: u32,
-    iss: String,
-    aud: Vec<String>,
-    delivery_method: String,
-    events_requested: Vec<String>,
-    description: Option<String>,
-    min_verification_interval: Option<u64>,
-    all_subjects: bool,
-    /// Unix seconds of the last verification event, for `min_verification_interval`.
-    last_verification_at: Option<i64>,
-    /// Push: the receiver's URL (it passed the SSRF rules when set).
-    #[serde(default)]
-    push_endpoint_url: Option<String>,
-    /// Push: the `Authorization` value the receiver asked SETs to carry (SSF 1.0 §8.1.1,
-    /// `delivery.authorization_header`).
-    #[serde(default)]
-    push_authorization_header: Option<String>,
-}
-
-impl StreamConfig {
-    fn events_delivered(&self) -> Vec<String> {
-        let supported = requestable_events();
-        self.events_requested
-            .iter()
-            .filter(|uri| supported.contains(uri))
-            .cloned()
-            .collect()
-    }
-
-    fn wants(&self, event_type: SsfEventType) -> bool {
-        let uri = event_type.uri();
-        self.events_requested.contains(&uri)
-    }
-}
-
+/// A stream's settings (`herald_ssf::stream::StreamConfig`, the stored document).
 fn parse_config(record: &SsfStreamRecord) -> ApiResult<StreamConfig> {
-    serde_json::from_str(&record.config)
-        .map_err(|error| ApiError::Internal(format!("stream {} config: {error}", record.id)))
+    StreamConfig::parse(&record.config)
+        .map_err(|error| ApiError::Internal(format!("stream {}: {error}", record.id)))
 }
 
 fn config_text(config: &StreamConfig) -> ApiResult<String> {
-    serde_json::to_string(config).map_err(|error| ApiError::Internal(error.to_string()))
+    config
+        .to_text()
+        .map_err(|error| ApiError::Internal(error.to_string()))
 }
 
 fn delivery_url(config: &StreamConfig, stream_id: &str) -> String {
@@ -748,15 +717,13 @@ async fn create_stream(
     let body = object_body(body)?;
     let now = state.clock.now();
     let stream_id = prefixed_id("str");
+    let issuer = issuer(&state, &headers, &tenant_id)?;
     let mut config = StreamConfig {
         v: 1,
-        iss: issuer(&headers, &tenant_id),
+        iss: issuer.clone(),
         // SSF 1.0 §8.1.1: aud is transmitter-supplied; each stream is its own audience here, so a
         // SET of one stream cannot be replayed to another.
-        aud: vec![format!(
-            "{}/streams/{stream_id}",
-            issuer(&headers, &tenant_id)
-        )],
+        aud: vec![format!("{issuer}/streams/{stream_id}")],
         delivery_method: POLL_METHOD.to_owned(),
         events_requested: Vec::new(),
         description: None,
@@ -815,10 +782,20 @@ async fn change_stream(
     let stream_id = string_member(&body, "stream_id")?;
     let mut record = receiver_stream(&state, &caller, stream_id.as_deref()).await?;
     let mut config = parse_config(&record)?;
+    let was_push = config.is_push();
     apply_receiver_members(&state, &mut config, &body, &caller.receiver, replace)?;
     record.config = config_text(&config)?;
     record.updated_at = state.clock.now();
     state.store.update_ssf_stream(record.clone()).await?;
+    if config.is_push() && !was_push {
+        // SETs a poll stream kept now wait for a push (a push stream's are pushed anyway: the
+        // worker parks them again if it finds the stream polled).
+        state
+            .store
+            .schedule_ssf_queue(&record.id, Some(record.updated_at))
+            .await?;
+        state.ssf.wake_worker();
+    }
     Ok(Json(stream_out(&record, &config)))
 }
 
@@ -906,8 +883,9 @@ async fn update_status(
         state.store.clear_ssf_queue(&record.id).await?;
     }
     if record.status == "enabled" {
-        SETS_QUEUED.notify_waiters();
-        start_pushing(&state, &tenant_id);
+        // Kept SETs are handed over now: to long polls, and to the worker for a push stream.
+        state.ssf.announce_sets_queued();
+        state.ssf.wake_worker();
     }
     Ok(Json(status_out(&record)))
 }
@@ -1052,12 +1030,12 @@ async fn verify(
             .store
             .enqueue_ssf_sets(vec![signed_set(&key, &record, token, now)])
             .await?;
-        SETS_QUEUED.notify_waiters();
+        state.ssf.announce_sets_queued();
     }
     config.last_verification_at = Some(now.unix_timestamp());
     record.config = config_text(&config)?;
     state.store.update_ssf_stream(record).await?;
-    start_pushing(&state, &tenant_id);
+    state.ssf.wake_worker();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -1112,7 +1090,7 @@ async fn poll(
     let deadline = tokio::time::Instant::now() + LONGEST_POLL_WAIT;
     loop {
         // Registered before reading, so a SET queued between the read and the wait still wakes it.
-        let queued = SETS_QUEUED.notified();
+        let queued = state.ssf.sets_queued();
         tokio::pin!(queued);
         queued.as_mut().enable();
         let current = receiver_stream(&state, &caller, Some(&stream_id)).await?;
@@ -1143,275 +1121,84 @@ async fn poll(
     }
 }
 
-// ---- fan-out: published events become SETs ----------------------------------------------------
+// ---- push attempts (the tenant's view of RFC 8935 delivery) -----------------------------------
 
-/// What [`fan_out`] needs of one newly stored event.
-#[derive(Debug, Clone)]
-pub(crate) struct FannedEvent {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SsfPushAttemptOut {
     pub id: String,
-    pub taxonomy: String,
-    pub event_type: String,
-    pub subject: Option<String>,
-    pub occurred_at: OffsetDateTime,
-    pub payload: Value,
+    /// The SET pushed.
+    pub jti: String,
+    pub attempted_at: String,
+    /// The receiver's HTTP status, when it answered.
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    /// The transport error, or the receiver's RFC 8935 `err` code.
+    pub error: Option<String>,
+    /// `accepted`, `rejected` (a 400: dropped), `retry` or `exhausted` (dropped).
+    pub outcome: String,
+    /// When a `retry` is pushed again.
+    pub next_attempt_at: Option<String>,
 }
 
-impl FannedEvent {
-    pub(crate) fn of(event: &NewEvent) -> Self {
-        FannedEvent {
-            id: event.id.clone(),
-            taxonomy: event.taxonomy.as_str().to_owned(),
-            event_type: event.event_type.clone(),
-            subject: event.subject.clone(),
-            occurred_at: event.occurred_at,
-            payload: event.payload.clone(),
-        }
-    }
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SsfPushAttemptListOut {
+    pub data: Vec<SsfPushAttemptOut>,
 }
 
-/// Queues a signed SET on every stream that wants one of `events`. Called after the events are
-/// stored; a failure here is logged and does not fail the publish (the events are in the log).
-pub(crate) async fn fan_out(state: &AppState, tenant_id: &str, events: Vec<FannedEvent>) {
-    if let Err(error) = try_fan_out(state, tenant_id, events).await {
-        tracing::error!(%tenant_id, %error, "SSF fan-out failed: SETs for these events were not queued");
-    }
-}
-
-async fn try_fan_out(state: &AppState, tenant_id: &str, events: Vec<FannedEvent>) -> ApiResult<()> {
-    let streams = state.store.list_ssf_streams(tenant_id).await?;
-    let live: Vec<(SsfStreamRecord, StreamConfig)> = streams
-        .into_iter()
-        .filter(|stream| stream.status != "disabled")
-        .map(|stream| parse_config(&stream).map(|config| (stream, config)))
-        .collect::<ApiResult<_>>()?;
-    if live.is_empty() {
-        return Ok(());
-    }
-    let now = state.clock.now();
-    let mut subjects_by_stream = HashMap::new();
-    for (stream, config) in &live {
-        if !config.all_subjects {
-            let subjects: Vec<SubjectIdentifier> = state
-                .store
-                .list_ssf_subjects(&stream.id)
-                .await?
-                .iter()
-                .filter_map(|key| serde_json::from_str::<Value>(key).ok())
-                .filter_map(|value| SubjectIdentifier::parse(&value, "").ok())
-                .collect();
-            subjects_by_stream.insert(stream.id.clone(), subjects);
-        }
-    }
-    let mut key = None;
-    let mut queued = Vec::new();
-    for event in &events {
-        for (stream, config) in &live {
-            let catalog_event = CatalogEvent {
-                taxonomy: &event.taxonomy,
-                event_type: &event.event_type,
-                subject: event.subject.as_deref(),
-                payload: &event.payload,
-                occurred_at_unix: event.occurred_at.unix_timestamp(),
-                issuer: &config.iss,
-            };
-            let Some(mapped) = map_catalog_event(&catalog_event) else {
-                continue;
-            };
-            if !config.wants(mapped.event_type) {
-                continue;
-            }
-            let for_stream = config.all_subjects
-                || subjects_by_stream
-                    .get(&stream.id)
-                    .is_some_and(|subjects| subjects.iter().any(|subject| mapped.is_for(subject)));
-            if !for_stream {
-                continue;
-            }
-            if key.is_none() {
-                key = Some(current_signing_key(state, tenant_id).await?);
-            }
-            let Some(signing_key) = &key else { continue };
-            let token = SecurityEventToken {
-                issuer: config.iss.clone(),
-                audience: config.aud.clone(),
-                issued_at: now.unix_timestamp(),
-                jti: prefixed_id("set"),
-                // RFC 8417 §2.2 txn: the Herald event the SET came from, the same for every stream.
-                transaction_id: Some(event.id.clone()),
-                subject: Some(mapped.subject.clone()),
-                event_type: mapped.event_type,
-                event_members: mapped.members.clone(),
-            };
-            queued.push(signed_set(signing_key, stream, token, now));
-        }
-    }
-    if !queued.is_empty() {
-        state.store.enqueue_ssf_sets(queued).await?;
-        SETS_QUEUED.notify_waiters();
-        start_pushing(state, tenant_id);
-    }
-    Ok(())
-}
-
-// ---- push delivery (RFC 8935) -----------------------------------------------------------------
-
-/// Streams being pushed by this process: at most one pusher per stream, so SETs go out in order.
-/// A stream marked `true` got new SETs while its pusher ran, and is drained once more.
-static PUSHING: LazyLock<std::sync::Mutex<HashMap<String, bool>>> = LazyLock::new(Default::default);
-
-/// Starts draining every push stream of the tenant that is not being drained already.
-fn start_pushing(state: &AppState, tenant_id: &str) {
-    let (state, tenant_id) = (state.clone(), tenant_id.to_owned());
-    tokio::spawn(async move {
-        let streams = match state.store.list_ssf_streams(&tenant_id).await {
-            Ok(streams) => streams,
-            Err(error) => {
-                tracing::warn!(%tenant_id, %error, "SSF push: streams could not be read");
-                return;
-            }
-        };
-        for stream in streams {
-            let is_push =
-                parse_config(&stream).is_ok_and(|config| config.delivery_method == PUSH_METHOD);
-            if !is_push || stream.status != "enabled" {
-                continue;
-            }
-            {
-                let Ok(mut pushing) = PUSHING.lock() else {
-                    return;
-                };
-                if let Some(again) = pushing.get_mut(&stream.id) {
-                    *again = true;
-                    continue;
-                }
-                pushing.insert(stream.id.clone(), false);
-            }
-            tokio::spawn(push_stream(
-                state.clone(),
-                stream.tenant_id.clone(),
-                stream.id.clone(),
-            ));
-        }
-    });
-}
-
-/// What one push attempt came to.
-enum PushOutcome {
-    /// RFC 8935 §2.2: the receiver accepted the SET (202; any 2xx is taken as accepted).
-    Accepted,
-    /// RFC 8935 §2.3/§2.4: the receiver rejected this SET (400 with an error code); sending it
-    /// again cannot succeed, so it is dropped and the next one goes.
-    Rejected(String),
-    /// No answer, or one that says to try later: the SET stays first in line.
-    RetryLater(String),
-}
-
-async fn push_one(state: &AppState, config: &StreamConfig, token: &str) -> PushOutcome {
-    let Some(url) = &config.push_endpoint_url else {
-        return PushOutcome::Rejected("the stream has no push URL".to_owned());
-    };
-    // RFC 8935 §2: the SET is the body, as application/secevent+jwt; the answer is JSON.
-    let mut headers = vec![
-        (
-            "content-type".to_owned(),
-            "application/secevent+jwt".to_owned(),
-        ),
-        ("accept".to_owned(), "application/json".to_owned()),
-    ];
-    if let Some(authorization) = &config.push_authorization_header {
-        headers.push(("authorization".to_owned(), authorization.clone()));
-    }
-    let request = herald_delivery::http_client::OutboundRequest {
-        url: url.clone(),
-        headers,
-        body: bytes::Bytes::from(token.to_owned()),
-        timeout: PUSH_TIMEOUT,
-    };
-    match state.hook_client.send(request).await {
-        herald_delivery::http_client::OutboundResult::Responded {
-            status,
-            body_excerpt,
-            ..
-        } => match status {
-            200..=299 => PushOutcome::Accepted,
-            400 => {
-                let code = serde_json::from_str::<Value>(&body_excerpt)
-                    .ok()
-                    .and_then(|answer| answer.get("err").and_then(Value::as_str).map(str::to_owned))
-                    .unwrap_or_else(|| "(no error code)".to_owned());
-                PushOutcome::Rejected(code)
-            }
-            other => PushOutcome::RetryLater(format!("status {other}")),
-        },
-        herald_delivery::http_client::OutboundResult::Failed { error, .. } => {
-            PushOutcome::RetryLater(error.to_string())
-        }
+fn push_attempt_out(record: &SsfPushAttemptRecord) -> SsfPushAttemptOut {
+    SsfPushAttemptOut {
+        id: record.id.clone(),
+        jti: record.jti.clone(),
+        attempted_at: format_time(record.attempted_at),
+        status_code: record.status_code,
+        latency_ms: record.latency_ms,
+        error: record.error.clone(),
+        outcome: record.outcome.as_str().to_owned(),
+        next_attempt_at: record.outcome.next_attempt_at().map(format_time),
     }
 }
 
-/// Pushes the stream's queued SETs one at a time, oldest first, until the queue is empty, the
-/// stream is no longer an enabled push stream, or the receiver fails: then waits and tries again.
-async fn push_stream(state: AppState, tenant_id: String, stream_id: String) {
-    let mut n_failures = 0_usize;
-    loop {
-        let stream = match state.store.list_ssf_streams(&tenant_id).await {
-            Ok(streams) => streams.into_iter().find(|stream| stream.id == stream_id),
-            Err(error) => {
-                tracing::warn!(%stream_id, %error, "SSF push: the stream could not be read");
-                None
-            }
-        };
-        let Some(config) = stream
-            .filter(|stream| stream.status == "enabled")
-            .and_then(|stream| parse_config(&stream).ok())
-        else {
-            break;
-        };
-        if config.delivery_method != PUSH_METHOD {
-            break;
-        }
-        let next = match state.store.peek_ssf_sets(&stream_id, 1).await {
-            Ok(sets) => sets.into_iter().next(),
-            Err(error) => {
-                tracing::warn!(%stream_id, %error, "SSF push: the queue could not be read");
-                None
-            }
-        };
-        let Some(set) = next else {
-            // Drained: stop, unless SETs arrived meanwhile.
-            let Ok(mut pushing) = PUSHING.lock() else {
-                return;
-            };
-            if pushing.get(&stream_id).copied().unwrap_or(false) {
-                pushing.insert(stream_id.clone(), false);
-                continue;
-            }
-            pushing.remove(&stream_id);
-            return;
-        };
-        match push_one(&state, &config, &set.token).await {
-            PushOutcome::Accepted => {
-                n_failures = 0;
-                if let Err(error) = state.store.ack_ssf_sets(&stream_id, vec![set.jti]).await {
-                    tracing::warn!(%stream_id, %error, "SSF push: an accepted SET could not be removed");
-                }
-            }
-            PushOutcome::Rejected(code) => {
-                n_failures = 0;
-                tracing::warn!(%stream_id, jti = %set.jti, err = %code, "SSF push: the receiver rejected a SET; it is dropped");
-                if let Err(error) = state.store.ack_ssf_sets(&stream_id, vec![set.jti]).await {
-                    tracing::warn!(%stream_id, %error, "SSF push: a rejected SET could not be removed");
-                }
-            }
-            PushOutcome::RetryLater(why) => {
-                let wait = PUSH_BACKOFF[n_failures.min(PUSH_BACKOFF.len() - 1)];
-                n_failures += 1;
-                tracing::info!(%stream_id, %why, wait_ms = wait.as_millis() as u64, "SSF push: will retry");
-                tokio::time::sleep(wait).await;
-            }
-        }
+/// The push attempts of one of the tenant's SSF streams, newest first (at most 100).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/ssf/streams/{stream_id}/attempts", tag = "shared-signals",
+    responses((status = 200, body = SsfPushAttemptListOut), (status = 404, description = "no such stream in this tenant")))]
+pub async fn list_push_attempts(
+    State(state): State<AppState>,
+    scope: TenantScope,
+    Path(path_ids): Path<(String, String)>,
+) -> ApiResult<Json<SsfPushAttemptListOut>> {
+    let stream_id = path_ids.1;
+    let streams = state.store.list_ssf_streams(&scope.tenant_id).await?;
+    if !streams.iter().any(|stream| stream.id == stream_id) {
+        return Err(ApiError::NotFound(format!("stream {stream_id:?}")));
     }
-    if let Ok(mut pushing) = PUSHING.lock() {
-        pushing.remove(&stream_id);
+    let attempts = state
+        .store
+        .list_ssf_push_attempts(&scope.tenant_id, &stream_id, 100)
+        .await?;
+    Ok(Json(SsfPushAttemptListOut {
+        data: attempts.iter().map(push_attempt_out).collect(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_hosts_may_name_the_issuer() {
+        fn check(host: &str, expected: bool) {
+            assert_eq!(is_loopback_host(host), expected, "{host}");
+        }
+        check("localhost", true);
+        check("LOCALHOST:8470", true);
+        check("127.0.0.1:40123", true);
+        check("127.8.9.10", true);
+        check("[::1]:8470", true);
+        check("herald.example.com", false);
+        check("localhost.evil.example", false);
+        check("10.0.0.1:8470", false);
+        check("[::2]", false);
+        check("", false);
+        check("a b", false);
     }
 }

@@ -42,6 +42,7 @@ pub fn settings(directory: &std::path::Path) -> ServeSettings {
         connections: ConnectionSettings::default(),
         admin_key: Some(ADMIN_KEY.to_owned()),
         admin_key_file: directory.join("herald-admin-key"),
+        public_url: None,
     }
 }
 
