@@ -294,6 +294,36 @@ async fn publish_operational_events(
         .collect()
 }
 
+impl crate::PostgresStore {
+    /// The tenant's delivery attempts since `since`, counted per minute (the console's charts).
+    pub(crate) async fn attempts_per_minute(
+        &self,
+        tenant_id: &str,
+        since: time::OffsetDateTime,
+    ) -> StoreResult<Vec<herald_store::models::AttemptMinute>> {
+        let client = self.client().await?;
+        // Times are kept in milliseconds: a minute is `started_at / 60000`. A missing status (no
+        // answer) is a failure like any status outside 2xx.
+        let rows = crate::query(
+            &client,
+            "SELECT a.started_at / 60000 AS minute, COUNT(*)::BIGINT,
+                 SUM(CASE WHEN a.status BETWEEN 200 AND 299 THEN 0 ELSE 1 END)::BIGINT
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE d.tenant_id = $1 AND a.started_at >= $2
+             GROUP BY minute ORDER BY minute",
+            &[&tenant_id, &ms(since)],
+        )
+        .await?;
+        crate::rows::read_all(&rows, |row| {
+            Ok(herald_store::models::AttemptMinute {
+                minute: crate::rows::from_ms(crate::rows::get::<i64>(row, 0)? * 60_000),
+                n_attempts: u64::try_from(crate::rows::get::<i64>(row, 1)?).unwrap_or(0),
+                n_failed: u64::try_from(crate::rows::get::<i64>(row, 2)?).unwrap_or(0),
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use herald_store::models::AttemptRecord;
@@ -375,35 +405,5 @@ mod tests {
             EndpointChange::fold(std::iter::empty()),
             EndpointChange::default()
         );
-    }
-}
-
-impl crate::PostgresStore {
-    /// The tenant's delivery attempts since `since`, counted per minute (the console's charts).
-    pub(crate) async fn attempts_per_minute(
-        &self,
-        tenant_id: &str,
-        since: time::OffsetDateTime,
-    ) -> StoreResult<Vec<herald_store::models::AttemptMinute>> {
-        let client = self.client().await?;
-        // Times are kept in milliseconds: a minute is `started_at / 60000`. A missing status (no
-        // answer) is a failure like any status outside 2xx.
-        let rows = crate::query(
-            &client,
-            "SELECT a.started_at / 60000 AS minute, COUNT(*)::BIGINT,
-                 SUM(CASE WHEN a.status BETWEEN 200 AND 299 THEN 0 ELSE 1 END)::BIGINT
-             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-             WHERE d.tenant_id = $1 AND a.started_at >= $2
-             GROUP BY minute ORDER BY minute",
-            &[&tenant_id, &ms(since)],
-        )
-        .await?;
-        crate::rows::read_all(&rows, |row| {
-            Ok(herald_store::models::AttemptMinute {
-                minute: crate::rows::from_ms(crate::rows::get::<i64>(row, 0)? * 60_000),
-                n_attempts: u64::try_from(crate::rows::get::<i64>(row, 1)?).unwrap_or(0),
-                n_failed: u64::try_from(crate::rows::get::<i64>(row, 2)?).unwrap_or(0),
-            })
-        })
     }
 }
