@@ -44,15 +44,11 @@ fn read_candidate(row: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
     })
 }
 
-/// Endpoints that may be sent to (enabled and not paused) and have unfinished work. Idle
-/// endpoints are not in `endpoints_with_work` (migration 0014), so they cost a claim nothing.
+/// Endpoints that may be sent to: enabled and not paused.
 fn active_endpoints(connection: &Connection) -> StoreResult<Vec<EndpointRecord>> {
     let mut statement = connection
         .prepare_cached(&format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM endpoints
-             WHERE id IN (SELECT endpoint_id FROM endpoints_with_work)
-               AND enabled = 1 AND paused = 0
-             ORDER BY rowid"
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE enabled = 1 AND paused = 0 ORDER BY rowid"
         ))
         .map_err(map_backend)?;
     let endpoints = statement
@@ -61,20 +57,6 @@ fn active_endpoints(connection: &Connection) -> StoreResult<Vec<EndpointRecord>>
         .collect::<Result<Vec<_>, _>>()
         .map_err(map_backend)?;
     Ok(endpoints)
-}
-
-/// Takes the endpoint out of `endpoints_with_work` if nothing of it is unfinished any more; a
-/// delivery created or reopened later puts it back (the triggers of migration 0014).
-fn forget_if_idle(connection: &Connection, endpoint_id: &str) -> StoreResult<()> {
-    connection
-        .prepare_cached(
-            "DELETE FROM endpoints_with_work WHERE endpoint_id = ?1 AND NOT EXISTS (
-                 SELECT 1 FROM deliveries
-                 WHERE endpoint_id = ?1 AND state IN ('pending', 'scheduled', 'in_flight'))",
-        )
-        .and_then(|mut statement| statement.execute(params![endpoint_id]))
-        .map_err(map_backend)?;
-    Ok(())
 }
 
 /// Attempts of this endpoint running now (leases not yet run out). The `+` keeps the planner on
@@ -241,9 +223,6 @@ pub(crate) fn claim_due(
             }
         };
         if candidates.is_empty() {
-            if busy == 0 {
-                forget_if_idle(transaction, &endpoint.id)?;
-            }
             continue;
         }
         let stored_bucket = match endpoint.rate_limit_per_s {

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::rows::map_backend;
 
 /// The migrations, in order; `user_version` counts how many have run.
-const MIGRATIONS: [&str; 12] = [
+const MIGRATIONS: [&str; 11] = [
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_hooks.sql"),
     include_str!("../migrations/0003_rate_buckets.sql"),
@@ -16,7 +16,6 @@ const MIGRATIONS: [&str; 12] = [
     include_str!("../migrations/0007_sources.sql"),
     include_str!("../migrations/0008_ssf.sql"),
     include_str!("../migrations/0011_unfinished_by_subject.sql"),
-    include_str!("../migrations/0014_endpoints_with_work.sql"),
     include_str!("../migrations/0013_endpoint_v1a.sql"),
     include_str!("../migrations/0012_ssf_delivery.sql"),
 ];
