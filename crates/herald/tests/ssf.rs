@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use support::{Receiver, Reply, TestApp};
+use support::{FreshPostgres, Receiver, Reply, TestApp};
 
 const AUTHGEAR_USER: &str = "b3f1c6a2-5d47-4e0b-9a8e-2f6c1d9e7a43";
 const ASGARDEO_USER: &str = "1801d35e-1339-4c16-9c53-61321cf37fb9";
@@ -207,35 +207,11 @@ async fn a_receiver_discovers_streams_verifies_and_receives_signed_caep_and_risc
 /// The same journey on PostgreSQL (the server of tests/cluster.rs), in a database of its own.
 #[tokio::test]
 async fn a_receiver_journey_on_postgresql() {
-    const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-    let database = format!(
-        "herald_ssf_{}_{}",
-        time::OffsetDateTime::now_utc().unix_timestamp(),
-        rand::random::<u32>()
-    );
-    let (maintenance, connection) = tokio_postgres::connect(
-        &format!("{POSTGRES_SERVER}/postgres"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("PostgreSQL runs on 127.0.0.1:5432 (see tests/cluster.rs)");
-    tokio::spawn(connection);
-    maintenance
-        .batch_execute(&format!("CREATE DATABASE \"{database}\""))
-        .await
-        .expect("database created");
-    let url = format!("{POSTGRES_SERVER}/{database}");
-    let app = TestApp::spawn_with(|options| {
-        options.settings.database = herald::config::Database::Postgres { url, pool_size: 4 };
-    })
-    .await;
+    let database = FreshPostgres::create("herald_ssf").await;
+    let app = database.spawn().await;
     receiver_journey(&app).await;
     app.stop().await;
-    let _ = maintenance
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-        ))
-        .await;
+    database.remove().await;
 }
 
 async fn receiver_journey(app: &TestApp) {
@@ -1190,31 +1166,9 @@ async fn the_issuer_comes_from_the_public_url_and_a_foreign_host_is_not_trusted(
 /// the other node's worker queues a SET, through `NOTIFY herald_changes, 'ssf:<stream>'`.
 #[tokio::test]
 async fn a_long_poll_on_one_node_is_woken_by_sets_queued_on_another() {
-    const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-    let database = format!(
-        "herald_ssf_nodes_{}_{}",
-        time::OffsetDateTime::now_utc().unix_timestamp(),
-        rand::random::<u32>()
-    );
-    let (maintenance, connection) = tokio_postgres::connect(
-        &format!("{POSTGRES_SERVER}/postgres"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("PostgreSQL runs on 127.0.0.1:5432 (see tests/cluster.rs)");
-    tokio::spawn(connection);
-    maintenance
-        .batch_execute(&format!("CREATE DATABASE \"{database}\""))
-        .await
-        .expect("database created");
-    let url = format!("{POSTGRES_SERVER}/{database}");
-    let node = |url: String| {
-        TestApp::spawn_with(move |options| {
-            options.settings.database = herald::config::Database::Postgres { url, pool_size: 4 };
-        })
-    };
-    let node_a = node(url.clone()).await;
-    let node_b = node(url).await;
+    let database = FreshPostgres::create("herald_ssf_nodes").await;
+    let node_a = database.spawn().await;
+    let node_b = database.spawn().await;
 
     let acme_key = node_a.tenant("acme").await;
     let token = new_receiver(
@@ -1297,11 +1251,7 @@ async fn a_long_poll_on_one_node_is_woken_by_sets_queued_on_another() {
 
     node_b.stop().await;
     node_a.stop().await;
-    let _ = maintenance
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-        ))
-        .await;
+    database.remove().await;
 }
 
 /// `herald serve` runs the SSF worker beside the dispatcher: with background work on, a publish

@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use serde_json::{Value, json};
-use support::{Received, Receiver, TestApp};
+use support::{FreshPostgres, Received, Receiver, TestApp};
 
 fn user_created(event_id: &str) -> Value {
     json!({"id": event_id, "type": "UserCreatedEvent", "payload": {"userId": "5c2d8f3e-7a41-4b6e-9d0c-2f1a6b8e4c37"}})
@@ -112,35 +112,11 @@ async fn v1a_deliveries_verify_with_the_published_key_across_a_rotation() {
 /// The same on PostgreSQL (the server of tests/cluster.rs), in a database of its own.
 #[tokio::test]
 async fn v1a_across_a_rotation_on_postgresql() {
-    const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-    let database = format!(
-        "herald_v1a_{}_{}",
-        time::OffsetDateTime::now_utc().unix_timestamp(),
-        rand::random::<u32>()
-    );
-    let (maintenance, connection) = tokio_postgres::connect(
-        &format!("{POSTGRES_SERVER}/postgres"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("PostgreSQL runs on 127.0.0.1:5432 (see tests/cluster.rs)");
-    tokio::spawn(connection);
-    maintenance
-        .batch_execute(&format!("CREATE DATABASE \"{database}\""))
-        .await
-        .expect("database created");
-    let url = format!("{POSTGRES_SERVER}/{database}");
-    let app = TestApp::spawn_with(|options| {
-        options.settings.database = herald::config::Database::Postgres { url, pool_size: 4 };
-    })
-    .await;
+    let database = FreshPostgres::create("herald_v1a").await;
+    let app = database.spawn().await;
     rotation_journey(&app).await;
     app.stop().await;
-    let _ = maintenance
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-        ))
-        .await;
+    database.remove().await;
 }
 
 async fn rotation_journey(app: &TestApp) {
