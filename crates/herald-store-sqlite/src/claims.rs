@@ -44,12 +44,19 @@ fn read_candidate(row: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
     })
 }
 
-/// Endpoints that may be sent to: enabled and not paused.
+/// Endpoints that may be sent to (enabled, not paused) and have unfinished deliveries.
+///
+/// The endpoints with work are found by a skip scan of the partial index
+/// `deliveries_unfinished_by_subject` (its leading column is the endpoint): one probe per
+/// endpoint with work, so endpoints with nothing to do, however many, cost a claim nothing, and
+/// neither do finished deliveries. SQLite uses a partial index only when the query's condition
+/// repeats the index's own, so `state IN {UNFINISHED}` must stay the text of migration 0011;
+/// `INDEXED BY` makes that a prepare error instead of a silent scan, and keeps the planner off
+/// the state indexes it prefers while the tables have no statistics.
+/// The order is the endpoints' creation order (`rowid`), which the claim's rotation turns over.
 fn active_endpoints(connection: &Connection) -> StoreResult<Vec<EndpointRecord>> {
     let mut statement = connection
-        .prepare_cached(&format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE enabled = 1 AND paused = 0 ORDER BY rowid"
-        ))
+        .prepare_cached(&active_endpoints_sql())
         .map_err(map_backend)?;
     let endpoints = statement
         .query_map([], rows::read_endpoint)
@@ -58,6 +65,27 @@ fn active_endpoints(connection: &Connection) -> StoreResult<Vec<EndpointRecord>>
         .map_err(map_backend)?;
     Ok(endpoints)
 }
+
+fn active_endpoints_sql() -> String {
+    format!(
+        "WITH RECURSIVE with_work(endpoint_id) AS (
+             SELECT (SELECT endpoint_id FROM deliveries INDEXED BY deliveries_unfinished_by_subject
+                     WHERE state IN {UNFINISHED_INDEXED}
+                     ORDER BY endpoint_id LIMIT 1)
+             UNION ALL
+             SELECT (SELECT endpoint_id FROM deliveries INDEXED BY deliveries_unfinished_by_subject
+                     WHERE state IN {UNFINISHED_INDEXED} AND endpoint_id > w.endpoint_id
+                     ORDER BY endpoint_id LIMIT 1)
+             FROM with_work w WHERE w.endpoint_id IS NOT NULL)
+         SELECT {ENDPOINT_COLUMNS} FROM endpoints
+         WHERE id IN (SELECT endpoint_id FROM with_work)
+           AND enabled = 1 AND paused = 0
+         ORDER BY rowid"
+    )
+}
+
+/// The unfinished states exactly as migration 0011 writes them in the partial index's `WHERE`.
+const UNFINISHED_INDEXED: &str = "('pending', 'scheduled', 'in_flight')";
 
 /// Attempts of this endpoint running now (leases not yet run out). The `+` keeps the planner on
 /// the per-endpoint index rather than scanning every endpoint's in-flight work.
@@ -377,6 +405,10 @@ mod tests {
 
     /// The query plan, as SQLite's `EXPLAIN QUERY PLAN` details, of `sql` on a migrated file.
     fn plan(sql: &str) -> Vec<String> {
+        plan_with(sql, &["ep_1", "dl_1"])
+    }
+
+    fn plan_with(sql: &str, arguments: &[&str]) -> Vec<String> {
         let directory = tempfile::tempdir().expect("tempdir");
         let connection = Connection::open(directory.path().join("plan.db")).expect("opened");
         crate::schema::configure(&connection).expect("configured");
@@ -385,7 +417,9 @@ mod tests {
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .expect("explained");
         statement
-            .query_map(params!["ep_1", "dl_1"], |row| row.get::<_, String>(3))
+            .query_map(rusqlite::params_from_iter(arguments), |row| {
+                row.get::<_, String>(3)
+            })
             .expect("planned")
             .collect::<Result<_, _>>()
             .expect("plan rows")
@@ -397,6 +431,29 @@ mod tests {
         assert!(
             plan.iter()
                 .any(|step| step.contains("USING INDEX deliveries_unfinished_by_subject")),
+            "{plan:?}"
+        );
+    }
+
+    /// Idle endpoints must cost a claim nothing: the endpoints with work come from the partial
+    /// index (the first step reads its first entry, each next one seeks past the last endpoint),
+    /// never from a scan of the endpoints or of the deliveries table.
+    #[test]
+    fn endpoints_with_work_are_found_in_the_unfinished_index() {
+        let plan = plan_with(&active_endpoints_sql(), &[]);
+        let seeks = plan
+            .iter()
+            .filter(|step| {
+                step.starts_with("SEARCH deliveries USING INDEX deliveries_unfinished_by_subject")
+                    || step
+                        .starts_with("SCAN deliveries USING INDEX deliveries_unfinished_by_subject")
+            })
+            .count();
+        assert_eq!(seeks, 2, "{plan:?}");
+        assert!(
+            !plan
+                .iter()
+                .any(|step| step == "SCAN deliveries" || step.starts_with("SCAN endpoints")),
             "{plan:?}"
         );
     }
