@@ -87,10 +87,20 @@ const UPDATE_ENDPOINT: &str = "UPDATE endpoints SET
 
 /// An attempt number recorded before (by a node whose lease expired mid-attempt) is replaced, as
 /// recording it alone would.
+///
+/// Runs after [`UPDATE_DELIVERIES`] in the same transaction, which then holds the deliveries'
+/// rows. The table has no foreign key (migration 0011), so the join does its work: an attempt of
+/// a delivery that does not exist (never did, or an endpoint deleted meanwhile took it) gets a
+/// NULL `delivery_id` and breaks the column's NOT NULL, failing its group as the foreign key did,
+/// and the group is retried in halves until it fails alone.
 const INSERT_ATTEMPTS: &str = "INSERT INTO attempts (delivery_id, attempt_number, started_at,
          status, latency_ms, response_excerpt, error)
-     SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int4[], $5::int8[],
-         $6::text[], $7::text[])
+     SELECT d.id, o.attempt_number, o.started_at, o.status, o.latency_ms, o.response_excerpt,
+         o.error
+     FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int4[], $5::int8[], $6::text[],
+         $7::text[])
+         AS o(delivery_id, attempt_number, started_at, status, latency_ms, response_excerpt, error)
+     LEFT JOIN deliveries d ON d.id = o.delivery_id
      ON CONFLICT (delivery_id, attempt_number) DO UPDATE SET
          started_at = EXCLUDED.started_at, status = EXCLUDED.status,
          latency_ms = EXCLUDED.latency_ms, response_excerpt = EXCLUDED.response_excerpt,
@@ -210,18 +220,6 @@ async fn record_in_one_transaction(
 
     let mut statements: Vec<(&Statement, Vec<&(dyn ToSql + Sync)>)> = vec![
         (
-            &insert_attempts,
-            vec![
-                &columns.delivery_ids,
-                &columns.attempt_numbers,
-                &columns.started_at,
-                &columns.statuses,
-                &columns.latencies,
-                &columns.excerpts,
-                &columns.errors,
-            ],
-        ),
-        (
             &update_deliveries,
             vec![
                 &columns.delivery_ids,
@@ -231,6 +229,18 @@ async fn record_in_one_transaction(
                 &columns.statuses,
                 &columns.errors,
                 &columns.updated_at,
+            ],
+        ),
+        (
+            &insert_attempts,
+            vec![
+                &columns.delivery_ids,
+                &columns.attempt_numbers,
+                &columns.started_at,
+                &columns.statuses,
+                &columns.latencies,
+                &columns.excerpts,
+                &columns.errors,
             ],
         ),
     ];

@@ -168,6 +168,18 @@ impl PostgresStore {
         let Some(endpoint) = endpoint_by_id(&transaction, tenant_id, endpoint_id).await? else {
             return Err(StoreError::NotFound(format!("endpoint {endpoint_id:?}")));
         };
+        // Deliveries have no foreign keys (migration 0011): holding the endpoint and the replayed
+        // events `FOR KEY SHARE` until commit keeps a concurrent deletion of either from leaving
+        // deliveries behind that nothing could send.
+        let held = execute(
+            &transaction,
+            "SELECT 1 FROM endpoints WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE",
+            &[&tenant_id, &endpoint_id],
+        )
+        .await?;
+        if held == 0 {
+            return Err(StoreError::NotFound(format!("endpoint {endpoint_id:?}")));
+        }
         let (after_seq, received_since, only_id) = match ReplayPlan::of(selector) {
             ReplayPlan::FailedAgain => {
                 let changed = execute(
@@ -194,7 +206,8 @@ impl PostgresStore {
             "SELECT seq, id, taxonomy, event_type, subject FROM events
              WHERE tenant_id = $1 AND seq > $2 AND received_at >= $3 AND NOT erased
                AND ($4::text IS NULL OR id = $4)
-             ORDER BY seq",
+             ORDER BY seq
+             FOR KEY SHARE",
             &[&tenant_id, &after_seq, &received_since, &only_id],
         )
         .await?;

@@ -94,13 +94,27 @@ impl PostgresStore {
         tenant_id: &str,
         endpoint_id: &str,
     ) -> StoreResult<bool> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(map_backend)?;
+        // The endpoint goes first: its row lock waits for every publish that holds it `FOR KEY
+        // SHARE`, so the next statement, with a snapshot taken after that wait, sees every
+        // delivery those publishes made for it (the hot tables have no foreign keys to cascade).
         let removed = execute(
-            &client,
+            &transaction,
             "DELETE FROM endpoints WHERE tenant_id = $1 AND id = $2",
             &[&tenant_id, &endpoint_id],
         )
         .await?;
+        if removed > 0 {
+            execute(
+                &transaction,
+                "WITH gone AS (DELETE FROM deliveries WHERE endpoint_id = $1 RETURNING id)
+                 DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM gone)",
+                &[&endpoint_id],
+            )
+            .await?;
+        }
+        transaction.commit().await.map_err(map_backend)?;
         Ok(removed > 0)
     }
 }

@@ -8,7 +8,7 @@ use herald_store::models::{EventFilter, NewEvent, Published, StoredEvent};
 use time::OffsetDateTime;
 
 use crate::rows::{EVENT_COLUMNS, map_backend, ms, read_all, read_event, to_i64};
-use crate::{PostgresStore, execute, publish, query, query_opt};
+use crate::{PostgresStore, execute, publish, query, query_one, query_opt};
 
 impl PostgresStore {
     pub(crate) async fn append_events(
@@ -87,14 +87,27 @@ impl PostgresStore {
             &[&ms(cutoff), &to_i64(batch)],
         )
         .await?;
-        // Deliveries and their attempts go with their events (ON DELETE CASCADE).
-        let events_removed = execute(
+        // Deliveries and their attempts go with their events, in the same statement: the hot
+        // tables have no foreign keys to cascade (migration 0011).
+        let events_removed = query_one(
             &transaction,
-            "DELETE FROM events WHERE (tenant_id, seq) IN (
-                 SELECT tenant_id, seq FROM events WHERE received_at < $1 LIMIT $2)",
+            "WITH gone_events AS (
+                 DELETE FROM events WHERE (tenant_id, seq) IN (
+                     SELECT tenant_id, seq FROM events WHERE received_at < $1 LIMIT $2)
+                 RETURNING tenant_id, seq),
+             gone_deliveries AS (
+                 DELETE FROM deliveries d USING gone_events e
+                 WHERE d.tenant_id = e.tenant_id AND d.event_seq = e.seq
+                 RETURNING d.id),
+             gone_attempts AS (
+                 DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM gone_deliveries))
+             SELECT count(*) FROM gone_events",
             &[&ms(cutoff), &to_i64(batch)],
         )
-        .await?;
+        .await?
+        .try_get::<_, i64>(0)
+        .map_err(map_backend)?;
+        let events_removed = u64::try_from(events_removed).unwrap_or(0);
         transaction.commit().await.map_err(map_backend)?;
         Ok(events_removed + decisions_removed)
     }

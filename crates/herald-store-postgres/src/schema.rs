@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use crate::rows::{get, map_backend};
 
 /// The migrations, in order: (version, name, SQL). Versions are never reused or rewritten.
-const MIGRATIONS: [(i32, &str, &str); 10] = [
+const MIGRATIONS: [(i32, &str, &str); 11] = [
     (
         1,
         "0001_initial",
@@ -57,6 +57,11 @@ const MIGRATIONS: [(i32, &str, &str); 10] = [
         10,
         "0010_endpoint_v1a",
         include_str!("../migrations/0010_endpoint_v1a.sql"),
+    ),
+    (
+        11,
+        "0011_hot_foreign_keys",
+        include_str!("../migrations/0011_hot_foreign_keys.sql"),
     ),
 ];
 

@@ -8,6 +8,7 @@
 
 mod cluster;
 mod group_commit;
+mod relations;
 mod ssf_cluster;
 
 use std::sync::Arc;

@@ -191,7 +191,7 @@ async fn attempts_recorded_together_all_land_and_a_bad_one_fails_alone() {
         let recorded = outcome(&claim.delivery_id, next, at(3));
         recorders.spawn(async move { store.record_attempt(recorded).await });
     }
-    // An attempt of a delivery that does not exist breaks its attempt row's foreign key.
+    // An attempt of a delivery that does not exist is refused (its attempt row would be an orphan).
     let unknown = store.clone();
     let bad = tokio::spawn(async move {
         unknown
