@@ -51,3 +51,27 @@ impl utoipa::Modify for BearerAuth {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use utoipa::OpenApi;
+
+    /// The served document's exact bytes are pinned, so a change to a handler's annotation or a
+    /// wire type shows up in review as a change to the snapshot (`UPDATE_SNAPSHOTS=1` rewrites it).
+    #[test]
+    fn the_document_matches_its_snapshot() {
+        let rendered = super::ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the document serializes");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/openapi.json");
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(&path, &rendered).expect("snapshot written");
+            return;
+        }
+        let pinned = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{path:?} missing: run with UPDATE_SNAPSHOTS=1"));
+        assert_eq!(rendered, pinned);
+    }
+}
