@@ -13,32 +13,22 @@ pub mod state;
 
 use axum::Router;
 use axum::routing::get;
-use utoipa::OpenApi;
 
 pub use crate::recorder::DecisionRecorder;
 pub use crate::state::{ApiSettings, AppState, CustomTypes, HooksCache};
 
 /// Every route of the API, with its state.
 pub fn router(state: AppState) -> Router {
+    let (api, document) = routes::router().split_for_parts();
     Router::new()
         .merge(routes::health::router())
-        .merge(routes::tenants::router())
-        .merge(routes::api_keys::router())
-        .merge(routes::events::router())
-        .merge(routes::catalog::router())
-        .merge(routes::endpoints::router())
-        .merge(routes::deliveries::router())
-        .merge(routes::subjects::router())
-        .merge(routes::hooks::router())
-        .merge(routes::blocking::router())
-        .merge(routes::sources::router())
-        .merge(routes::ingest::router())
-        .merge(routes::listen::router())
-        .merge(routes::ssf::router())
-        .merge(routes::ssf_streams::router())
+        .merge(api)
         .route(
             "/v1/openapi.json",
-            get(|| async { axum::Json(openapi::ApiDoc::openapi()) }),
+            get(move || {
+                let document = document.clone();
+                async move { axum::Json(document) }
+            }),
         )
         .merge(console::router())
         .fallback(|| async { error::ApiError::NotFound("route".to_owned()) })

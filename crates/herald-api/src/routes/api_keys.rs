@@ -4,15 +4,16 @@
 //! A revoked key is refused on the very next request, on every node: keys are looked up in the
 //! store on every request (see `auth.rs`).
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::{Json, Router};
 use herald_core::api_key::{ApiKeyKind, generate_api_key};
 use herald_core::ids::prefixed_id;
 use herald_store::models::{ApiKeyRecord, KeyOwner, KeyRevocation};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Admin, TenantScope};
 use crate::body::OptionalJsonIn;
@@ -20,21 +21,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::routes::events::format_time;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/tenants/{tenant}/api-keys",
-            post(create_tenant_key).get(list_tenant_keys),
-        )
-        .route(
-            "/v1/tenants/{tenant}/api-keys/{key_id}",
-            delete(revoke_tenant_key),
-        )
-        .route(
-            "/v1/admin-keys",
-            post(create_admin_key).get(list_admin_keys),
-        )
-        .route("/v1/admin-keys/{key_id}", delete(revoke_admin_key))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(create_tenant_key, list_tenant_keys))
+        .routes(routes!(revoke_tenant_key))
+        .routes(routes!(create_admin_key, list_admin_keys))
+        .routes(routes!(revoke_admin_key))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -4,9 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
 use herald_catalog::catalog::TypeLookup;
 use herald_catalog::definition::EventTypeDef;
 use herald_catalog::envelope::{ParsedEvent, parse_envelope};
@@ -16,6 +15,8 @@ use herald_store::models::DecisionRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::TenantScope;
 use crate::body::{JsonBytes, QueryIn, parse_json};
@@ -23,11 +24,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::routes::events::format_time;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/v1/tenants/{tenant}/blocking-events",
-        post(evaluate).get(list),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(evaluate, list))
 }
 
 /// How long past the chain's deadline the caller may wait for its answer at most.

@@ -1,23 +1,24 @@
 //! `/v1/tenants/{tenant}/catalog`: the event types a tenant can publish, and its custom types.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use herald_catalog::catalog::{Catalog, CustomTypeSpec, compile_custom_type};
 use herald_catalog::definition::EventTypeDef;
 use herald_store::models::CustomTypeRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::TenantScope;
 use crate::body::JsonIn;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/tenants/{tenant}/catalog", get(list).post(register))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(list, register))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

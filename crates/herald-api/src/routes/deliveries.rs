@@ -1,13 +1,14 @@
 //! Deliveries and their attempts: what was sent where, how it went, and retrying by hand.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use herald_core::delivery::DeliveryState;
 use herald_store::models::{AttemptRecord, DeliveryFilter, DeliveryRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::TenantScope;
 use crate::body::QueryIn;
@@ -15,24 +16,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::routes::events::format_time;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/tenants/{tenant}/endpoints/{endpoint_id}/deliveries",
-            get(list_for_endpoint),
-        )
-        .route(
-            "/v1/tenants/{tenant}/deliveries/{delivery_id}",
-            get(get_one),
-        )
-        .route(
-            "/v1/tenants/{tenant}/deliveries/{delivery_id}/attempts",
-            get(list_attempts),
-        )
-        .route(
-            "/v1/tenants/{tenant}/deliveries/{delivery_id}/retry",
-            post(retry),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(list_for_endpoint))
+        .routes(routes!(get_one))
+        .routes(routes!(list_attempts))
+        .routes(routes!(retry))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -2,10 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use herald_catalog::envelope::RenderFormat;
 use herald_catalog::filter::check_filter;
 use herald_core::ids::prefixed_id;
@@ -17,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::TenantScope;
 use crate::body::{JsonIn, OptionalJsonIn};
@@ -25,21 +26,12 @@ use crate::routes::events::format_time;
 use crate::routes::outbound::{check_url, parse_secret};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/endpoints", post(create).get(list))
-        .route(
-            "/v1/tenants/{tenant}/endpoints/{endpoint_id}",
-            get(get_one).patch(update).delete(delete),
-        )
-        .route(
-            "/v1/tenants/{tenant}/endpoints/{endpoint_id}/secret/rotate",
-            post(rotate_secret),
-        )
-        .route(
-            "/v1/tenants/{tenant}/endpoints/{endpoint_id}/replay",
-            post(replay),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(create, list))
+        .routes(routes!(get_one, update, delete))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(replay))
 }
 
 const DEFAULT_TIMEOUT_MS: u64 = 15_000;

@@ -1,9 +1,8 @@
 //! `/v1/tenants/{tenant}/events`: publish one event or a batch, read the log by cursor.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use herald_catalog::catalog::TypeLookup;
 use herald_catalog::envelope::{
     EnvelopeError, EnvelopeShape, ParsedEvent, declared_type, detect_shape, parse_envelope,
@@ -17,17 +16,19 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::TenantScope;
 use crate::body::{JsonBytes, QueryIn, parse_json};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/events", post(publish).get(list))
-        .route("/v1/tenants/{tenant}/events:batch", post(publish_batch))
-        .route("/v1/tenants/{tenant}/events/{event_id}", get(get_one))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(publish, list))
+        .routes(routes!(publish_batch))
+        .routes(routes!(get_one))
 }
 
 /// The answer to a publish: the event's id and its place in the log.

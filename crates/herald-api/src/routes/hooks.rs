@@ -1,14 +1,15 @@
 //! `/v1/tenants/{tenant}/hooks`: blocking hooks, called in order before an operation happens.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use herald_catalog::catalog::TypeLookup;
 use herald_core::ids::prefixed_id;
 use herald_store::models::{FailurePolicy, HookRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::TenantScope;
 use crate::body::JsonIn;
@@ -17,13 +18,10 @@ use crate::routes::events::format_time;
 use crate::routes::outbound::{check_url, parse_secret};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/hooks", get(list).post(create))
-        .route(
-            "/v1/tenants/{tenant}/hooks/{hook_id}",
-            get(get_one).patch(update).delete(delete),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update, delete))
 }
 
 const DEFAULT_TIMEOUT_MS: u64 = 5_000;

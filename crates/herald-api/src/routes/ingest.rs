@@ -8,12 +8,11 @@
 
 use std::time::{Duration, Instant};
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use herald_catalog::catalog::TypeLookup;
 use herald_catalog::envelope::{declared_type, parse_envelope};
 use herald_catalog::taxonomy::Taxonomy;
@@ -28,6 +27,8 @@ use herald_store::models::{SourceErrorEntry, SourceKind, SourceOutcome, SourceRe
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::body::{QueryIn, parse_json};
 use crate::error::{ApiError, ApiResult};
@@ -35,8 +36,8 @@ use crate::routes::blocking::decide;
 use crate::routes::events::{BatchOut, PublishedOut, publish_documents};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/ingest/{source_id}", post(ingest).get(verify_intent))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(ingest, verify_intent))
 }
 
 /// The most a source's blocking call may spend in the hook chain. Authgear gives a blocking

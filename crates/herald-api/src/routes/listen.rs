@@ -11,11 +11,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::{delete, get, post};
 use futures_util::stream::{self, Stream, StreamExt};
 use herald_catalog::envelope::RenderFormat;
 use herald_catalog::filter::check_filter;
@@ -30,20 +28,19 @@ use herald_store::models::{EndpointRecord, Ordering};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::TenantScope;
 use crate::body::{JsonIn, QueryIn};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/listen", get(open_stream))
-        .route("/v1/tenants/{tenant}/listen/{session_id}", delete(close))
-        .route(
-            "/v1/tenants/{tenant}/listen/{session_id}/results",
-            post(report_result),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(open_stream))
+        .routes(routes!(close))
+        .routes(routes!(report_result))
 }
 
 /// A session whose stream has been gone this long is removed, with its deliveries.

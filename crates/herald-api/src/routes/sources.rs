@@ -2,16 +2,17 @@
 //! ingest URL (`/v1/ingest/{id}`, see `routes::ingest`) that the operator pastes into the
 //! vendor's console, with the vendor's own way of authenticating.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use herald_core::ids::prefixed_id;
 use herald_core::secret::SigningSecret;
 use herald_core::source_auth::generate_source_secret;
 use herald_store::models::{SourceErrorEntry, SourceKind, SourceRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::TenantScope;
 use crate::body::{JsonIn, OptionalJsonIn};
@@ -19,17 +20,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::routes::events::format_time;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/sources", get(list).post(create))
-        .route(
-            "/v1/tenants/{tenant}/sources/{source_id}",
-            get(get_one).patch(update).delete(delete),
-        )
-        .route(
-            "/v1/tenants/{tenant}/sources/{source_id}/secret/rotate",
-            post(rotate_secret),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update, delete))
+        .routes(routes!(rotate_secret))
 }
 
 /// The longest name of a header, a username or a topic kept (they are echoed in answers).

@@ -5,23 +5,24 @@
 //! tokens; the tenant only looks. What is shown is picked member by member from the stored
 //! configuration, so a secret a receiver gave (the push `Authorization` value) is never shown.
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use herald_store::ssf::SsfStreamRecord;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::TenantScope;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::events::format_time;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/ssf/streams", get(list))
-        .route("/v1/tenants/{tenant}/ssf/streams/{stream_id}", get(get_one))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(list))
+        .routes(routes!(get_one))
 }
 
 /// The configuration members shown to the tenant; anything else stays in the store.

@@ -1,17 +1,18 @@
 //! `/v1/tenants/{tenant}/subjects/{subject}`: erase a person's data (GDPR).
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::delete;
-use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::TenantScope;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/tenants/{tenant}/subjects/{subject}", delete(erase))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(erase))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,12 +1,13 @@
 //! `/v1/tenants`: admin-only tenant management (their keys are in `api_keys.rs`).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use herald_store::models::Tenant;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Admin, TenantScope};
 use crate::body::JsonIn;
@@ -14,10 +15,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::routes::events::format_time;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants", post(create).get(list))
-        .route("/v1/tenants/{tenant}", get(get_one))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(create, list))
+        .routes(routes!(get_one))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
