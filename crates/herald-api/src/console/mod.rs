@@ -12,6 +12,7 @@ mod catalog;
 mod chart;
 mod deletions;
 mod deliveries;
+mod endpoint_actions;
 mod endpoints;
 mod error;
 mod events;
@@ -61,7 +62,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/console/t/{tenant}/endpoints/{endpoint_id}/{action}",
-            post(endpoints::act),
+            post(endpoint_actions::act),
         )
         .route(
             "/console/t/{tenant}/hooks",
