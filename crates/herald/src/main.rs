@@ -33,13 +33,13 @@ enum Command {
     Keys(commands::keys::KeysCommand),
     /// Manage a tenant's endpoints.
     #[command(subcommand)]
-    Endpoints(commands::client::EndpointsCommand),
+    Endpoints(commands::endpoints::EndpointsCommand),
     /// Inspect deliveries.
     #[command(subcommand)]
-    Deliveries(commands::client::DeliveriesCommand),
+    Deliveries(commands::endpoints::DeliveriesCommand),
     /// Manage a tenant's blocking hooks.
     #[command(subcommand)]
-    Hooks(commands::client::HooksCommand),
+    Hooks(commands::hooks::HooksCommand),
     /// Manage a tenant's sources: the URLs Authgear, Asgardeo and OneWelcome send events to.
     #[command(subcommand)]
     Sources(commands::sources::SourcesCommand),
@@ -47,9 +47,9 @@ enum Command {
     #[command(subcommand)]
     Ssf(commands::ssf::SsfCommand),
     /// Ask whether a blocking event's operation may happen (exit 0 allowed, 1 refused).
-    Evaluate(commands::client::EvaluateArgs),
+    Evaluate(commands::hooks::EvaluateArgs),
     /// Deliver events to an endpoint again.
-    Replay(commands::client::ReplayArgs),
+    Replay(commands::endpoints::ReplayArgs),
     /// Check the signatures of a delivery you received.
     Verify(commands::verify::VerifyArgs),
     /// Run a small local webhook receiver that prints and saves what arrives.
@@ -69,13 +69,13 @@ fn main() -> ExitCode {
         Command::Migrate(args) => commands::migrate::run(&args),
         Command::Publish(args) => commands::client::publish(&args),
         Command::Keys(command) => commands::keys::run(&command),
-        Command::Endpoints(command) => commands::client::endpoints(&command),
-        Command::Deliveries(command) => commands::client::deliveries(&command),
-        Command::Replay(args) => commands::client::replay(&args),
-        Command::Hooks(command) => commands::client::hooks(&command),
+        Command::Endpoints(command) => commands::endpoints::endpoints(&command),
+        Command::Deliveries(command) => commands::endpoints::deliveries(&command),
+        Command::Replay(args) => commands::endpoints::replay(&args),
+        Command::Hooks(command) => commands::hooks::hooks(&command),
         Command::Sources(command) => commands::sources::run(&command),
         Command::Ssf(command) => commands::ssf::run(&command),
-        Command::Evaluate(args) => commands::client::evaluate(&args),
+        Command::Evaluate(args) => commands::hooks::evaluate(&args),
         Command::Verify(args) => commands::verify::run(&args),
         Command::Receive(args) => commands::receive::run(&args),
         Command::Bench(args) => commands::bench::run(&args),

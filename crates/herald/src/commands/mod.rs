@@ -4,6 +4,8 @@ pub mod bench;
 pub mod bench_callgrind;
 pub mod catalog;
 pub mod client;
+pub mod endpoints;
+pub mod hooks;
 pub mod keys;
 pub mod listen;
 pub mod migrate;
