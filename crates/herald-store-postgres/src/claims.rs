@@ -52,7 +52,6 @@ use std::collections::HashMap;
 
 use deadpool_postgres::{GenericClient, Transaction};
 use futures_util::future::{try_join, try_join4};
-use herald_core::rate::TokenBucket;
 use herald_store::StoreResult;
 use herald_store::models::{ClaimedDelivery, EndpointRecord};
 use herald_store::planner::{self, Offer};
@@ -285,41 +284,6 @@ async fn due_head(
     row.as_ref().map(read_candidate).transpose()
 }
 
-async fn read_bucket(
-    transaction: &Transaction<'_>,
-    endpoint_id: &str,
-) -> StoreResult<Option<TokenBucket>> {
-    let row = query_opt(
-        transaction,
-        "SELECT tokens, refilled_at FROM endpoint_rate_buckets WHERE endpoint_id = $1",
-        &[&endpoint_id],
-    )
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let refilled_at: i64 = get(&row, 1)?;
-    Ok(Some(TokenBucket {
-        tokens: get(&row, 0)?,
-        refilled_at: from_ms(refilled_at),
-    }))
-}
-
-async fn write_bucket(
-    transaction: &Transaction<'_>,
-    endpoint_id: &str,
-    bucket: &TokenBucket,
-) -> StoreResult<()> {
-    execute(
-        transaction,
-        "INSERT INTO endpoint_rate_buckets (endpoint_id, tokens, refilled_at) VALUES ($1, $2, $3)
-         ON CONFLICT (endpoint_id) DO UPDATE SET tokens = $2, refilled_at = $3",
-        &[&endpoint_id, &bucket.tokens, &ms(bucket.refilled_at)],
-    )
-    .await?;
-    Ok(())
-}
-
 /// Picks due deliveries that their endpoint's ordering, concurrency and rate limit allow, and
 /// leases them until `now + lease`. Endpoints share `limit` in turns that rotate with `turn`.
 pub(crate) async fn claim_due(
@@ -373,7 +337,7 @@ pub(crate) async fn claim_due(
             continue;
         }
         let stored_bucket = match endpoint.rate_limit_per_s {
-            Some(_) => read_bucket(transaction, &endpoint.id).await?,
+            Some(_) => crate::rate_buckets::read_bucket(transaction, &endpoint.id).await?,
             None => None,
         };
         let limited =
@@ -390,7 +354,7 @@ pub(crate) async fn claim_due(
             postponed_until.push(ms(due_at));
         }
         if let Some(bucket) = &limited.bucket {
-            write_bucket(transaction, &endpoint.id, bucket).await?;
+            crate::rate_buckets::write_bucket(transaction, &endpoint.id, bucket).await?;
         }
     }
     if !postponed_ids.is_empty() {

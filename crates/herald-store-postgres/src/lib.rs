@@ -36,6 +36,7 @@ pub mod history;
 mod hooks;
 mod keys;
 mod publish;
+mod rate_buckets;
 mod rows;
 mod schema;
 mod sources;
