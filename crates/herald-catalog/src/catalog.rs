@@ -9,17 +9,20 @@ use serde_json::{Map, Value};
 
 use crate::definition::{DefinitionError, EventTypeDef, EventTypeSpec};
 use crate::taxonomy::Taxonomy;
+use crate::vendor::VENDORS;
 
-/// The catalog data files, one per taxonomy. Adding an event type means editing one of these.
-pub const BUILTIN_FILES: [(&str, &str); 4] = [
-    ("asgardeo.json", include_str!("../catalog/asgardeo.json")),
-    (
-        "onewelcome.json",
-        include_str!("../catalog/onewelcome.json"),
-    ),
-    ("authgear.json", include_str!("../catalog/authgear.json")),
-    ("herald.json", include_str!("../catalog/herald.json")),
-];
+/// The data file of Herald's own operational events, the one that belongs to no vendor.
+const HERALD_FILE: (&str, &str) = ("herald.json", include_str!("../catalog/herald.json"));
+
+/// The catalog data files: each vendor's, in registry order, then Herald's own. Adding an event
+/// type means editing one of these.
+pub fn builtin_files() -> Vec<(&'static str, &'static str)> {
+    VENDORS
+        .iter()
+        .map(|vendor| vendor.catalog_file())
+        .chain([HERALD_FILE])
+        .collect()
+}
 
 /// The version of the data-file shape this code reads.
 const FORMAT_VERSION: u32 = 1;
@@ -73,7 +76,7 @@ impl Catalog {
     pub fn builtin() -> &'static Catalog {
         static BUILTIN: OnceLock<Catalog> = OnceLock::new();
         BUILTIN.get_or_init(|| {
-            Catalog::from_files(&BUILTIN_FILES)
+            Catalog::from_files(&builtin_files())
                 .unwrap_or_else(|error| panic!("the embedded catalog is broken: {error}"))
         })
     }

@@ -5,10 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use herald_catalog::catalog::TypeLookup;
 use herald_catalog::envelope::{
-    EnvelopeError, EnvelopeShape, ParsedEvent, declared_type, detect_shape, parse_envelope,
+    EnvelopeError, ParsedEvent, declared_type, declared_type_pointer, parse_envelope,
 };
 use herald_catalog::taxonomy::Taxonomy;
-use herald_catalog::validation::{Problem, escape_pointer_token};
+use herald_catalog::validation::Problem;
 use herald_core::ids::new_event_id;
 use herald_store::models::{EventFilter, NewEvent, StoredEvent};
 use serde::{Deserialize, Serialize};
@@ -128,11 +128,7 @@ fn operational_type_problem(lookup: &impl TypeLookup, document: &Value) -> Optio
     if !is_operational {
         return None;
     }
-    let type_path = match document.as_object().and_then(detect_shape)? {
-        EnvelopeShape::Asgardeo => format!("/events/{}", escape_pointer_token(event_type)),
-        EnvelopeShape::Onewelcome => "/metadata/type".to_owned(),
-        EnvelopeShape::Flat => "/type".to_owned(),
-    };
+    let type_path = declared_type_pointer(document)?;
     Some(Problem::new(
         type_path,
         format!(

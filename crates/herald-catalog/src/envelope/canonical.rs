@@ -6,12 +6,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{Event, RawEnvelope, RenderOptions, json_kind, take_event_id, take_string};
-use crate::taxonomy::Taxonomy;
 use crate::validation::Problem;
 
 /// Members Herald writes into its own rendering; accepted (and ignored) on input so a rendered
 /// canonical event can be published again.
-pub(super) const HERALD_OUTPUT_MEMBERS: [&str; 3] = ["seq", "tenant", "taxonomy"];
+pub(crate) const HERALD_OUTPUT_MEMBERS: [&str; 3] = ["seq", "tenant", "taxonomy"];
 
 pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, Vec<Problem>) {
     let mut problems = Vec::new();
@@ -48,7 +47,6 @@ pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, V
         return (None, problems);
     };
     let raw = RawEnvelope {
-        taxonomy_hint: Taxonomy::Custom,
         id,
         event_type,
         type_path: "/type".to_owned(),
@@ -65,7 +63,7 @@ pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, V
 }
 
 /// Takes the `producer` member of a canonical rendering, which holds another envelope's fields.
-pub(super) fn take_producer(
+pub(crate) fn take_producer(
     document: &mut Map<String, Value>,
     problems: &mut Vec<Problem>,
 ) -> Map<String, Value> {
@@ -83,7 +81,7 @@ pub(super) fn take_producer(
 }
 
 /// Takes the canonical `occurred_at` (RFC 3339) out of `document`.
-pub(super) fn take_occurred_at(
+pub(crate) fn take_occurred_at(
     document: &mut Map<String, Value>,
     problems: &mut Vec<Problem>,
 ) -> Option<OffsetDateTime> {

@@ -1,14 +1,13 @@
 //! Native envelopes: detect which vendor wrapped a JSON body, parse it into one taxonomy-neutral
-//! shape, and render stored events back into each vendor's wire format.
+//! shape, and render stored events back into each vendor's wire format. What is particular to a
+//! vendor is in its module under [`crate::vendor`]; this module goes through the registry, and
+//! keeps Herald's own canonical form (`canonical`) for everything no vendor claims.
 //!
 //! Parsing keeps every field the producer set (`producer`), so rendering a parsed envelope gives the
 //! same JSON back; fields the producer left out are filled deterministically at render time, so the
 //! body of a delivery is identical on every attempt.
 
-mod asgardeo;
-mod authgear;
-mod canonical;
-mod onewelcome;
+pub(crate) mod canonical;
 
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -18,6 +17,7 @@ use crate::definition::EventTypeDef;
 use crate::json::{JsonError, parse_strict};
 use crate::taxonomy::Taxonomy;
 use crate::validation::{Problem, escape_pointer_token};
+use crate::vendor::{self, EnvelopeMark, VENDORS, Vendor};
 
 /// An event as a producer submitted it, parsed and validated, before Herald gives it a `seq`.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,28 +131,33 @@ pub fn parse_envelope_bytes(
     parse_envelope(lookup, document)
 }
 
-/// Which envelope a document is, by its members.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EnvelopeShape {
-    /// `{iss, jti, iat, rci, events: {<uri>: {...}}}`
-    Asgardeo,
-    /// `{metadata: {...}, payload: {...}}`
-    Onewelcome,
-    /// `{type, payload, ...}`: an Authgear envelope when the type is Authgear's, otherwise Herald's
-    /// canonical form.
+/// Which envelope a document is, by its members: a vendor's marked by a member of its own, or flat
+/// (`{type, payload, ...}`: a flat vendor's when the type is one of its types, otherwise
+/// Herald's canonical form).
+#[derive(Clone, Copy)]
+enum Shape {
+    Marked(&'static dyn Vendor),
     Flat,
 }
 
-/// Detects the envelope shape of a JSON object.
-pub fn detect_shape(document: &Map<String, Value>) -> Option<EnvelopeShape> {
-    if document.contains_key("events") {
-        Some(EnvelopeShape::Asgardeo)
-    } else if document.contains_key("metadata") {
-        Some(EnvelopeShape::Onewelcome)
-    } else if document.contains_key("type") {
-        Some(EnvelopeShape::Flat)
-    } else {
-        None
+impl Shape {
+    /// The first vendor in the registry whose member `document` has, else flat if it has `type`.
+    fn of(document: &Map<String, Value>) -> Option<Shape> {
+        let marked = VENDORS.iter().copied().find(|vendor| {
+            matches!(vendor.envelope_mark(), EnvelopeMark::Member { member, .. }
+                if document.contains_key(member))
+        });
+        match marked {
+            Some(vendor) => Some(Shape::Marked(vendor)),
+            None => document.contains_key("type").then_some(Shape::Flat),
+        }
+    }
+
+    fn declared_type(self, document: &Map<String, Value>) -> Option<&str> {
+        match self {
+            Shape::Marked(vendor) => vendor.declared_type(document),
+            Shape::Flat => document.get("type")?.as_str(),
+        }
     }
 }
 
@@ -160,16 +165,18 @@ pub fn detect_shape(document: &Map<String, Value>) -> Option<EnvelopeShape> {
 /// validating anything: lets a caller make sure the type is known before parsing.
 pub fn declared_type(document: &Value) -> Option<&str> {
     let object = document.as_object()?;
-    match detect_shape(object)? {
-        EnvelopeShape::Asgardeo => object
-            .get("events")?
-            .as_object()?
-            .keys()
-            .next()
-            .map(String::as_str),
-        EnvelopeShape::Onewelcome => object.get("metadata")?.get("type")?.as_str(),
-        EnvelopeShape::Flat => object.get("type")?.as_str(),
-    }
+    Shape::of(object)?.declared_type(object)
+}
+
+/// The JSON pointer of [`declared_type`] in the document, for a problem about the type.
+pub fn declared_type_pointer(document: &Value) -> Option<String> {
+    let object = document.as_object()?;
+    let shape = Shape::of(object)?;
+    let event_type = shape.declared_type(object)?;
+    Some(match shape {
+        Shape::Marked(vendor) => vendor.type_pointer(event_type),
+        Shape::Flat => "/type".to_owned(),
+    })
 }
 
 /// Parses an already-decoded JSON document as an envelope and validates it against the catalog.
@@ -184,28 +191,19 @@ pub fn parse_envelope(
             format!("expected a JSON object, found {}", json_kind(&document)),
         ));
     };
-    let shape = detect_shape(&document).ok_or_else(|| {
-        EnvelopeError::one(
-            "",
-            "not an event envelope: expected an Asgardeo envelope (with \"events\"), a OneWelcome \
-             envelope (with \"metadata\" and \"payload\"), or an object with \"type\" and \"payload\"",
-        )
-    })?;
-    let (raw, mut problems) = match shape {
-        EnvelopeShape::Asgardeo => asgardeo::split(document),
-        EnvelopeShape::Onewelcome => onewelcome::split(document),
-        EnvelopeShape::Flat => {
-            let is_authgear = document
-                .get("type")
-                .and_then(Value::as_str)
-                .and_then(|name| lookup.lookup(name))
-                .is_some_and(|definition| definition.taxonomy() == Taxonomy::Authgear);
-            if is_authgear {
-                authgear::split(document)
-            } else {
-                canonical::split(document)
-            }
-        }
+    let shape = Shape::of(&document).ok_or_else(not_an_envelope)?;
+    // The vendor whose envelope this is; `None` for the canonical form, which any type may use.
+    let vendor = match shape {
+        Shape::Marked(vendor) => Some(vendor),
+        Shape::Flat => shape
+            .declared_type(&document)
+            .and_then(|name| lookup.lookup(name))
+            .and_then(|definition| vendor::of(definition.taxonomy()))
+            .filter(|vendor| vendor.envelope_mark() == EnvelopeMark::FlatWithOwnType),
+    };
+    let (raw, mut problems) = match vendor {
+        Some(vendor) => vendor.split(document),
+        None => canonical::split(document),
     };
     let Some(raw) = raw else {
         return Err(EnvelopeError::Invalid(problems));
@@ -220,14 +218,17 @@ pub fn parse_envelope(
         ));
         return Err(EnvelopeError::Invalid(problems));
     };
-    if shape != EnvelopeShape::Flat && definition.taxonomy() != raw.taxonomy_hint {
+    // A flat vendor's envelope was chosen by its type, so only a marked one can carry a stranger.
+    if let Some(vendor) = vendor
+        && definition.taxonomy() != vendor.taxonomy()
+    {
         problems.push(Problem::new(
             raw.type_path.clone(),
             format!(
                 "{:?} is a {} type and cannot travel in a {} envelope",
                 raw.event_type,
                 definition.taxonomy(),
-                raw.taxonomy_hint
+                vendor.taxonomy()
             ),
         ));
     }
@@ -265,31 +266,47 @@ pub fn parse_envelope(
     })
 }
 
-/// What a taxonomy-specific splitter pulls out of an envelope before the catalog is consulted.
+/// The problem of a document that has no envelope's shape, naming the envelopes it could have.
+fn not_an_envelope() -> EnvelopeError {
+    let mut expected: Vec<&str> = VENDORS
+        .iter()
+        .filter_map(|vendor| match vendor.envelope_mark() {
+            EnvelopeMark::Member { described, .. } => Some(described),
+            EnvelopeMark::FlatWithOwnType => None,
+        })
+        .collect();
+    expected.push("or an object with \"type\" and \"payload\"");
+    EnvelopeError::one(
+        "",
+        format!("not an event envelope: expected {}", expected.join(", ")),
+    )
+}
+
+/// What a vendor's (or the canonical form's) splitter pulls out of an envelope before the catalog
+/// is consulted. Only this crate builds one.
 #[derive(Debug)]
-struct RawEnvelope {
-    taxonomy_hint: Taxonomy,
-    id: Option<String>,
-    event_type: String,
+pub struct RawEnvelope {
+    pub(crate) id: Option<String>,
+    pub(crate) event_type: String,
     /// Pointer of the type name in the document, for "unknown type" problems.
-    type_path: String,
+    pub(crate) type_path: String,
     /// Pointer of the payload in the document, prefixed to the payload's problems.
-    payload_path: String,
-    payload: Value,
-    context: Map<String, Value>,
-    validate_context: bool,
+    pub(crate) payload_path: String,
+    pub(crate) payload: Value,
+    pub(crate) context: Map<String, Value>,
+    pub(crate) validate_context: bool,
     /// An explicit subject (canonical form) wins over the payload's.
-    subject: Option<String>,
+    pub(crate) subject: Option<String>,
     /// Used when the payload has none (Authgear's `context.user_id`).
-    fallback_subject: Option<String>,
-    occurred_at: Option<OffsetDateTime>,
-    producer: Map<String, Value>,
+    pub(crate) fallback_subject: Option<String>,
+    pub(crate) occurred_at: Option<OffsetDateTime>,
+    pub(crate) producer: Map<String, Value>,
 }
 
 /// How a stored event is rendered for a subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RenderFormat {
-    /// The envelope of the event's own taxonomy (canonical for custom and Herald types).
+    /// The envelope of the event's own taxonomy's vendor (canonical for custom and Herald types).
     #[default]
     Native,
     /// Herald's own envelope, the same for every taxonomy.
@@ -324,12 +341,11 @@ pub struct RenderOptions<'a> {
 /// Renders `event` as the JSON document a subscriber receives. Deterministic: the same event and
 /// options give the same bytes.
 pub fn render(event: &Event, format: RenderFormat, options: &RenderOptions<'_>) -> Value {
-    match (format, event.taxonomy) {
-        (RenderFormat::Native, Taxonomy::Asgardeo) => asgardeo::render(event, options),
-        (RenderFormat::Native, Taxonomy::Onewelcome) => onewelcome::render(event, options),
-        (RenderFormat::Native, Taxonomy::Authgear) => authgear::render(event, options),
-        (RenderFormat::Native, Taxonomy::Herald | Taxonomy::Custom)
-        | (RenderFormat::Canonical, _) => canonical::render(event, options),
+    match (format, vendor::of(event.taxonomy)) {
+        (RenderFormat::Native, Some(vendor)) => vendor.render(event, options),
+        (RenderFormat::Native, None) | (RenderFormat::Canonical, _) => {
+            canonical::render(event, options)
+        }
     }
 }
 
@@ -377,7 +393,7 @@ pub fn render_bytes(event: &Event, format: RenderFormat, options: &RenderOptions
     serde_json::to_vec(&render(event, format, options)).unwrap_or_default()
 }
 
-fn json_kind(value: &Value) -> &'static str {
+pub(crate) fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -389,7 +405,7 @@ fn json_kind(value: &Value) -> &'static str {
 }
 
 /// Takes an optional string member out of `object`, recording a problem if it is not a string.
-fn take_string(
+pub(crate) fn take_string(
     object: &mut Map<String, Value>,
     key: &str,
     path: &str,
@@ -411,7 +427,7 @@ fn take_string(
 /// Takes the producer's event id out of `object`. The id travels as the `webhook-id` header of
 /// every delivery, so it must be visible ASCII without spaces: any other id could never be sent,
 /// and is refused here rather than accepted and then retried until exhausted.
-fn take_event_id(
+pub(crate) fn take_event_id(
     object: &mut Map<String, Value>,
     key: &str,
     path: &str,

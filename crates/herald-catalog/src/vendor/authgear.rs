@@ -1,15 +1,46 @@
-//! Authgear's envelope: `{id, seq, type, payload, context}`; `context.timestamp` is when the event
-//! was generated (Unix seconds), which retries must not change.
+//! Authgear: the flat envelope `{id, seq, type, payload, context}`, told apart from Herald's
+//! canonical form by its type; `context.timestamp` is when the event was generated (Unix
+//! seconds), which retries must not change. Consumers check `x-authgear-body-signature`.
 
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use super::canonical::{HERALD_OUTPUT_MEMBERS, take_occurred_at, take_producer};
-use super::{Event, RawEnvelope, RenderOptions, json_kind, take_event_id, take_string};
+use super::{EnvelopeMark, NativeSignatureKind, Vendor};
+use crate::envelope::canonical::{HERALD_OUTPUT_MEMBERS, take_occurred_at, take_producer};
+use crate::envelope::{Event, RawEnvelope, RenderOptions, json_kind, take_event_id, take_string};
 use crate::taxonomy::Taxonomy;
 use crate::validation::Problem;
 
-pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, Vec<Problem>) {
+#[derive(Debug)]
+pub(super) struct Authgear;
+
+impl Vendor for Authgear {
+    fn taxonomy(&self) -> Taxonomy {
+        Taxonomy::Authgear
+    }
+
+    fn catalog_file(&self) -> (&'static str, &'static str) {
+        ("authgear.json", include_str!("../../catalog/authgear.json"))
+    }
+
+    fn envelope_mark(&self) -> EnvelopeMark {
+        EnvelopeMark::FlatWithOwnType
+    }
+
+    fn split(&self, document: Map<String, Value>) -> (Option<RawEnvelope>, Vec<Problem>) {
+        split(document)
+    }
+
+    fn render(&self, event: &Event, options: &RenderOptions<'_>) -> Value {
+        render(event, options)
+    }
+
+    fn native_signature(&self) -> NativeSignatureKind {
+        NativeSignatureKind::AuthgearBodyHex
+    }
+}
+
+fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, Vec<Problem>) {
     let mut problems = Vec::new();
     let id = take_event_id(&mut document, "id", "", &mut problems);
     let event_type = take_string(&mut document, "type", "", &mut problems);
@@ -57,7 +88,6 @@ pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, V
         return (None, problems);
     };
     let raw = RawEnvelope {
-        taxonomy_hint: Taxonomy::Authgear,
         id,
         event_type,
         type_path: "/type".to_owned(),
@@ -76,7 +106,7 @@ pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, V
     (Some(raw), problems)
 }
 
-pub(super) fn render(event: &Event, _options: &RenderOptions<'_>) -> Value {
+fn render(event: &Event, _options: &RenderOptions<'_>) -> Value {
     let mut context = event.context.clone();
     context
         .entry("timestamp")

@@ -1,13 +1,63 @@
-//! Asgardeo's SET-like envelope: `{iss, jti, iat (unix ms), rci, events: {<type URI>: payload}}`.
+//! Asgardeo (WSO2): a SET-like envelope `{iss, jti, iat (unix ms), rci, events: {<type URI>:
+//! payload}}`, whose consumers check `X-Hub-Signature` (Asgardeo publishes through a WebSub hub).
 
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use super::{Event, RawEnvelope, RenderOptions, json_kind, take_event_id};
+use super::{EnvelopeMark, NativeSignatureKind, Vendor};
+use crate::envelope::{Event, RawEnvelope, RenderOptions, json_kind, take_event_id};
 use crate::taxonomy::Taxonomy;
 use crate::validation::{Problem, escape_pointer_token};
 
-pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, Vec<Problem>) {
+#[derive(Debug)]
+pub(super) struct Asgardeo;
+
+impl Vendor for Asgardeo {
+    fn taxonomy(&self) -> Taxonomy {
+        Taxonomy::Asgardeo
+    }
+
+    fn catalog_file(&self) -> (&'static str, &'static str) {
+        ("asgardeo.json", include_str!("../../catalog/asgardeo.json"))
+    }
+
+    fn envelope_mark(&self) -> EnvelopeMark {
+        EnvelopeMark::Member {
+            member: "events",
+            described: "an Asgardeo envelope (with \"events\")",
+        }
+    }
+
+    fn declared_type<'document>(
+        &self,
+        document: &'document Map<String, Value>,
+    ) -> Option<&'document str> {
+        document
+            .get("events")?
+            .as_object()?
+            .keys()
+            .next()
+            .map(String::as_str)
+    }
+
+    fn type_pointer(&self, event_type: &str) -> String {
+        format!("/events/{}", escape_pointer_token(event_type))
+    }
+
+    fn split(&self, document: Map<String, Value>) -> (Option<RawEnvelope>, Vec<Problem>) {
+        split(document)
+    }
+
+    fn render(&self, event: &Event, options: &RenderOptions<'_>) -> Value {
+        render(event, options)
+    }
+
+    fn native_signature(&self) -> NativeSignatureKind {
+        NativeSignatureKind::HubSignatureSha256
+    }
+}
+
+fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, Vec<Problem>) {
     let mut problems = Vec::new();
     let id = take_event_id(&mut document, "jti", "", &mut problems);
     let occurred_at = match document.get("iat") {
@@ -70,9 +120,8 @@ pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, V
             return (None, problems);
         }
     };
-    let type_path = format!("/events/{}", escape_pointer_token(&event_type));
+    let type_path = Asgardeo.type_pointer(&event_type);
     let raw = RawEnvelope {
-        taxonomy_hint: Taxonomy::Asgardeo,
         id,
         payload_path: type_path.clone(),
         type_path,
@@ -90,7 +139,7 @@ pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, V
     (Some(raw), problems)
 }
 
-pub(super) fn render(event: &Event, options: &RenderOptions<'_>) -> Value {
+fn render(event: &Event, options: &RenderOptions<'_>) -> Value {
     let mut envelope = Map::new();
     let producer = &event.producer;
     envelope.insert(

@@ -1,15 +1,67 @@
-//! OneWelcome's envelope: `{metadata: {eventId, type, occurredTime, category, aggregateId,
-//! producerId, producerInstanceId, metadataVersion, payloadVersion}, payload}`.
+//! OneWelcome (Thales): the envelope `{metadata: {eventId, type, occurredTime, category,
+//! aggregateId, producerId, producerInstanceId, metadataVersion, payloadVersion}, payload}`. Its
+//! event exporter authenticates with credentials, not a body signature, so deliveries carry no
+//! native signature header.
 
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{Event, RawEnvelope, RenderOptions, json_kind, take_event_id, take_string};
+use super::{EnvelopeMark, NativeSignatureKind, Vendor};
+use crate::envelope::{Event, RawEnvelope, RenderOptions, json_kind, take_event_id, take_string};
 use crate::taxonomy::Taxonomy;
 use crate::validation::Problem;
 
-pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, Vec<Problem>) {
+/// Where the envelope keeps the type name.
+const TYPE_POINTER: &str = "/metadata/type";
+
+#[derive(Debug)]
+pub(super) struct Onewelcome;
+
+impl Vendor for Onewelcome {
+    fn taxonomy(&self) -> Taxonomy {
+        Taxonomy::Onewelcome
+    }
+
+    fn catalog_file(&self) -> (&'static str, &'static str) {
+        (
+            "onewelcome.json",
+            include_str!("../../catalog/onewelcome.json"),
+        )
+    }
+
+    fn envelope_mark(&self) -> EnvelopeMark {
+        EnvelopeMark::Member {
+            member: "metadata",
+            described: "a OneWelcome envelope (with \"metadata\" and \"payload\")",
+        }
+    }
+
+    fn declared_type<'document>(
+        &self,
+        document: &'document Map<String, Value>,
+    ) -> Option<&'document str> {
+        document.get("metadata")?.get("type")?.as_str()
+    }
+
+    fn type_pointer(&self, _event_type: &str) -> String {
+        TYPE_POINTER.to_owned()
+    }
+
+    fn split(&self, document: Map<String, Value>) -> (Option<RawEnvelope>, Vec<Problem>) {
+        split(document)
+    }
+
+    fn render(&self, event: &Event, options: &RenderOptions<'_>) -> Value {
+        render(event, options)
+    }
+
+    fn native_signature(&self) -> NativeSignatureKind {
+        NativeSignatureKind::None
+    }
+}
+
+fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut metadata = match document.remove("metadata") {
         Some(Value::Object(metadata)) => metadata,
@@ -66,10 +118,9 @@ pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, V
     let mut producer = document;
     producer.insert("metadata".to_owned(), Value::Object(metadata));
     let raw = RawEnvelope {
-        taxonomy_hint: Taxonomy::Onewelcome,
         id,
         event_type,
-        type_path: "/metadata/type".to_owned(),
+        type_path: TYPE_POINTER.to_owned(),
         payload_path: "/payload".to_owned(),
         payload,
         context: Map::new(),
@@ -82,7 +133,7 @@ pub(super) fn split(mut document: Map<String, Value>) -> (Option<RawEnvelope>, V
     (Some(raw), problems)
 }
 
-pub(super) fn render(event: &Event, options: &RenderOptions<'_>) -> Value {
+fn render(event: &Event, options: &RenderOptions<'_>) -> Value {
     let empty = Map::new();
     let given = match event.producer.get("metadata") {
         Some(Value::Object(metadata)) => metadata,
