@@ -10,6 +10,8 @@
 //! - [`listen`]: the `listen` transport: deliveries handed to a `herald listen` stream held
 //!   open by a developer's CLI, and the CLI's answers taken back.
 //! - [`v1a_keys`]: which of a tenant's Ed25519 keys sign Standard Webhooks `v1a` signatures now.
+//! - [`native`]: which vendor signature header a delivery carries (the catalog's kind, mapped
+//!   to `herald-core`'s signer).
 //! - [`dispatcher`]: the delivery worker, with a single-step `run_once` for tests and the
 //!   background `run` loop.
 //! - [`ssf`]: the Shared Signals worker: each stream's share of the event log becomes signed SETs
@@ -24,6 +26,7 @@ pub mod dispatcher;
 pub mod hooks;
 pub mod http_client;
 pub mod listen;
+pub mod native;
 pub mod ssf;
 pub mod ssrf;
 pub mod v1a_keys;
