@@ -7,7 +7,8 @@
 //! - [`asymmetric`]: Standard Webhooks `v1a` (Ed25519) keys, signatures and their verification.
 //! - [`signing`]: Standard Webhooks and vendor-native signatures, and their verification.
 //! - [`retry`]: retry schedules with jitter, and the `Retry-After` header.
-//! - [`delivery`]: the delivery state machine and the decision after each attempt.
+//! - [`delivery`]: the delivery state machine, the decision after each attempt, and `conclude`,
+//!   which turns an attempt's answer into the next step and any disable reason.
 //! - [`hooks`]: the blocking-hook answer and the rules for applying its mutations.
 //! - [`source_auth`]: sources' inbound authentication, body shapes, WebSub and Authgear answers.
 //!

@@ -142,6 +142,16 @@ impl FromStr for SigningSecret {
     }
 }
 
+/// Two secrets are equal when their texts are (the key follows from the text), compared in
+/// constant time so the comparison reveals nothing about either.
+impl PartialEq for SigningSecret {
+    fn eq(&self, other: &Self) -> bool {
+        constant_time_eq(self.text.as_bytes(), other.text.as_bytes())
+    }
+}
+
+impl Eq for SigningSecret {}
+
 impl fmt::Debug for SigningSecret {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str("SigningSecret(<redacted>)")

@@ -13,6 +13,12 @@ use time::OffsetDateTime;
 
 use crate::retry::{MAX_RETRY_AFTER, RetrySchedule};
 
+mod conclude;
+
+pub use conclude::{
+    AttemptFacts, Conclusion, DisableReason, Exchange, NextStep, UnknownDisableReason, conclude,
+};
+
 /// How long an endpoint may fail without a single success before it is disabled, by default.
 pub const DEFAULT_AUTO_DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 60 * 60);
 
