@@ -333,7 +333,10 @@ mod tests {
             position: 0,
             timeout_ms: 5_000,
             failure_policy: FailurePolicy::FailClosed,
-            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+            secret: herald_core::secret::SigningSecret::parse(
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            )
+            .expect("a valid secret"),
             enabled: true,
             created_at: now,
             updated_at: now,

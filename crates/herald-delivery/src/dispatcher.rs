@@ -11,14 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use herald_catalog::envelope::{RenderFormat, RenderOptions, render_bytes};
-use herald_catalog::taxonomy::Taxonomy;
+use herald_catalog::envelope::{RenderOptions, render_bytes};
 use herald_core::asymmetric::Ed25519SigningKey;
 use herald_core::clock::Clock;
-use herald_core::delivery::{AttemptResult, Decision, decide_after_attempt, should_auto_disable};
-use herald_core::retry::{RetrySchedule, parse_retry_after};
-use herald_core::secret::SigningSecret;
-use herald_core::signing::{NativeSignature, SignedHeaders};
+use herald_core::delivery::{AttemptFacts, Conclusion, Exchange, conclude};
+use herald_core::signing::SigningError;
 use herald_store::models::{AttemptOutcome, AttemptRecord, ClaimedDelivery, NextStep};
 use herald_store::operational::{self, AttemptReport};
 use herald_store::{Store, StoreError};
@@ -28,6 +25,8 @@ use tokio::task::JoinSet;
 
 use crate::http_client::{HttpClient, OutboundError, OutboundRequest, OutboundResult};
 use crate::listen::{LISTEN_URL_SCHEME, ListenDelivery, ListenHub};
+use crate::native::native_signature;
+use crate::outbound::{Outbound, signed_request};
 use crate::v1a_keys::load_live_ed25519_keys;
 
 /// How the dispatcher paces itself.
@@ -248,161 +247,123 @@ impl Dispatcher {
         result
     }
 
+    /// One attempt: plan (render and sign), send, conclude (pure, in the core), record.
     async fn attempt_inner(&self, delivery: &ClaimedDelivery) -> Result<(), DispatchError> {
-        let endpoint = &delivery.endpoint;
         // The endpoint's rate limit was applied when the delivery was claimed, in the store, so
         // that it holds across nodes.
         let started_at = self.clock.now();
-        let event = &delivery.event;
-        let options = RenderOptions {
-            tenant_id: &endpoint.tenant_id,
-            issuer: &delivery.tenant_issuer,
-        };
-        let body = Bytes::from(render_bytes(event, endpoint.format, &options));
-        let native = match (endpoint.format, event.taxonomy) {
-            (RenderFormat::Native, Taxonomy::Authgear) => NativeSignature::AuthgearBodyHex,
-            (RenderFormat::Native, Taxonomy::Asgardeo) => NativeSignature::HubSignatureSha256,
-            _ => NativeSignature::None,
-        };
-        let mut secrets = Vec::with_capacity(2);
-        match SigningSecret::parse(&endpoint.secret) {
-            Ok(secret) => secrets.push(secret),
-            Err(error) => {
-                tracing::error!(endpoint = %endpoint.id, %error, "stored endpoint secret is unusable")
-            }
-        }
-        if let (Some(previous), Some(expires_at)) = (
-            &endpoint.previous_secret,
-            endpoint.previous_secret_expires_at,
-        ) && expires_at > started_at
-            && let Ok(secret) = SigningSecret::parse(previous)
-        {
-            secrets.push(secret);
-        }
-        let secret_refs: Vec<&SigningSecret> = secrets.iter().collect();
-        let mut headers: Vec<(String, String)> = endpoint
-            .headers
-            .iter()
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect();
-        let ed25519_keys = self.ed25519_keys(delivery, started_at).await;
-        let ed25519_refs: Vec<&Ed25519SigningKey> = ed25519_keys.iter().collect();
-        let outbound = match SignedHeaders::with_scheme(
-            endpoint.signature_scheme,
-            &secret_refs,
-            &ed25519_refs,
-            &event.id,
-            started_at.unix_timestamp(),
-            &body,
-            native,
-        ) {
-            Ok(signed) => {
-                headers.extend(
-                    signed
-                        .into_pairs()
-                        .into_iter()
-                        .map(|(name, value)| (name.to_owned(), value)),
-                );
-                self.send(
-                    delivery,
-                    OutboundRequest {
-                        url: endpoint.url.clone(),
-                        headers,
-                        body,
-                        timeout: Duration::from_millis(endpoint.timeout_ms),
-                    },
-                )
-                .await
-            }
+        let outbound = match self.plan(delivery, started_at).await {
+            Ok(request) => self.send(delivery, request).await,
             Err(error) => OutboundResult::Failed {
                 error: OutboundError::Other(format!("cannot sign: {error}")),
                 latency: Duration::ZERO,
             },
         };
         let finished_at = self.clock.now();
-        let (attempt_result, status, excerpt, error_text) = match &outbound {
+        let transport_error = match &outbound {
+            OutboundResult::Failed { error, .. } => error.to_string(),
+            OutboundResult::Responded { .. } => String::new(),
+        };
+        let exchange = match &outbound {
             OutboundResult::Responded {
                 status,
                 retry_after,
-                body_excerpt,
                 ..
-            } => (
-                AttemptResult::Response {
-                    status: *status,
-                    retry_after: retry_after
-                        .as_deref()
-                        .and_then(|value| parse_retry_after(value, finished_at)),
-                },
-                Some(*status),
-                Some(body_excerpt.clone()),
-                (!(200..300).contains(status)).then(|| format!("HTTP {status}")),
-            ),
+            } => Exchange::Responded {
+                status: *status,
+                retry_after: retry_after.as_deref(),
+            },
             OutboundResult::Failed {
                 error: OutboundError::Timeout,
                 ..
-            } => (
-                AttemptResult::TimedOut,
-                None,
-                None,
-                Some("timed out".to_owned()),
-            ),
-            OutboundResult::Failed { error, .. } => (
-                AttemptResult::TransportFailed,
-                None,
-                None,
-                Some(error.to_string()),
-            ),
+            } => Exchange::TimedOut,
+            OutboundResult::Failed { .. } => Exchange::Failed {
+                error: &transport_error,
+            },
         };
-        let n_attempts = delivery.n_attempts + 1;
-        let schedule = RetrySchedule::from_seconds(&endpoint.retry_schedule_s).unwrap_or_default();
-        let decision = decide_after_attempt(
-            &attempt_result,
-            n_attempts,
-            &schedule,
+        let conclusion = conclude(
+            &AttemptFacts {
+                exchange,
+                n_attempts: delivery.n_attempts + 1,
+                schedule: &delivery.endpoint.retry_schedule,
+                failing_since: delivery.endpoint.failing_since,
+                auto_disable_after: self.settings.auto_disable_after,
+                started_at,
+                finished_at,
+            },
             &mut rand::thread_rng(),
         );
-        let mut disable_endpoint = None;
-        let next = match decision {
-            Decision::Delivered => NextStep::Delivered,
-            Decision::RetryAfter(delay) => NextStep::RetryAt(finished_at + delay),
-            Decision::Exhausted => NextStep::Exhausted,
-            Decision::EndpointGone => {
-                disable_endpoint = Some("gone".to_owned());
-                NextStep::Exhausted
-            }
+        self.record(delivery, started_at, finished_at, outbound, conclusion)
+            .await
+    }
+
+    /// The request for one attempt: the event rendered in the endpoint's format, signed with its
+    /// live secrets (and the tenant's Ed25519 keys for `v1a`).
+    async fn plan(
+        &self,
+        delivery: &ClaimedDelivery,
+        started_at: OffsetDateTime,
+    ) -> Result<OutboundRequest, SigningError> {
+        let endpoint = &delivery.endpoint;
+        let event = &delivery.event;
+        let options = RenderOptions {
+            tenant_id: &endpoint.tenant_id,
+            issuer: &delivery.tenant_issuer,
         };
-        let failing_since = endpoint.failing_since.unwrap_or(started_at);
-        if next != NextStep::Delivered
-            && disable_endpoint.is_none()
-            && should_auto_disable(failing_since, finished_at, self.settings.auto_disable_after)
-        {
-            disable_endpoint = Some("failing_too_long".to_owned());
-        }
+        let body = Bytes::from(render_bytes(event, endpoint.format, &options));
+        let extra_headers: Vec<(String, String)> = endpoint
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let ed25519_keys = self.ed25519_keys(delivery, started_at).await;
+        let ed25519_refs: Vec<&Ed25519SigningKey> = ed25519_keys.iter().collect();
+        signed_request(Outbound {
+            url: &endpoint.url,
+            extra_headers: &extra_headers,
+            body,
+            secrets: &endpoint.live_secrets(started_at),
+            ed25519_keys: &ed25519_refs,
+            scheme: endpoint.signature_scheme,
+            native: native_signature(endpoint.format, event.taxonomy),
+            msg_id: &event.id,
+            timestamp_s: started_at.unix_timestamp(),
+            timeout: Duration::from_millis(endpoint.timeout_ms),
+        })
+    }
+
+    /// Writes the attempt, the delivery's next state and any endpoint change in one store call,
+    /// with Herald's own events about it, and counts it in the metrics.
+    async fn record(
+        &self,
+        delivery: &ClaimedDelivery,
+        started_at: OffsetDateTime,
+        finished_at: OffsetDateTime,
+        outbound: OutboundResult,
+        conclusion: Conclusion,
+    ) -> Result<(), DispatchError> {
+        let endpoint = &delivery.endpoint;
+        let Conclusion {
+            next,
+            disable,
+            status,
+            error,
+        } = conclusion;
+        let n_attempts = delivery.n_attempts + 1;
         let latency = outbound.latency();
-        metrics::histogram!("herald_attempt_duration_seconds").record(latency.as_secs_f64());
-        let outcome_label = match next {
-            NextStep::Delivered => "delivered",
-            NextStep::RetryAt(_) => "retry",
-            NextStep::Exhausted => "exhausted",
+        record_metrics(delivery, next, latency, finished_at);
+        let excerpt = match outbound {
+            OutboundResult::Responded { body_excerpt, .. } => Some(body_excerpt),
+            OutboundResult::Failed { .. } => None,
         };
-        metrics::counter!("herald_deliveries_total", "outcome" => outcome_label).increment(1);
-        if next != NextStep::Delivered {
-            metrics::counter!("herald_endpoint_failures_total", "endpoint" => endpoint.id.clone())
-                .increment(1);
-        }
-        if next == NextStep::Delivered {
-            let end_to_end = finished_at - event.occurred_at.max(delivery.created_at);
-            metrics::histogram!("herald_delivery_lag_seconds")
-                .record(end_to_end.as_seconds_f64().max(0.0));
-        }
         // Herald's own events about this attempt are written in the attempt's own transaction,
         // so a crash cannot record the one without the other.
         let operational_events = operational::events_after_attempt(&AttemptReport {
             delivery,
             next,
-            disable_reason: disable_endpoint.as_deref(),
+            disable_reason: disable,
             last_status: status,
-            last_error: error_text.as_deref(),
+            last_error: error.as_deref(),
             n_attempts,
             now: finished_at,
         });
@@ -418,10 +379,10 @@ impl Dispatcher {
                     status,
                     latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
                     response_excerpt: excerpt,
-                    error: error_text,
+                    error,
                 },
                 next,
-                disable_endpoint,
+                disable_endpoint: disable,
                 now: finished_at,
                 operational_events,
             })
@@ -432,10 +393,6 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// The transport seam: an endpoint's URL says how its request travels. `listen:<session>`
-    /// hands it to the `herald listen` stream of that session on this node; anything else goes
-    /// out through the SSRF-guarded HTTP client. Both answer in the same [`OutboundResult`], so
-    /// what follows (retries, ordering, attempts, metrics) does not know the difference.
     /// The tenant's live Ed25519 keys when the endpoint signs `v1a`, none otherwise. A store
     /// error leaves none, so the attempt fails to sign and is retried on the schedule.
     async fn ed25519_keys(
@@ -460,6 +417,10 @@ impl Dispatcher {
         })
     }
 
+    /// The transport seam: an endpoint's URL says how its request travels. `listen:<session>`
+    /// hands it to the `herald listen` stream of that session on this node; anything else goes
+    /// out through the SSRF-guarded HTTP client. Both answer in the same [`OutboundResult`], so
+    /// what follows (retries, ordering, attempts, metrics) does not know the difference.
     async fn send(&self, delivery: &ClaimedDelivery, request: OutboundRequest) -> OutboundResult {
         match request.url.strip_prefix(LISTEN_URL_SCHEME) {
             Some(session_id) => {
@@ -476,5 +437,25 @@ impl Dispatcher {
             }
             None => self.client.send(request).await,
         }
+    }
+}
+
+/// Counts one attempt: its duration, its outcome, the endpoint's failures and, once delivered,
+/// the lag from the event to its delivery.
+fn record_metrics(
+    delivery: &ClaimedDelivery,
+    next: NextStep,
+    latency: Duration,
+    finished_at: OffsetDateTime,
+) {
+    metrics::histogram!("herald_attempt_duration_seconds").record(latency.as_secs_f64());
+    metrics::counter!("herald_deliveries_total", "outcome" => next.as_str()).increment(1);
+    if next == NextStep::Delivered {
+        let end_to_end = finished_at - delivery.event.occurred_at.max(delivery.created_at);
+        metrics::histogram!("herald_delivery_lag_seconds")
+            .record(end_to_end.as_seconds_f64().max(0.0));
+    } else {
+        metrics::counter!("herald_endpoint_failures_total", "endpoint" => delivery.endpoint.id.clone())
+            .increment(1);
     }
 }

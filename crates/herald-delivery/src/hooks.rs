@@ -14,12 +14,12 @@ use herald_catalog::definition::EventTypeDef;
 use herald_catalog::envelope::{Event, RenderFormat, RenderOptions, render_bytes};
 use herald_catalog::json::parse_strict;
 use herald_core::hooks::{HookAnswer, apply_mutations, interpret_hook_response};
-use herald_core::secret::SigningSecret;
-use herald_core::signing::{NativeSignature, SignedHeaders};
+use herald_core::signing::{NativeSignature, SignatureScheme};
 use herald_store::models::{FailurePolicy, HookRecord};
 use serde_json::Value;
 
-use crate::http_client::{HttpClient, OutboundError, OutboundRequest, OutboundResult};
+use crate::http_client::{HttpClient, OutboundError, OutboundResult};
+use crate::outbound::{Outbound, signed_request};
 
 /// The largest hook answer read; a mutated user or JWT is well within it.
 pub const HOOK_ANSWER_LIMIT: usize = 256 * 1024;
@@ -203,37 +203,23 @@ async fn call_hook(
         issuer: "",
     };
     let body = Bytes::from(render_bytes(event, RenderFormat::Native, &options));
-    let secret = match SigningSecret::parse(&hook.secret) {
-        Ok(secret) => secret,
-        Err(error) => {
-            return (
-                Err(format!("the hook's secret is unusable: {error}")),
-                None,
-                Duration::ZERO,
-            );
-        }
-    };
-    let timestamp = now.unix_timestamp();
-    let headers = match SignedHeaders::new(
-        &[&secret],
-        &event.id,
-        timestamp,
-        &body,
-        NativeSignature::AuthgearBodyHex,
-    ) {
-        Ok(signed) => signed
-            .into_pairs()
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
-            .collect(),
-        Err(error) => return (Err(format!("cannot sign: {error}")), None, Duration::ZERO),
-    };
     let timeout = Duration::from_millis(hook.timeout_ms).min(remaining);
-    let request = OutboundRequest {
-        url: hook.url.clone(),
-        headers,
+    // A hook is always sent Authgear's native envelope, so it carries Authgear's native
+    // signature as well as the Standard Webhooks ones.
+    let request = match signed_request(Outbound {
+        url: &hook.url,
+        extra_headers: &[],
         body,
+        secrets: &[&hook.secret],
+        ed25519_keys: &[],
+        scheme: SignatureScheme::V1,
+        native: NativeSignature::AuthgearBodyHex,
+        msg_id: &event.id,
+        timestamp_s: now.unix_timestamp(),
         timeout,
+    }) {
+        Ok(request) => request,
+        Err(error) => return (Err(format!("cannot sign: {error}")), None, Duration::ZERO),
     };
     match client.send_reading(request, HOOK_ANSWER_LIMIT).await {
         OutboundResult::Responded {

@@ -6,6 +6,8 @@
 //! - [`http_client`]: the one outbound HTTP client, which applies that policy at connect time
 //!   to every resolved address, never follows redirects, pools connections, and bounds each
 //!   exchange by its timeout.
+//! - [`outbound`]: the one function that builds and signs an outbound request, for deliveries
+//!   and hooks alike.
 //! - [`hooks`]: the blocking-hook runner: a chain of hooks called in order with deadlines.
 //! - [`listen`]: the `listen` transport: deliveries handed to a `herald listen` stream held
 //!   open by a developer's CLI, and the CLI's answers taken back.
@@ -27,6 +29,7 @@ pub mod hooks;
 pub mod http_client;
 pub mod listen;
 pub mod native;
+pub mod outbound;
 pub mod ssf;
 pub mod ssrf;
 pub mod v1a_keys;

@@ -48,7 +48,7 @@ pub(crate) struct EndpointChange {
     /// When the first failure after the last success (or of the whole run) started, in ms.
     pub(crate) first_failure_at: Option<i64>,
     /// The last reason given to disable the endpoint.
-    pub(crate) disable: Option<String>,
+    pub(crate) disable: Option<&'static str>,
 }
 
 impl EndpointChange {
@@ -65,8 +65,8 @@ impl EndpointChange {
             } else if change.first_failure_at.is_none() {
                 change.first_failure_at = Some(ms(outcome.attempt.started_at));
             }
-            if let Some(reason) = &outcome.disable_endpoint {
-                change.disable = Some(reason.clone());
+            if let Some(reason) = outcome.disable_endpoint {
+                change.disable = Some(reason.as_str());
             }
         }
         change
@@ -337,11 +337,12 @@ impl crate::PostgresStore {
 #[cfg(test)]
 mod tests {
     use herald_store::models::AttemptRecord;
+    use herald_store::models::DisableReason;
     use time::OffsetDateTime;
 
     use super::*;
 
-    fn outcome(second: i64, next: NextStep, disable: Option<&str>) -> AttemptOutcome {
+    fn outcome(second: i64, next: NextStep, disable: Option<DisableReason>) -> AttemptOutcome {
         let at = OffsetDateTime::from_unix_timestamp(1_800_000_000 + second).expect("in range");
         AttemptOutcome {
             tenant_id: "t1".into(),
@@ -356,7 +357,7 @@ mod tests {
                 error: None,
             },
             next,
-            disable_endpoint: disable.map(str::to_owned),
+            disable_endpoint: disable,
             now: at,
             operational_events: Vec::new(),
         }
@@ -401,11 +402,11 @@ mod tests {
     #[test]
     fn the_last_disable_reason_wins_and_survives_a_later_success() {
         let change = EndpointChange::fold(&[
-            outcome(1, NextStep::Exhausted, Some("gone")),
-            outcome(2, NextStep::Exhausted, Some("failing for too long")),
+            outcome(1, NextStep::Exhausted, Some(DisableReason::Gone)),
+            outcome(2, NextStep::Exhausted, Some(DisableReason::FailingTooLong)),
             succeeded(3),
         ]);
-        assert_eq!(change.disable.as_deref(), Some("failing for too long"));
+        assert_eq!(change.disable, Some("failing_too_long"));
         assert!(change.reset);
     }
 

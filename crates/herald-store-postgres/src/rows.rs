@@ -10,11 +10,13 @@ use std::str::FromStr;
 use deadpool_postgres::PoolError;
 use herald_catalog::envelope::{Event, RenderFormat};
 use herald_catalog::taxonomy::Taxonomy;
-use herald_core::delivery::DeliveryState;
+use herald_core::delivery::{DeliveryState, DisableReason};
+use herald_core::retry::RetrySchedule;
+use herald_core::secret::SigningSecret;
 use herald_core::signing::SignatureScheme;
 use herald_store::models::{
-    AttemptRecord, CustomTypeRecord, DecisionRecord, DeliveryRecord, EndpointRecord, HookRecord,
-    Ordering, StoredEvent, Tenant,
+    AttemptRecord, CustomTypeRecord, DecisionRecord, DeliveryRecord, EndpointFilter,
+    EndpointRecord, HookRecord, Ordering, StoredEvent, Tenant,
 };
 use herald_store::{StoreError, StoreResult};
 use serde_json::{Map, Value};
@@ -149,6 +151,18 @@ where
         .map_err(|error: T::Err| column_error(row, column, error))
 }
 
+/// A stored signing secret, which parsed when it was given: one that no longer does is corrupt.
+fn get_secret(row: &Row, column: usize) -> StoreResult<SigningSecret> {
+    let text: &str = get(row, column)?;
+    SigningSecret::parse(text).map_err(|error| column_error(row, column, error))
+}
+
+fn get_optional_secret(row: &Row, column: usize) -> StoreResult<Option<SigningSecret>> {
+    let text: Option<&str> = get(row, column)?;
+    text.map(|text| SigningSecret::parse(text).map_err(|error| column_error(row, column, error)))
+        .transpose()
+}
+
 fn get_json_as<T: serde::de::DeserializeOwned>(row: &Row, column: usize) -> StoreResult<T> {
     serde_json::from_value(get_json(row, column)?).map_err(|error| column_error(row, column, error))
 }
@@ -200,25 +214,35 @@ pub(crate) fn read_endpoint(row: &Row) -> StoreResult<EndpointRecord> {
     let signature_scheme = SignatureScheme::parse(scheme_name).ok_or_else(|| {
         column_error(row, 21, format!("unknown signature scheme {scheme_name:?}"))
     })?;
+    let filter_texts: Vec<String> = get_json_as(row, 4)?;
+    let filters = EndpointFilter::parse_all(&filter_texts)
+        .map_err(|(_, error)| column_error(row, 4, error))?;
+    let retry_schedule_s: Vec<u64> = get_json_as(row, 10)?;
+    let retry_schedule = RetrySchedule::from_seconds(&retry_schedule_s)
+        .map_err(|error| column_error(row, 10, error))?;
+    let disabled_reason = get::<Option<&str>>(row, 16)?
+        .map(str::parse::<DisableReason>)
+        .transpose()
+        .map_err(|error| column_error(row, 16, error))?;
     Ok(EndpointRecord {
         id: get(row, 0)?,
         tenant_id: get(row, 1)?,
         url: get(row, 2)?,
         description: get(row, 3)?,
-        filters: get_json_as(row, 4)?,
+        filters,
         format,
-        secret: get(row, 6)?,
-        previous_secret: get(row, 7)?,
+        secret: get_secret(row, 6)?,
+        previous_secret: get_optional_secret(row, 7)?,
         previous_secret_expires_at: get_optional_time(row, 8)?,
         ordering,
-        retry_schedule_s: get_json_as(row, 10)?,
+        retry_schedule,
         timeout_ms: get_unsigned(row, 11)?,
         max_concurrency: get_unsigned(row, 12)?,
         rate_limit_per_s: get_optional_unsigned(row, 13)?,
         headers: get_json_as(row, 14)?,
         enabled: get(row, 15)?,
         paused: get(row, 20)?,
-        disabled_reason: get(row, 16)?,
+        disabled_reason,
         failing_since: get_optional_time(row, 17)?,
         created_at: get_time(row, 18)?,
         updated_at: get_time(row, 19)?,
@@ -227,9 +251,12 @@ pub(crate) fn read_endpoint(row: &Row) -> StoreResult<EndpointRecord> {
 }
 
 /// The endpoint's columns in [`ENDPOINT_COLUMNS`] order, as SQL parameters.
-pub(crate) struct EndpointParams {
+pub(crate) struct EndpointParams<'a> {
     filters: String,
     format: &'static str,
+    secret: &'a str,
+    previous_secret: Option<&'a str>,
+    disabled_reason: Option<&'static str>,
     ordering: &'static str,
     previous_secret_expires_at: Option<i64>,
     retry_schedule_s: String,
@@ -243,19 +270,27 @@ pub(crate) struct EndpointParams {
     signature_scheme: &'static str,
 }
 
-impl EndpointParams {
-    pub(crate) fn new(endpoint: &EndpointRecord) -> StoreResult<Self> {
+impl<'a> EndpointParams<'a> {
+    pub(crate) fn new(endpoint: &'a EndpointRecord) -> StoreResult<Self> {
         let to_json = |value: serde_json::Result<Value>| {
             value
                 .map(|value| value.to_string())
                 .map_err(|error| StoreError::Backend(error.to_string()))
         };
         Ok(EndpointParams {
-            filters: to_json(serde_json::to_value(&endpoint.filters))?,
+            filters: to_json(serde_json::to_value(EndpointFilter::texts(
+                &endpoint.filters,
+            )))?,
             format: endpoint.format.as_str(),
+            secret: endpoint.secret.expose_text(),
+            previous_secret: endpoint
+                .previous_secret
+                .as_ref()
+                .map(SigningSecret::expose_text),
+            disabled_reason: endpoint.disabled_reason.map(DisableReason::as_str),
             ordering: endpoint.ordering.as_str(),
             previous_secret_expires_at: endpoint.previous_secret_expires_at.map(ms),
-            retry_schedule_s: to_json(serde_json::to_value(&endpoint.retry_schedule_s))?,
+            retry_schedule_s: to_json(serde_json::to_value(endpoint.retry_schedule.to_seconds()))?,
             timeout_ms: to_i64(endpoint.timeout_ms),
             max_concurrency: i64::from(endpoint.max_concurrency),
             rate_limit_per_s: endpoint.rate_limit_per_s.map(i64::from),
@@ -267,10 +302,10 @@ impl EndpointParams {
         })
     }
 
-    pub(crate) fn values<'a>(
-        &'a self,
-        endpoint: &'a EndpointRecord,
-    ) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 22] {
+    pub(crate) fn values<'b>(
+        &'b self,
+        endpoint: &'b EndpointRecord,
+    ) -> [&'b (dyn tokio_postgres::types::ToSql + Sync); 22] {
         [
             &endpoint.id,
             &endpoint.tenant_id,
@@ -278,8 +313,8 @@ impl EndpointParams {
             &endpoint.description,
             &self.filters,
             &self.format,
-            &endpoint.secret,
-            &endpoint.previous_secret,
+            &self.secret,
+            &self.previous_secret,
             &self.previous_secret_expires_at,
             &self.ordering,
             &self.retry_schedule_s,
@@ -288,7 +323,7 @@ impl EndpointParams {
             &self.rate_limit_per_s,
             &self.headers,
             &endpoint.enabled,
-            &endpoint.disabled_reason,
+            &self.disabled_reason,
             &self.failing_since,
             &self.created_at,
             &self.updated_at,
@@ -375,7 +410,7 @@ pub(crate) fn read_hook(row: &Row) -> StoreResult<HookRecord> {
         position: get(row, 4)?,
         timeout_ms: get_unsigned(row, 5)?,
         failure_policy: get_parsed(row, 6)?,
-        secret: get(row, 7)?,
+        secret: get_secret(row, 7)?,
         enabled: get(row, 8)?,
         created_at: get_time(row, 9)?,
         updated_at: get_time(row, 10)?,

@@ -1,7 +1,7 @@
 //! Recording a delivery attempt, with the operational events it raises, in one transaction of
 //! the writer (see `writer.rs`).
 
-use herald_core::delivery::DeliveryState;
+use herald_core::delivery::{DeliveryState, DisableReason};
 use herald_store::StoreResult;
 use herald_store::models::{AttemptOutcome, NextStep, Published};
 use rusqlite::{Transaction, params};
@@ -79,7 +79,7 @@ pub(crate) fn record_in(
                 outcome.endpoint_id,
                 succeeded,
                 ms(attempt.started_at),
-                outcome.disable_endpoint,
+                outcome.disable_endpoint.map(DisableReason::as_str),
             ])
         })
         .map_err(map_backend)?;

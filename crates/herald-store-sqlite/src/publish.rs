@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use herald_store::models::{NewEvent, Published};
+use herald_store::models::{EndpointFilter, NewEvent, Published};
 use herald_store::planner;
 use herald_store::{StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -22,7 +22,7 @@ pub(crate) struct Routes(Arc<Mutex<HashMap<String, Arc<Vec<Route>>>>>);
 
 struct Route {
     endpoint_id: String,
-    filters: Vec<String>,
+    filters: Vec<EndpointFilter>,
 }
 
 impl Routes {

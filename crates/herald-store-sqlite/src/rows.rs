@@ -4,11 +4,13 @@ use std::str::FromStr;
 
 use herald_catalog::envelope::{Event, RenderFormat};
 use herald_catalog::taxonomy::Taxonomy;
-use herald_core::delivery::DeliveryState;
+use herald_core::delivery::{DeliveryState, DisableReason};
+use herald_core::retry::RetrySchedule;
+use herald_core::secret::SigningSecret;
 use herald_core::signing::SignatureScheme;
 use herald_store::models::{
-    AttemptRecord, CustomTypeRecord, DecisionRecord, DeliveryRecord, EndpointRecord, HookRecord,
-    Ordering, StoredEvent, Tenant,
+    AttemptRecord, CustomTypeRecord, DecisionRecord, DeliveryRecord, EndpointFilter,
+    EndpointRecord, HookRecord, Ordering, StoredEvent, Tenant,
 };
 use herald_store::{StoreError, StoreResult};
 use rusqlite::types::Type;
@@ -35,6 +37,20 @@ fn object_column(row: &Row<'_>, column: usize) -> rusqlite::Result<Map<String, V
         Value::Object(object) => Ok(object),
         _ => Ok(Map::new()),
     }
+}
+
+/// A stored signing secret, which parsed when it was given: one that no longer does is corrupt.
+fn secret_column(row: &Row<'_>, column: usize) -> rusqlite::Result<SigningSecret> {
+    let text: String = row.get(column)?;
+    SigningSecret::parse(&text).map_err(|error| conversion_error(column, error.to_string()))
+}
+
+fn optional_secret_column(row: &Row<'_>, column: usize) -> rusqlite::Result<Option<SigningSecret>> {
+    let text: Option<String> = row.get(column)?;
+    text.map(|text| {
+        SigningSecret::parse(&text).map_err(|error| conversion_error(column, error.to_string()))
+    })
+    .transpose()
 }
 
 fn parsed_column<T: FromStr>(row: &Row<'_>, column: usize) -> rusqlite::Result<T>
@@ -80,13 +96,22 @@ pub(crate) const ENDPOINT_COLUMNS: &str = "id, tenant_id, url, description, filt
      created_at, updated_at, paused, signature_scheme";
 
 pub(crate) fn read_endpoint(row: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
-    let filters: Vec<String> = serde_json::from_value(json_column(row, 4)?)
+    let filter_texts: Vec<String> = serde_json::from_value(json_column(row, 4)?)
         .map_err(|error| conversion_error(4, error.to_string()))?;
+    let filters = EndpointFilter::parse_all(&filter_texts)
+        .map_err(|(_, error)| conversion_error(4, error.to_string()))?;
     let format_name: String = row.get(5)?;
     let format = RenderFormat::parse(&format_name)
         .ok_or_else(|| conversion_error(5, format!("unknown format {format_name:?}")))?;
     let retry_schedule_s: Vec<u64> = serde_json::from_value(json_column(row, 10)?)
         .map_err(|error| conversion_error(10, error.to_string()))?;
+    let retry_schedule = RetrySchedule::from_seconds(&retry_schedule_s)
+        .map_err(|error| conversion_error(10, error.to_string()))?;
+    let disabled_reason = row
+        .get::<_, Option<String>>(16)?
+        .map(|text| text.parse::<DisableReason>())
+        .transpose()
+        .map_err(|error| conversion_error(16, error.to_string()))?;
     let headers = serde_json::from_value(json_column(row, 14)?)
         .map_err(|error| conversion_error(14, error.to_string()))?;
     let ordering: Ordering = parsed_column(row, 9)?;
@@ -100,18 +125,18 @@ pub(crate) fn read_endpoint(row: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
         description: row.get(3)?,
         filters,
         format,
-        secret: row.get(6)?,
-        previous_secret: row.get(7)?,
+        secret: secret_column(row, 6)?,
+        previous_secret: optional_secret_column(row, 7)?,
         previous_secret_expires_at: row.get::<_, Option<i64>>(8)?.map(from_ms),
         ordering,
-        retry_schedule_s,
+        retry_schedule,
         timeout_ms: row.get::<_, i64>(11)?.try_into().unwrap_or(0),
         max_concurrency: row.get(12)?,
         rate_limit_per_s: row.get(13)?,
         headers,
         enabled: row.get(15)?,
         paused: row.get(20)?,
-        disabled_reason: row.get(16)?,
+        disabled_reason,
         failing_since: row.get::<_, Option<i64>>(17)?.map(from_ms),
         created_at: from_ms(row.get(18)?),
         updated_at: from_ms(row.get(19)?),
@@ -152,19 +177,24 @@ pub(crate) fn write_endpoint(
                 endpoint.tenant_id,
                 endpoint.url,
                 endpoint.description,
-                to_json(serde_json::to_value(&endpoint.filters))?,
+                to_json(serde_json::to_value(EndpointFilter::texts(
+                    &endpoint.filters
+                )))?,
                 endpoint.format.as_str(),
-                endpoint.secret,
-                endpoint.previous_secret,
+                endpoint.secret.expose_text(),
+                endpoint
+                    .previous_secret
+                    .as_ref()
+                    .map(SigningSecret::expose_text),
                 endpoint.previous_secret_expires_at.map(ms),
                 endpoint.ordering.as_str(),
-                to_json(serde_json::to_value(&endpoint.retry_schedule_s))?,
+                to_json(serde_json::to_value(endpoint.retry_schedule.to_seconds()))?,
                 i64::try_from(endpoint.timeout_ms).unwrap_or(i64::MAX),
                 endpoint.max_concurrency,
                 endpoint.rate_limit_per_s,
                 to_json(serde_json::to_value(&endpoint.headers))?,
                 endpoint.enabled,
-                endpoint.disabled_reason,
+                endpoint.disabled_reason.map(DisableReason::as_str),
                 endpoint.failing_since.map(ms),
                 ms(endpoint.created_at),
                 ms(endpoint.updated_at),
@@ -245,7 +275,7 @@ pub(crate) fn read_hook(row: &Row<'_>) -> rusqlite::Result<HookRecord> {
         position: row.get(4)?,
         timeout_ms: row.get::<_, i64>(5)?.try_into().unwrap_or(0),
         failure_policy: parsed_column(row, 6)?,
-        secret: row.get(7)?,
+        secret: secret_column(row, 7)?,
         enabled: row.get(8)?,
         created_at: from_ms(row.get(9)?),
         updated_at: from_ms(row.get(10)?),
@@ -278,7 +308,7 @@ pub(crate) fn write_hook(
                 hook.position,
                 i64::try_from(hook.timeout_ms).unwrap_or(i64::MAX),
                 hook.failure_policy.as_str(),
-                hook.secret,
+                hook.secret.expose_text(),
                 hook.enabled,
                 ms(hook.created_at),
                 ms(hook.updated_at),

@@ -8,16 +8,18 @@ use std::sync::Arc;
 
 use herald_catalog::envelope::RenderFormat;
 use herald_catalog::taxonomy::Taxonomy;
-use herald_core::delivery::DeliveryState;
+use herald_core::delivery::{DeliveryState, DisableReason};
+use herald_core::retry::RetrySchedule;
+use herald_core::secret::SigningSecret;
 use herald_core::signing::SignatureScheme;
 use serde_json::{Map, json};
 use time::{Duration, OffsetDateTime};
 
 use crate::models::{
     ApiKeyRecord, AttemptOutcome, AttemptRecord, CustomTypeRecord, DecisionRecord, DeliveryFilter,
-    EndpointRecord, EventFilter, FailurePolicy, HookRecord, KeyOwner, KeyRevocation, NewEvent,
-    NextStep, Ordering, ReplaySelector, SOURCE_ERRORS_KEPT, SourceErrorEntry, SourceKind,
-    SourceOutcome, SourceRecord, Tenant,
+    EndpointFilter, EndpointRecord, EventFilter, FailurePolicy, HookRecord, KeyOwner,
+    KeyRevocation, NewEvent, NextStep, Ordering, ReplaySelector, SOURCE_ERRORS_KEPT,
+    SourceErrorEntry, SourceKind, SourceOutcome, SourceRecord, Tenant,
 };
 use crate::{Store, StoreError};
 
@@ -89,6 +91,11 @@ async fn tenant(store: &Arc<dyn Store>, id: &str) {
         .expect("tenant created");
 }
 
+/// The secret the conformance records sign with.
+fn test_secret() -> SigningSecret {
+    SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("a valid secret")
+}
+
 /// An endpoint of `tenant_id` with these filters and ordering, enabled, defaults elsewhere.
 pub fn endpoint(tenant_id: &str, id: &str, filters: &[&str], ordering: Ordering) -> EndpointRecord {
     EndpointRecord {
@@ -96,13 +103,13 @@ pub fn endpoint(tenant_id: &str, id: &str, filters: &[&str], ordering: Ordering)
         tenant_id: tenant_id.to_owned(),
         url: format!("https://hooks.example.com/{id}"),
         description: String::new(),
-        filters: filters.iter().map(|filter| (*filter).to_owned()).collect(),
+        filters: EndpointFilter::parse_all(filters).expect("valid filters"),
         format: RenderFormat::Native,
-        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        secret: test_secret(),
         previous_secret: None,
         previous_secret_expires_at: None,
         ordering,
-        retry_schedule_s: vec![5, 300],
+        retry_schedule: RetrySchedule::from_seconds(&[5, 300]).expect("a schedule"),
         timeout_ms: 15_000,
         max_concurrency: 16,
         rate_limit_per_s: None,
@@ -982,7 +989,7 @@ pub async fn a_gone_endpoint_is_disabled_and_its_work_waits(store: Arc<dyn Store
         NextStep::Exhausted,
         at(1),
     );
-    gone.disable_endpoint = Some("the endpoint answered 410 Gone".to_owned());
+    gone.disable_endpoint = Some(DisableReason::Gone);
     store.record_attempt(gone).await.expect("recorded");
     let disabled = store
         .get_endpoint("acme", "ep_1")
@@ -990,10 +997,7 @@ pub async fn a_gone_endpoint_is_disabled_and_its_work_waits(store: Arc<dyn Store
         .expect("get")
         .expect("exists");
     assert!(!disabled.enabled);
-    assert_eq!(
-        disabled.disabled_reason.as_deref(),
-        Some("the endpoint answered 410 Gone")
-    );
+    assert_eq!(disabled.disabled_reason, Some(DisableReason::Gone));
     assert!(
         claim_event_ids(&store, at(2)).await.is_empty(),
         "a disabled endpoint gets nothing"
@@ -1460,9 +1464,9 @@ pub async fn endpoints_update_and_delete(store: Arc<dyn Store>) {
     record.url = "https://hooks.example.com/v2".into();
     record.previous_secret = Some(record.secret.clone());
     record.previous_secret_expires_at = Some(at(86_400));
-    record.secret = "plain-vendor-secret".into();
+    record.secret = SigningSecret::parse("plain-vendor-secret").expect("a plain secret");
     record.ordering = Ordering::Strict;
-    record.retry_schedule_s = vec![1, 2, 3];
+    record.retry_schedule = RetrySchedule::from_seconds(&[1, 2, 3]).expect("a schedule");
     record.updated_at = at(5);
     store
         .update_endpoint(record.clone())
@@ -1518,7 +1522,7 @@ fn hook(tenant_id: &str, id: &str, event_type: &str, position: i32) -> HookRecor
         position,
         timeout_ms: 5_000,
         failure_policy: FailurePolicy::FailClosed,
-        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        secret: test_secret(),
         enabled: true,
         created_at: at(i64::from(position)),
         updated_at: at(i64::from(position)),
@@ -2793,11 +2797,11 @@ pub async fn an_attempt_publishes_its_operational_events_in_its_own_transaction(
         NextStep::Exhausted,
         at(2),
     );
-    gone.disable_endpoint = Some("gone".to_owned());
+    gone.disable_endpoint = Some(DisableReason::Gone);
     gone.operational_events = events_after_attempt(&AttemptReport {
         delivery: &claim,
         next: NextStep::Exhausted,
-        disable_reason: Some("gone"),
+        disable_reason: Some(DisableReason::Gone),
         last_status: Some(410),
         last_error: Some("HTTP 410"),
         n_attempts: 1,
@@ -2874,7 +2878,7 @@ pub async fn an_attempt_publishes_its_operational_events_in_its_own_transaction(
     exhausted.operational_events = events_after_attempt(&AttemptReport {
         delivery: herald_claim,
         next: NextStep::Exhausted,
-        disable_reason: Some("failing_too_long"),
+        disable_reason: Some(DisableReason::FailingTooLong),
         last_status: Some(500),
         last_error: Some("HTTP 500"),
         n_attempts: 1,

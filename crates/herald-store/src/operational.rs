@@ -10,7 +10,7 @@ use herald_core::ids::new_event_id;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use crate::models::{ClaimedDelivery, NewEvent, NextStep};
+use crate::models::{ClaimedDelivery, DisableReason, NewEvent, NextStep};
 
 /// What one attempt ended in, as the operational events report it.
 #[derive(Debug, Clone, Copy)]
@@ -18,7 +18,7 @@ pub struct AttemptReport<'a> {
     pub delivery: &'a ClaimedDelivery,
     pub next: NextStep,
     /// Why the endpoint is being disabled, if it is.
-    pub disable_reason: Option<&'a str>,
+    pub disable_reason: Option<DisableReason>,
     pub last_status: Option<u16>,
     pub last_error: Option<&'a str>,
     pub n_attempts: u32,
@@ -39,7 +39,7 @@ pub fn events_after_attempt(report: &AttemptReport<'_>) -> Vec<NewEvent> {
         events.push(operational_event(
             "herald.endpoint.disabled",
             json!({
-                "endpoint_id": endpoint.id, "url": endpoint.url, "reason": reason,
+                "endpoint_id": endpoint.id, "url": endpoint.url, "reason": reason.as_str(),
                 "last_status": report.last_status,
             }),
             report.now,

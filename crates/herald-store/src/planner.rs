@@ -17,12 +17,11 @@
 //! 5. **Token bucket** ([`rate_limit`]): candidates beyond the endpoint's rate are postponed until
 //!    the next token is there, so nobody spins on them.
 
-use herald_catalog::filter::matches_any;
 use herald_catalog::taxonomy::Taxonomy;
 use herald_core::rate::TokenBucket;
 use time::OffsetDateTime;
 
-use crate::models::{EndpointRecord, Ordering, ReplaySelector};
+use crate::models::{EndpointFilter, EndpointRecord, Ordering, ReplaySelector};
 
 /// Each endpoint's share of a claim of `limit` deliveries over `n_endpoints` endpoints: a busy
 /// endpoint cannot starve the others.
@@ -178,8 +177,10 @@ pub fn strict_head<T>(
 }
 
 /// Whether an endpoint with these filters gets a delivery of this event on publish.
-pub fn routes_to(filters: &[String], event_type: &str, taxonomy: Taxonomy) -> bool {
-    matches_any(filters, event_type, taxonomy)
+pub fn routes_to(filters: &[EndpointFilter], event_type: &str, taxonomy: Taxonomy) -> bool {
+    filters
+        .iter()
+        .any(|filter| filter.matches(event_type, taxonomy))
 }
 
 /// What a replay reads from the log.
@@ -223,7 +224,7 @@ impl<'a> ReplayPlan<'a> {
 /// goes, whatever the filters say; otherwise the filters decide, as on publish.
 pub fn replay_wants(
     only_event: Option<&str>,
-    filters: &[String],
+    filters: &[EndpointFilter],
     event_type: &str,
     taxonomy: Taxonomy,
 ) -> bool {
@@ -334,7 +335,7 @@ mod tests {
             ReplayPlan::of(&ReplaySelector::Failed),
             ReplayPlan::FailedAgain
         );
-        let filters = vec!["user.*".to_owned()];
+        let filters = EndpointFilter::parse_all(&["user.*"]).unwrap();
         assert!(replay_wants(
             Some("e1"),
             &filters,

@@ -6,7 +6,7 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use herald_store::models::{DeliveryFilter, EndpointRecord};
+use herald_store::models::{DeliveryFilter, EndpointFilter, EndpointRecord};
 use serde::Deserialize;
 
 use crate::auth::TenantScope;
@@ -29,8 +29,7 @@ pub fn health(endpoint: &EndpointRecord) -> String {
     if !endpoint.enabled {
         let reason = endpoint
             .disabled_reason
-            .as_deref()
-            .map(|reason| format!(": {}", escape(reason)))
+            .map(|reason| format!(": {}", escape(reason.as_str())))
             .unwrap_or_default();
         return format!("<span class=\"badge bad\">disabled</span>{reason}");
     }
@@ -89,7 +88,7 @@ pub async fn list(
             id = escape(&endpoint.id),
             description = escape(&endpoint.description),
             url = escape(&endpoint.url),
-            filters = escape(&endpoint.filters.join(", ")),
+            filters = escape(&EndpointFilter::texts(&endpoint.filters).join(", ")),
             health = health(endpoint),
             actions = actions(&console, endpoint),
         ));
@@ -301,7 +300,7 @@ pub async fn detail(
             ""
         ),
         url = escape(&endpoint.url),
-        filters = escape(&endpoint.filters.join(", ")),
+        filters = escape(&EndpointFilter::texts(&endpoint.filters).join(", ")),
         format = escape(&format!("{:?}", endpoint.format)),
         health = health(&endpoint),
         description = or_dash(Some(endpoint.description.as_str()).filter(|text| !text.is_empty())),
@@ -353,7 +352,7 @@ fn edit_form(console: &ConsoleTenant, endpoint: &EndpointRecord, base: &str) -> 
          <button type=\"submit\">Save</button></form>",
         csrf = csrf_field(&console.session.csrf),
         url = escape(&endpoint.url),
-        filters = escape(&endpoint.filters.join(", ")),
+        filters = escape(&EndpointFilter::texts(&endpoint.filters).join(", ")),
         description = escape(&endpoint.description),
     )
 }

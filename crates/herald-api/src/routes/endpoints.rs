@@ -6,12 +6,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use herald_catalog::envelope::RenderFormat;
-use herald_catalog::filter::check_filter;
 use herald_core::ids::prefixed_id;
 use herald_core::retry::RetrySchedule;
 use herald_core::signing::SignatureScheme;
 use herald_delivery::v1a_keys::{has_current_ed25519_key, live_ed25519_keys};
-use herald_store::models::{EndpointRecord, Ordering, ReplaySelector};
+use herald_store::models::{EndpointFilter, EndpointRecord, Ordering, ReplaySelector};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -217,21 +216,23 @@ fn endpoint_out(record: EndpointRecord, with_secret: bool, keys: &TenantPublicKe
         id: record.id,
         url: record.url,
         description: record.description,
-        filters: record.filters,
+        filters: EndpointFilter::texts(&record.filters),
         format: record.format.as_str().to_owned(),
         ordering: record.ordering.as_str().to_owned(),
-        retry_schedule_s: record.retry_schedule_s,
+        retry_schedule_s: record.retry_schedule.to_seconds(),
         timeout_ms: record.timeout_ms,
         max_concurrency: record.max_concurrency,
         rate_limit_per_s: record.rate_limit_per_s,
         headers: record.headers,
         enabled: record.enabled,
         paused: record.paused,
-        disabled_reason: record.disabled_reason,
+        disabled_reason: record
+            .disabled_reason
+            .map(|reason| reason.as_str().to_owned()),
         failing_since: record.failing_since.map(format_time),
         created_at: format_time(record.created_at),
         updated_at: format_time(record.updated_at),
-        secret: with_secret.then_some(record.secret),
+        secret: with_secret.then(|| record.secret.expose_text().to_owned()),
     }
 }
 
@@ -277,7 +278,7 @@ fn parse_signature_scheme(name: &str) -> ApiResult<SignatureScheme> {
     })
 }
 
-fn check_filters(filters: &[String]) -> ApiResult<()> {
+fn parse_filters(filters: &[String]) -> ApiResult<Vec<EndpointFilter>> {
     if filters.is_empty() {
         return Err(ApiError::invalid(
             "/filters",
@@ -287,11 +288,8 @@ fn check_filters(filters: &[String]) -> ApiResult<()> {
     if filters.len() > 100 {
         return Err(ApiError::invalid("/filters", "at most 100 filters"));
     }
-    for (index, filter) in filters.iter().enumerate() {
-        check_filter(filter)
-            .map_err(|error| ApiError::invalid(format!("/filters/{index}"), error.to_string()))?;
-    }
-    Ok(())
+    EndpointFilter::parse_all(filters)
+        .map_err(|(index, error)| ApiError::invalid(format!("/filters/{index}"), error.to_string()))
 }
 
 fn parse_format(format: &str) -> ApiResult<RenderFormat> {
@@ -305,9 +303,8 @@ fn parse_ordering(ordering: &str) -> ApiResult<Ordering> {
         .map_err(|message: String| ApiError::invalid("/ordering", message))
 }
 
-fn check_schedule(delays_s: &[u64]) -> ApiResult<()> {
+fn parse_schedule(delays_s: &[u64]) -> ApiResult<RetrySchedule> {
     RetrySchedule::from_seconds(delays_s)
-        .map(|_| ())
         .map_err(|error| ApiError::invalid("/retry_schedule_s", error.to_string()))
 }
 
@@ -376,13 +373,13 @@ pub async fn create(
     JsonIn(input): JsonIn<EndpointIn>,
 ) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
     let url = check_url(&state, &input.url)?;
-    check_filters(&input.filters)?;
+    let filters = parse_filters(&input.filters)?;
     let format = parse_format(input.format.as_deref().unwrap_or("native"))?;
     let ordering = parse_ordering(input.ordering.as_deref().unwrap_or("none"))?;
-    let retry_schedule_s = input
-        .retry_schedule_s
-        .unwrap_or_else(|| RetrySchedule::default().to_seconds());
-    check_schedule(&retry_schedule_s)?;
+    let retry_schedule = match &input.retry_schedule_s {
+        Some(delays_s) => parse_schedule(delays_s)?,
+        None => RetrySchedule::default(),
+    };
     let timeout_ms = input.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
     let max_concurrency = input.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY);
     check_limits(timeout_ms, max_concurrency, input.rate_limit_per_s)?;
@@ -399,13 +396,13 @@ pub async fn create(
         tenant_id: scope.tenant_id,
         url,
         description: input.description.unwrap_or_default(),
-        filters: input.filters,
+        filters,
         format,
         secret,
         previous_secret: None,
         previous_secret_expires_at: None,
         ordering,
-        retry_schedule_s,
+        retry_schedule,
         timeout_ms,
         max_concurrency,
         rate_limit_per_s: input.rate_limit_per_s,
@@ -468,8 +465,7 @@ pub async fn update(
         record.url = check_url(&state, &url)?;
     }
     if let Some(filters) = patch.filters {
-        check_filters(&filters)?;
-        record.filters = filters;
+        record.filters = parse_filters(&filters)?;
     }
     if let Some(format) = patch.format {
         record.format = parse_format(&format)?;
@@ -478,8 +474,7 @@ pub async fn update(
         record.ordering = parse_ordering(&ordering)?;
     }
     if let Some(schedule) = patch.retry_schedule_s {
-        check_schedule(&schedule)?;
-        record.retry_schedule_s = schedule;
+        record.retry_schedule = parse_schedule(&schedule)?;
     }
     record.timeout_ms = patch.timeout_ms.unwrap_or(record.timeout_ms);
     record.max_concurrency = patch.max_concurrency.unwrap_or(record.max_concurrency);
@@ -559,7 +554,7 @@ pub async fn rotate_secret(
     record.updated_at = now;
     state.store.update_endpoint(record).await?;
     Ok(Json(RotateOut {
-        secret: new_secret,
+        secret: new_secret.expose_text().to_owned(),
         previous_secret_expires_at: format_time(expires_at),
     }))
 }

@@ -86,7 +86,7 @@ fn hook_out(record: HookRecord, with_secret: bool) -> HookOut {
         enabled: record.enabled,
         created_at: format_time(record.created_at),
         updated_at: format_time(record.updated_at),
-        secret: with_secret.then_some(record.secret),
+        secret: with_secret.then(|| record.secret.expose_text().to_owned()),
     }
 }
 

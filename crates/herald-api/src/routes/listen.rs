@@ -16,15 +16,15 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use herald_catalog::envelope::RenderFormat;
-use herald_catalog::filter::check_filter;
 use herald_core::ids::prefixed_id;
+use herald_core::retry::RetrySchedule;
 use herald_core::secret::SigningSecret;
 use herald_core::signing::SignatureScheme;
 use herald_delivery::listen::{
     ListenAnswer, ListenConnection, ListenDelivery, ListenHub, is_listen_url, listen_url,
 };
 use herald_store::Store;
-use herald_store::models::{EndpointRecord, Ordering};
+use herald_store::models::{EndpointFilter, EndpointRecord, Ordering};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -53,6 +53,11 @@ const ALIVE_NOTE_EVERY: Duration = Duration::from_secs(3600);
 /// Retries come sooner than an ordinary endpoint's (5 s, then 5 min): a developer restarting a
 /// local server wants the delivery again within seconds.
 const LISTEN_RETRY_SCHEDULE_S: [u64; 7] = [1, 5, 15, 60, 300, 900, 3600];
+
+fn listen_retry_schedule() -> RetrySchedule {
+    // Well within the limits a schedule may have, so the fallback is never taken.
+    RetrySchedule::from_seconds(&LISTEN_RETRY_SCHEDULE_S).unwrap_or_default()
+}
 
 /// A local receiver on a laptop answers fast or not at all.
 const LISTEN_TIMEOUT_MS: u64 = 10_000;
@@ -101,9 +106,9 @@ pub struct ListenResultIn {
     pub error: Option<String>,
 }
 
-fn parse_filters(filters: Option<&str>) -> ApiResult<Vec<String>> {
+fn parse_filters(filters: Option<&str>) -> ApiResult<Vec<EndpointFilter>> {
     let Some(filters) = filters else {
-        return Ok(vec!["*".to_owned()]);
+        return Ok(vec![EndpointFilter::everything()]);
     };
     let filters: Vec<String> = filters
         .split(',')
@@ -117,11 +122,8 @@ fn parse_filters(filters: Option<&str>) -> ApiResult<Vec<String>> {
             "between 1 and 100 comma-separated filters",
         ));
     }
-    for (index, filter) in filters.iter().enumerate() {
-        check_filter(filter)
-            .map_err(|error| ApiError::invalid(format!("/filters/{index}"), error.to_string()))?;
-    }
-    Ok(filters)
+    EndpointFilter::parse_all(&filters)
+        .map_err(|(index, error)| ApiError::invalid(format!("/filters/{index}"), error.to_string()))
 }
 
 /// The tenant's listen session `session_id`, or a 404 (also for an ordinary endpoint's id).
@@ -138,7 +140,11 @@ async fn find_session(
         .ok_or_else(|| ApiError::NotFound(format!("listen session {session_id:?}")))
 }
 
-fn new_session(tenant_id: String, filters: Vec<String>, now: OffsetDateTime) -> EndpointRecord {
+fn new_session(
+    tenant_id: String,
+    filters: Vec<EndpointFilter>,
+    now: OffsetDateTime,
+) -> EndpointRecord {
     let id = prefixed_id("ep");
     EndpointRecord {
         url: listen_url(&id),
@@ -147,11 +153,11 @@ fn new_session(tenant_id: String, filters: Vec<String>, now: OffsetDateTime) -> 
         description: "herald listen session".to_owned(),
         filters,
         format: RenderFormat::Native,
-        secret: SigningSecret::generate().expose_text().to_owned(),
+        secret: SigningSecret::generate(),
         previous_secret: None,
         previous_secret_expires_at: None,
         ordering: Ordering::None,
-        retry_schedule_s: LISTEN_RETRY_SCHEDULE_S.to_vec(),
+        retry_schedule: listen_retry_schedule(),
         timeout_ms: LISTEN_TIMEOUT_MS,
         max_concurrency: 16,
         rate_limit_per_s: None,
@@ -206,8 +212,8 @@ pub async fn open_stream(
     let session = ListenSessionOut {
         session_id: endpoint.id.clone(),
         endpoint_id: endpoint.id.clone(),
-        secret: endpoint.secret.clone(),
-        filters: endpoint.filters.clone(),
+        secret: endpoint.secret.expose_text().to_owned(),
+        filters: EndpointFilter::texts(&endpoint.filters),
     };
     let first = Event::default()
         .event("session")
@@ -388,8 +394,13 @@ mod tests {
             })
             .await
             .expect("tenant");
-        let session =
-            |age: time::Duration| new_session("acme".to_owned(), vec!["*".to_owned()], now - age);
+        let session = |age: time::Duration| {
+            new_session(
+                "acme".to_owned(),
+                vec![EndpointFilter::everything()],
+                now - age,
+            )
+        };
         let stale = store
             .create_endpoint(session(time::Duration::hours(25)))
             .await

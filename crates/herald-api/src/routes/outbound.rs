@@ -16,11 +16,10 @@ pub fn check_url(state: &AppState, url: &str) -> ApiResult<String> {
 }
 
 /// The secret as given (`whsec_...` or a vendor's plain secret), or a new `whsec_` one.
-pub fn parse_secret(secret: Option<String>) -> ApiResult<String> {
+pub fn parse_secret(secret: Option<String>) -> ApiResult<SigningSecret> {
     match secret {
-        None => Ok(SigningSecret::generate().expose_text().to_owned()),
+        None => Ok(SigningSecret::generate()),
         Some(text) => SigningSecret::parse(&text)
-            .map(|secret| secret.expose_text().to_owned())
             .map_err(|error| ApiError::invalid("/secret", error.to_string())),
     }
 }

@@ -139,7 +139,9 @@ pub fn conclude<R: Rng + ?Sized>(facts: &AttemptFacts<'_>, rng: &mut R) -> Concl
             (!(200..300).contains(&status)).then(|| format!("HTTP {status}")),
         ),
         Exchange::TimedOut => (AttemptResult::TimedOut, None, Some("timed out".to_owned())),
-        Exchange::Failed { error } => (AttemptResult::TransportFailed, None, Some(error.to_owned())),
+        Exchange::Failed { error } => {
+            (AttemptResult::TransportFailed, None, Some(error.to_owned()))
+        }
     };
     let mut disable = None;
     let next = match decide_after_attempt(&result, facts.n_attempts, facts.schedule, rng) {

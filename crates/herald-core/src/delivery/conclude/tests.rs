@@ -55,7 +55,10 @@ fn check(
         ) => (lowest_s..=highest_s).contains(&(at - FINISHED_AT).whole_seconds()),
         _ => false,
     };
-    assert!(next_matches, "{exchange:?}: {conclusion:?}, expected {expected:?}");
+    assert!(
+        next_matches,
+        "{exchange:?}: {conclusion:?}, expected {expected:?}"
+    );
     assert_eq!(conclusion.disable, expected.disable, "{exchange:?}");
     assert_eq!(conclusion.status, expected.status, "{exchange:?}");
     assert_eq!(conclusion.error.as_deref(), expected.error, "{exchange:?}");
