@@ -1,20 +1,15 @@
 //! `/v1/tenants/{tenant}/endpoints`: subscribers, their secrets, and replays to them.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use herald_catalog::envelope::RenderFormat;
 use herald_core::ids::prefixed_id;
 use herald_core::retry::RetrySchedule;
 use herald_core::signing::SignatureScheme;
 use herald_delivery::v1a_keys::{has_current_ed25519_key, live_ed25519_keys};
-use herald_store::models::{EndpointFilter, EndpointRecord, Ordering, ReplaySelector};
-use serde::{Deserialize, Serialize};
+use herald_store::models::{EndpointFilter, EndpointRecord, ReplaySelector};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -25,185 +20,24 @@ use crate::routes::events::format_time;
 use crate::routes::outbound::{check_url, parse_secret};
 use crate::state::AppState;
 
+mod checks;
+mod wire;
+
+use checks::{
+    DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT_MS, check_headers, check_limits, parse_filters,
+    parse_format, parse_ordering, parse_schedule, parse_signature_scheme,
+};
+pub use wire::{
+    EndpointIn, EndpointListOut, EndpointOut, EndpointPatchIn, ReplayIn, ReplayOut, RotateIn,
+    RotateOut,
+};
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::default()
         .routes(routes!(create, list))
         .routes(routes!(get_one, update, delete))
         .routes(routes!(rotate_secret))
         .routes(routes!(replay))
-}
-
-const DEFAULT_TIMEOUT_MS: u64 = 15_000;
-const DEFAULT_MAX_CONCURRENCY: u32 = 16;
-
-/// Headers Herald sets itself; an endpoint's custom headers may not replace them.
-const RESERVED_HEADERS: [&str; 9] = [
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "x-authgear-body-signature",
-    "x-hub-signature",
-    "content-type",
-    "content-length",
-    "host",
-    "user-agent",
-];
-
-/// Headers about the connection and the message's framing rather than its content: the
-/// hop-by-hop fields of RFC 9110 §7.6.1 (`Connection` and the fields it governs: `Keep-Alive`,
-/// `TE`, `Transfer-Encoding`, `Upgrade`, `Proxy-Connection`, plus `Trailer`), `Expect`, and every
-/// `Proxy-*` field. Set by a tenant, they could change how Herald's own HTTP client frames or
-/// keeps a request (a second `Transfer-Encoding` is the classic start of request smuggling), so
-/// they are refused rather than sent.
-const CONNECTION_HEADERS: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "expect",
-    "proxy-connection",
-];
-
-/// Why a custom header name may not be used, if it may not.
-fn refused_header_reason(name: &str) -> Option<&'static str> {
-    let lowercase = name.to_ascii_lowercase();
-    if RESERVED_HEADERS.contains(&lowercase.as_str()) {
-        Some("Herald sets this header itself")
-    } else if CONNECTION_HEADERS.contains(&lowercase.as_str()) || lowercase.starts_with("proxy-") {
-        Some("a hop-by-hop or framing header: it describes the connection, not the webhook")
-    } else {
-        None
-    }
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointIn {
-    pub url: String,
-    /// Exact types, `*`-suffix wildcards (`user.*`), taxonomy names, or `*`.
-    pub filters: Vec<String>,
-    /// `whsec_<base64>` or a vendor's plain secret; generated when absent.
-    pub secret: Option<String>,
-    /// `native` (default) or `canonical`.
-    pub format: Option<String>,
-    /// `none` (default), `subject` or `strict`.
-    pub ordering: Option<String>,
-    pub retry_schedule_s: Option<Vec<u64>>,
-    pub timeout_ms: Option<u64>,
-    pub max_concurrency: Option<u32>,
-    pub rate_limit_per_s: Option<u32>,
-    pub headers: Option<BTreeMap<String, String>>,
-    /// `false` creates no deliveries at all; default `true`.
-    pub enabled: Option<bool>,
-    /// `true` queues deliveries without attempting them until the endpoint is resumed (a
-    /// maintenance window on the receiver's side); default `false`.
-    pub paused: Option<bool>,
-    pub description: Option<String>,
-    /// Standard Webhooks signatures in `webhook-signature`: `v1` (HMAC with the secret, the
-    /// default), `v1a` (Ed25519 with the tenant's key; consumers verify with its `whpk_` public
-    /// key) or `v1a+v1` (both, while consumers move over).
-    pub signature_scheme: Option<String>,
-}
-
-/// A partial update: members left out keep their value.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointPatchIn {
-    pub url: Option<String>,
-    pub filters: Option<Vec<String>>,
-    pub format: Option<String>,
-    pub ordering: Option<String>,
-    pub retry_schedule_s: Option<Vec<u64>>,
-    pub timeout_ms: Option<u64>,
-    pub max_concurrency: Option<u32>,
-    /// `null` removes the limit.
-    #[serde(default, deserialize_with = "deserialize_some")]
-    pub rate_limit_per_s: Option<Option<u32>>,
-    pub headers: Option<BTreeMap<String, String>>,
-    pub enabled: Option<bool>,
-    /// `false` resumes a paused endpoint: its queued deliveries go out.
-    pub paused: Option<bool>,
-    pub description: Option<String>,
-    /// `v1`, `v1a` or `v1a+v1`.
-    pub signature_scheme: Option<String>,
-}
-
-/// Distinguishes an explicit `null` (Some(None)) from a missing member (None).
-fn deserialize_some<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(deserializer).map(Some)
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EndpointOut {
-    pub id: String,
-    pub url: String,
-    pub description: String,
-    pub filters: Vec<String>,
-    pub format: String,
-    pub ordering: String,
-    pub retry_schedule_s: Vec<u64>,
-    pub timeout_ms: u64,
-    pub max_concurrency: u32,
-    pub rate_limit_per_s: Option<u32>,
-    pub headers: BTreeMap<String, String>,
-    pub enabled: bool,
-    /// Deliveries are queued but not attempted while `true`.
-    pub paused: bool,
-    pub disabled_reason: Option<String>,
-    pub failing_since: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    /// The signing secret: in the answers to create and rotate only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-    /// `v1`, `v1a` or `v1a+v1`.
-    pub signature_scheme: String,
-    /// For `v1a` and `v1a+v1`: the `whpk_` public keys whose signatures deliveries carry now,
-    /// newest first; consumers trust these. During a key rotation both old and new are listed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signature_public_keys: Option<Vec<String>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EndpointListOut {
-    pub data: Vec<EndpointOut>,
-}
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateIn {
-    /// The new secret; generated when absent.
-    pub secret: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RotateOut {
-    pub secret: String,
-    /// Until then the previous secret signs too.
-    pub previous_secret_expires_at: String,
-}
-
-/// Exactly one of the members says what to replay.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReplayIn {
-    pub event_id: Option<String>,
-    /// Every exhausted delivery of the endpoint.
-    pub failed: Option<bool>,
-    pub since_seq: Option<i64>,
-    /// RFC 3339: every matching event received since then.
-    pub since: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReplayOut {
-    pub n_replayed: u64,
 }
 
 fn endpoint_out(record: EndpointRecord, with_secret: bool, keys: &TenantPublicKeys) -> EndpointOut {
@@ -267,93 +101,6 @@ impl TenantPublicKeys {
         }
         Ok(())
     }
-}
-
-fn parse_signature_scheme(name: &str) -> ApiResult<SignatureScheme> {
-    SignatureScheme::parse(name).ok_or_else(|| {
-        ApiError::invalid(
-            "/signature_scheme",
-            "expected \"v1\", \"v1a\" or \"v1a+v1\"",
-        )
-    })
-}
-
-fn parse_filters(filters: &[String]) -> ApiResult<Vec<EndpointFilter>> {
-    if filters.is_empty() {
-        return Err(ApiError::invalid(
-            "/filters",
-            "at least one filter, e.g. \"*\" for every event",
-        ));
-    }
-    if filters.len() > 100 {
-        return Err(ApiError::invalid("/filters", "at most 100 filters"));
-    }
-    EndpointFilter::parse_all(filters)
-        .map_err(|(index, error)| ApiError::invalid(format!("/filters/{index}"), error.to_string()))
-}
-
-fn parse_format(format: &str) -> ApiResult<RenderFormat> {
-    RenderFormat::parse(format)
-        .ok_or_else(|| ApiError::invalid("/format", "expected \"native\" or \"canonical\""))
-}
-
-fn parse_ordering(ordering: &str) -> ApiResult<Ordering> {
-    ordering
-        .parse()
-        .map_err(|message: String| ApiError::invalid("/ordering", message))
-}
-
-fn parse_schedule(delays_s: &[u64]) -> ApiResult<RetrySchedule> {
-    RetrySchedule::from_seconds(delays_s)
-        .map_err(|error| ApiError::invalid("/retry_schedule_s", error.to_string()))
-}
-
-fn check_limits(
-    timeout_ms: u64,
-    max_concurrency: u32,
-    rate_limit_per_s: Option<u32>,
-) -> ApiResult<()> {
-    if !(100..=60_000).contains(&timeout_ms) {
-        return Err(ApiError::invalid(
-            "/timeout_ms",
-            "between 100 and 60000 milliseconds",
-        ));
-    }
-    if !(1..=1_000).contains(&max_concurrency) {
-        return Err(ApiError::invalid("/max_concurrency", "between 1 and 1000"));
-    }
-    if rate_limit_per_s.is_some_and(|rate| !(1..=100_000).contains(&rate)) {
-        return Err(ApiError::invalid(
-            "/rate_limit_per_s",
-            "between 1 and 100000 per second",
-        ));
-    }
-    Ok(())
-}
-
-fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
-    if headers.len() > 20 {
-        return Err(ApiError::invalid("/headers", "at most 20 custom headers"));
-    }
-    for (name, value) in headers {
-        let path = format!(
-            "/headers/{}",
-            herald_catalog::validation::escape_pointer_token(name)
-        );
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(ApiError::invalid(path, "not a valid HTTP header name"));
-        }
-        if let Some(reason) = refused_header_reason(name) {
-            return Err(ApiError::invalid(path, reason));
-        }
-        if http::HeaderValue::from_str(value).is_err() || value.len() > 4096 {
-            return Err(ApiError::invalid(
-                path,
-                "not a valid HTTP header value (visible ASCII, at most 4096)",
-            ));
-        }
-    }
-    Ok(())
 }
 
 async fn find(state: &AppState, tenant_id: &str, endpoint_id: &str) -> ApiResult<EndpointRecord> {
