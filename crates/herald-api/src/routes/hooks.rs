@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use herald_catalog::catalog::TypeLookup;
-use herald_core::ids::prefixed_id;
+use herald_core::ids::HookId;
 use herald_store::models::{FailurePolicy, HookRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -163,7 +163,7 @@ pub async fn create(
     };
     let now = state.clock.now();
     let record = HookRecord {
-        id: prefixed_id("hk"),
+        id: HookId::new().into_string(),
         tenant_id: scope.tenant_id.clone(),
         event_type: input.event_type,
         url,

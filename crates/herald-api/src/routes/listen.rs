@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use herald_catalog::envelope::RenderFormat;
-use herald_core::ids::prefixed_id;
+use herald_core::ids::EndpointId;
 use herald_core::retry::RetrySchedule;
 use herald_core::secret::SigningSecret;
 use herald_core::signing::SignatureScheme;
@@ -145,7 +145,7 @@ fn new_session(
     filters: Vec<EndpointFilter>,
     now: OffsetDateTime,
 ) -> EndpointRecord {
-    let id = prefixed_id("ep");
+    let id = EndpointId::new().into_string();
     EndpointRecord {
         url: listen_url(&id),
         id,
@@ -377,6 +377,14 @@ mod tests {
     use super::*;
     use herald_store::models::Tenant;
     use herald_store_sqlite::SqliteStore;
+
+    #[test]
+    fn the_listen_schedule_is_a_valid_schedule() {
+        assert_eq!(
+            listen_retry_schedule().to_seconds(),
+            LISTEN_RETRY_SCHEDULE_S
+        );
+    }
 
     /// Only sessions that are not connected here and were last noted alive over 24 h ago go;
     /// ordinary endpoints are never touched, however old.

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use herald_core::ids::prefixed_id;
+use herald_core::ids::EndpointId;
 use herald_core::retry::RetrySchedule;
 use herald_core::signing::SignatureScheme;
 use herald_delivery::v1a_keys::{has_current_ed25519_key, live_ed25519_keys};
@@ -139,7 +139,7 @@ pub async fn create(
     public_keys.check(&scope.tenant_id, signature_scheme)?;
     let now = state.clock.now();
     let record = EndpointRecord {
-        id: prefixed_id("ep"),
+        id: EndpointId::new().into_string(),
         tenant_id: scope.tenant_id,
         url,
         description: input.description.unwrap_or_default(),
