@@ -23,7 +23,7 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 /// Each scheduled delay is drawn uniformly from `delay ± delay × JITTER_PERCENT / 100`.
 pub const JITTER_PERCENT: u64 = 20;
 
-/// The DESIGN §4 default, in seconds: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+/// The default schedule, in seconds: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 const DEFAULT_RETRY_SCHEDULE_S: [u64; 7] = [5, 300, 1800, 7200, 18_000, 36_000, 36_000];
 
 /// Why a retry schedule was refused.

@@ -46,8 +46,8 @@ pub struct SigningSecret {
 }
 
 impl SigningSecret {
-    /// Parses a secret as DESIGN §3 defines it: `whsec_<base64>` is the base64-decoded key (the
-    /// standard alphabet with padding, exactly as the official `standardwebhooks` libraries read
+    /// Parses a secret in the Standard Webhooks form: `whsec_<base64>` is the base64-decoded key
+    /// (the standard alphabet with padding, exactly as the official `standardwebhooks` libraries read
     /// it); any other non-empty string is used as its UTF-8 bytes, so a consumer configured with a
     /// vendor's plain secret keeps working.
     ///

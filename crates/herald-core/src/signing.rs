@@ -2,7 +2,7 @@
 //!
 //! Every delivery and every blocking-hook request carries the three Standard Webhooks headers
 //! (`webhook-id`, `webhook-timestamp`, `webhook-signature`), plus the header of its taxonomy's
-//! vendor, if that vendor has one (DESIGN §3). The same key signs both.
+//! vendor, if that vendor has one. The same key signs both.
 //!
 //! Verification is here too, for `herald verify` and for receivers in tests. Every header value
 //! it reads is untrusted input: parsing never panics and each refusal says precisely why.
@@ -186,7 +186,7 @@ fn body_digest(secret: &SigningSecret, body: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// The vendor-specific signature header a taxonomy's consumers expect (DESIGN §3).
+/// The vendor-specific signature header a taxonomy's consumers expect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NativeSignature {
     /// Authgear: `x-authgear-body-signature: <lowercase hex HMAC-SHA256 of the raw body>`.

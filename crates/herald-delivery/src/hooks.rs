@@ -1,5 +1,5 @@
 //! The blocking-hook runner: calls a tenant's hooks for one event, in order, with deadlines, and
-//! merges their answers by the Authgear contract (DESIGN §3).
+//! merges their answers by the Authgear contract.
 //!
 //! Each hook receives the Authgear envelope with the mutations of the hooks before it applied,
 //! signed like a delivery. The first refusal stops the chain. A hook that times out, answers

@@ -1,4 +1,4 @@
-//! The delivery state machine and the decision taken after each attempt (DESIGN §4).
+//! The delivery state machine and the decision taken after each attempt.
 //!
 //! Everything here is a pure function of its inputs (the attempt's outcome, the attempt count,
 //! the schedule, a random source for jitter), so the worker that calls it stays small and every
@@ -143,7 +143,7 @@ pub enum Decision {
     /// Failed and the schedule is used up (state `exhausted`).
     Exhausted,
     /// `410 Gone`: the receiver says the endpoint no longer exists. The delivery is exhausted at
-    /// once and the endpoint must be disabled (DESIGN §4).
+    /// once and the endpoint must be disabled.
     EndpointGone,
 }
 
