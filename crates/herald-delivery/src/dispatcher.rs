@@ -6,7 +6,7 @@
 //! there is room, runs each attempt as its own task so one slow endpoint never holds up another,
 //! and sleeps until it is woken by a publish or the next delivery falls due.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use herald_core::asymmetric::Ed25519SigningKey;
 use herald_core::clock::Clock;
 use herald_core::delivery::{AttemptFacts, Conclusion, Exchange, conclude};
 use herald_core::signing::SigningError;
-use herald_store::models::{AttemptOutcome, AttemptRecord, ClaimedDelivery, NextStep};
+use herald_store::models::{AttemptOutcome, AttemptRecord, ClaimedDelivery, NextStep, Ordering};
 use herald_store::operational::{self, AttemptReport};
 use herald_store::{Store, StoreError};
 use time::OffsetDateTime;
@@ -82,7 +82,7 @@ pub struct Dispatcher {
     settings: DispatcherSettings,
     wakeup: Arc<Notify>,
     /// Deliveries claimed by this node and not yet recorded, to release on shutdown.
-    claimed: Mutex<HashSet<String>>,
+    claimed: Mutex<HashMap<String, String>>,
 }
 
 impl Dispatcher {
@@ -101,7 +101,7 @@ impl Dispatcher {
             clock,
             settings,
             wakeup,
-            claimed: Mutex::new(HashSet::new()),
+            claimed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -118,7 +118,7 @@ impl Dispatcher {
         let mut first_error = None;
         while let Some(joined) = attempts.join_next().await {
             match joined {
-                Ok(Ok(())) => {}
+                Ok(Ok(_)) => {}
                 Ok(Err(error)) => first_error = first_error.or(Some(error)),
                 Err(panic) => tracing::error!(%panic, "a delivery attempt task failed"),
             }
@@ -133,7 +133,11 @@ impl Dispatcher {
         let lease = time::Duration::try_from(self.settings.lease).unwrap_or(time::Duration::MINUTE);
         let claimed = self.store.claim_due(self.clock.now(), limit, lease).await?;
         if let Ok(mut held) = self.claimed.lock() {
-            held.extend(claimed.iter().map(|delivery| delivery.delivery_id.clone()));
+            held.extend(
+                claimed
+                    .iter()
+                    .map(|delivery| (delivery.delivery_id.clone(), delivery.endpoint.id.clone())),
+            );
         }
         Ok(claimed)
     }
@@ -160,13 +164,22 @@ impl Dispatcher {
                             break;
                         };
                         let dispatcher = Arc::clone(&self);
+                        let slots = Arc::clone(&slots);
                         attempts.spawn(async move {
-                            if let Err(error) = dispatcher.attempt(delivery).await {
-                                tracing::warn!(%error, "delivery attempt not recorded; its lease will expire");
-                            }
+                            let frees_work = match dispatcher.attempt(delivery).await {
+                                Ok(frees_work) => frees_work,
+                                Err(error) => {
+                                    tracing::warn!(%error, "delivery attempt not recorded; its lease will expire");
+                                    true
+                                }
+                            };
+                            let all_slots_taken = slots.available_permits() == 0;
                             drop(slot);
-                            // A finished attempt may unblock an ordered queue or free a slot.
-                            dispatcher.wakeup.notify_one();
+                            // Only an attempt that may have made work claimable wakes the loop
+                            // for another claim; the rest would cost an empty one each.
+                            if frees_work || all_slots_taken {
+                                dispatcher.wakeup.notify_one();
+                            }
                         });
                     }
                     n_claimed
@@ -224,7 +237,7 @@ impl Dispatcher {
         let unfinished: Vec<String> = self
             .claimed
             .lock()
-            .map(|mut held| held.drain().collect())
+            .map(|mut held| held.drain().map(|(delivery_id, _)| delivery_id).collect())
             .unwrap_or_default();
         let now = self.clock.now();
         for delivery_id in unfinished {
@@ -234,21 +247,37 @@ impl Dispatcher {
         }
     }
 
-    fn forget(&self, delivery_id: &str) {
-        if let Ok(mut held) = self.claimed.lock() {
-            held.remove(delivery_id);
-        }
+    /// Forgets a finished delivery; says whether its endpoint had as many of this node's
+    /// attempts running as its `max_concurrency` allows (this one included).
+    fn forget(&self, delivery: &ClaimedDelivery) -> bool {
+        let Ok(mut held) = self.claimed.lock() else {
+            return true;
+        };
+        let endpoint_id = &delivery.endpoint.id;
+        let running = held
+            .values()
+            .filter(|held_for| *held_for == endpoint_id)
+            .count();
+        held.remove(&delivery.delivery_id);
+        running >= usize::try_from(delivery.endpoint.max_concurrency).unwrap_or(usize::MAX)
     }
 
-    /// Sends one claimed delivery and records the outcome.
-    async fn attempt(&self, delivery: ClaimedDelivery) -> Result<(), DispatchError> {
+    /// Sends one claimed delivery and records the outcome. Answers whether the attempt may have
+    /// made other work claimable: the next head of an ordered queue, a slot of an endpoint at its
+    /// concurrency limit, or a retry whose due time the idle sleep must learn. Otherwise a claim
+    /// right after it would find nothing new (issue 16: "skip the empty claim").
+    async fn attempt(&self, delivery: ClaimedDelivery) -> Result<bool, DispatchError> {
         let result = self.attempt_inner(&delivery).await;
-        self.forget(&delivery.delivery_id);
-        result
+        let was_at_limit = self.forget(&delivery);
+        result.map(|next| {
+            next != NextStep::Delivered
+                || was_at_limit
+                || delivery.endpoint.ordering != Ordering::None
+        })
     }
 
     /// One attempt: plan (render and sign), send, conclude (pure, in the core), record.
-    async fn attempt_inner(&self, delivery: &ClaimedDelivery) -> Result<(), DispatchError> {
+    async fn attempt_inner(&self, delivery: &ClaimedDelivery) -> Result<NextStep, DispatchError> {
         // The endpoint's rate limit was applied when the delivery was claimed, in the store, so
         // that it holds across nodes.
         let started_at = self.clock.now();
@@ -341,7 +370,7 @@ impl Dispatcher {
         finished_at: OffsetDateTime,
         outbound: OutboundResult,
         conclusion: Conclusion,
-    ) -> Result<(), DispatchError> {
+    ) -> Result<NextStep, DispatchError> {
         let endpoint = &delivery.endpoint;
         let Conclusion {
             next,
@@ -390,7 +419,7 @@ impl Dispatcher {
         if published.iter().any(|outcome| outcome.n_deliveries > 0) {
             self.wakeup.notify_one();
         }
-        Ok(())
+        Ok(next)
     }
 
     /// The tenant's live Ed25519 keys when the endpoint signs `v1a`, none otherwise. A store
