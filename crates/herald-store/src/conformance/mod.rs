@@ -6,6 +6,16 @@
 //! The checks live in one submodule per resource area ([`tenants`], [`publish`], [`claims`],
 //! [`attempts`], [`operational`], [`endpoints`], [`hooks`], [`retention`], [`sources`],
 //! [`ssf_poll`], [`ssf_push`]); this module keeps the macro and the fixtures they share.
+//!
+//! # The rule that keeps the list whole
+//!
+//! Every `pub async fn` in an area module is a check and takes the store
+//! (`store: Arc<dyn Store>`); every check is named in the `conformance_tests!` list under its
+//! module (`area: [check, ...]`). Helpers stay private or synchronous. A unit test in this
+//! crate (`conformance/tests.rs`) reads these sources and fails when a check is missing from the
+//! list or a listed name is no check of that module, so a new check cannot be forgotten: write
+//! it, then add its name to the list. A new area module needs a `pub mod` line here and its own
+//! `area: [...]` entry.
 
 pub mod attempts;
 pub mod claims;
@@ -18,6 +28,9 @@ pub mod sources;
 pub mod ssf_poll;
 pub mod ssf_push;
 pub mod tenants;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
