@@ -8,17 +8,15 @@
 //! - the SSRF guard: refused ranges at endpoint (and hook) creation with a 422, an allowlist that
 //!   opens exactly its networks, and a name that resolves to loopback refused at delivery time.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::{ADMIN_KEY, HeraldProcess, Receiver, TestApp};
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use herald_core::clock::Clock;
 use herald_core::secret::hash_api_key;
 use serde_json::{Value, json};
-use support::{ADMIN_KEY, HeraldProcess, Receiver, TestApp};
 
 const PROBLEM_BASE: &str = "https://herald.dev/problems/";
 const ALICE: &str = "5c2d8f3e-7a41-4b6e-9d0c-2f1a6b8e4c37";
@@ -271,7 +269,7 @@ fn every_route() -> Vec<Route> {
         ),
         // Shared Signals (issue 14): the tenant's keys and receivers; the transmitter metadata and
         // JWKS are public. The stream endpoints, authenticated by receiver tokens and described by
-        // the metadata rather than the OpenAPI document, are tested in tests/ssf.rs.
+        // the metadata rather than the OpenAPI document, are tested in tests/it/ssf.rs.
         route(
             "POST",
             "/v1/tenants/{tenant}/ssf/keys",
@@ -608,7 +606,7 @@ async fn every_route_refuses_missing_wrong_and_foreign_keys() {
 
     // The keys that may read, can: the refusals above were not for want of a resource.
     for route in routes.iter().filter(|route| {
-        // A listen stream never ends by itself: tests/listen.rs reads it.
+        // A listen stream never ends by itself: tests/it/listen.rs reads it.
         route.access == Access::Tenant
             && route.method == "GET"
             && !route.template.ends_with("/listen")

@@ -5,12 +5,11 @@
 //! advances the clock, so nothing here waits for a background loop except the one test that is
 //! about the background loop.
 
-mod support;
-
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::support::{ADMIN_KEY, Received, Receiver, Reply, TestApp};
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -19,7 +18,6 @@ use herald_catalog::taxonomy::Taxonomy;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use support::{ADMIN_KEY, Received, Receiver, Reply, TestApp};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 

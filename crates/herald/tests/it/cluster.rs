@@ -8,8 +8,6 @@
 //! and starts it). When it cannot be reached the tests fail saying so: they never skip, so a
 //! machine without PostgreSQL cannot pass them by accident.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -17,10 +15,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::postgres;
+use crate::support::{ADMIN_KEY, HeraldProcess, Receiver, Reply};
 use axum::http::StatusCode;
 use rand::Rng;
 use serde_json::{Value, json};
-use support::{ADMIN_KEY, HeraldProcess, Receiver, Reply};
 use tokio::sync::watch;
 use tokio_postgres::NoTls;
 
@@ -45,10 +44,6 @@ const N_EVENTS: usize = 1_500;
 /// How long a publish may take to be answered, even while PostgreSQL is down: the README promises
 /// a 503 "within about 5 s", and the pool gives up waiting for a connection after 5 s.
 const MOST_ANSWER_TIME: Duration = Duration::from_secs(7);
-
-/// One test stops the PostgreSQL server every test here uses, and the load tests measure what a
-/// small machine can do, so the tests run one at a time.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 // ---- PostgreSQL ---------------------------------------------------------------------------------
 
@@ -586,7 +581,7 @@ impl Arrivals {
         }
     }
 
-    fn count(&mut self, received: &support::Received) {
+    fn count(&mut self, received: &crate::support::Received) {
         *self
             .by_event
             .entry(received.webhook_id().to_owned())
@@ -697,7 +692,9 @@ impl Arrivals {
 /// every event once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_load_loses_no_acknowledged_event() {
-    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    // One test stops the PostgreSQL server every test on it uses, and the load tests measure what
+    // a small machine can do, so each runs alone among the tests on PostgreSQL.
+    let _alone = postgres::alone().await;
     let started = Instant::now();
     let database = TestDatabase::create().await;
     let mut receiver = Receiver::start().await;
@@ -800,7 +797,9 @@ async fn a_node_killed_under_load_loses_no_acknowledged_event() {
 /// themselves, publishing succeeds again, and every event answered 202 is delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgresql_restart_under_load_is_answered_503_and_loses_nothing() {
-    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    // One test stops the PostgreSQL server every test on it uses, and the load tests measure what
+    // a small machine can do, so each runs alone among the tests on PostgreSQL.
+    let _alone = postgres::alone().await;
     let started = Instant::now();
     let database = TestDatabase::create().await;
     let mut receiver = Receiver::start().await;
@@ -928,7 +927,9 @@ async fn a_postgresql_restart_under_load_is_answered_503_and_loses_nothing() {
 /// one committed behind its cursor, and in the end exactly the events that were accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_paging_across_nodes_sees_every_seq_once_in_order() {
-    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    // One test stops the PostgreSQL server every test on it uses, and the load tests measure what
+    // a small machine can do, so each runs alone among the tests on PostgreSQL.
+    let _alone = postgres::alone().await;
     let started = Instant::now();
     let database = TestDatabase::create().await;
     let nodes = start_nodes(&database, 2, &[]).await;
@@ -1014,7 +1015,9 @@ async fn a_reader_paging_across_nodes_sees_every_seq_once_in_order() {
 /// node had just accepted it: no node keeps keys in memory. The same for an admin key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_revoked_on_one_node_is_refused_by_every_node_at_once() {
-    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    // One test stops the PostgreSQL server every test on it uses, and the load tests measure what
+    // a small machine can do, so each runs alone among the tests on PostgreSQL.
+    let _alone = postgres::alone().await;
     let database = TestDatabase::create().await;
     let nodes = start_nodes(&database, 2, &[]).await;
     let http = http_client();
@@ -1083,7 +1086,9 @@ async fn a_key_revoked_on_one_node_is_refused_by_every_node_at_once() {
 /// registered on one node can be published on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hook_and_custom_type_changes_on_one_node_are_seen_by_the_other() {
-    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    // One test stops the PostgreSQL server every test on it uses, and the load tests measure what
+    // a small machine can do, so each runs alone among the tests on PostgreSQL.
+    let _alone = postgres::alone().await;
     let database = TestDatabase::create().await;
     let nodes = start_nodes(&database, 2, &[]).await;
     let http = http_client();
@@ -1209,7 +1214,9 @@ async fn hook_and_custom_type_changes_on_one_node_are_seen_by_the_other() {
 /// it takes to record an attempt) would outlast it; otherwise the node starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_shorter_than_an_endpoint_timeout_is_refused() {
-    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    // One test stops the PostgreSQL server every test on it uses, and the load tests measure what
+    // a small machine can do, so each runs alone among the tests on PostgreSQL.
+    let _alone = postgres::alone().await;
     let database = TestDatabase::create().await;
     let (succeeded, output) = serve_until_exit(&database, "1");
     assert!(!succeeded, "{output}");

@@ -2,7 +2,7 @@
 //! manual clock and the dispatcher driven step by step; and a real HTTP receiver on port 0 that
 //! records what arrives and answers as each test scripts it.
 
-#![allow(dead_code)]
+pub mod postgres;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -635,58 +635,5 @@ impl Receiver {
             by_event,
             arrivals,
         }
-    }
-}
-
-/// A database of its own on the machine's PostgreSQL server (127.0.0.1:5432, as in
-/// tests/cluster.rs), for a test that runs a journey on PostgreSQL; `remove` drops it.
-pub struct FreshPostgres {
-    pub url: String,
-    name: String,
-    maintenance: tokio_postgres::Client,
-}
-
-impl FreshPostgres {
-    const SERVER: &'static str = "postgres://postgres@127.0.0.1:5432";
-
-    pub async fn create(prefix: &str) -> Self {
-        let name = format!(
-            "{prefix}_{}_{}",
-            time::OffsetDateTime::now_utc().unix_timestamp(),
-            rand::random::<u32>()
-        );
-        let (maintenance, connection) =
-            tokio_postgres::connect(&format!("{}/postgres", Self::SERVER), tokio_postgres::NoTls)
-                .await
-                .expect("PostgreSQL runs on 127.0.0.1:5432 (see tests/cluster.rs)");
-        tokio::spawn(connection);
-        maintenance
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("database created");
-        FreshPostgres {
-            url: format!("{}/{name}", Self::SERVER),
-            name,
-            maintenance,
-        }
-    }
-
-    /// An in-process server on this database.
-    pub async fn spawn(&self) -> TestApp {
-        let url = self.url.clone();
-        TestApp::spawn_with(move |options| {
-            options.settings.database = Database::Postgres { url, pool_size: 4 };
-        })
-        .await
-    }
-
-    pub async fn remove(self) {
-        let _ = self
-            .maintenance
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .await;
     }
 }

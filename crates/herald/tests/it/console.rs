@@ -3,22 +3,20 @@
 //! replay, read a refused blocking decision; and over plain HTTP, the console's session cookie,
 //! CSRF tokens and tenant scoping.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::{ADMIN_KEY, Receiver, TestApp};
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{ADMIN_KEY, Receiver, TestApp};
 
 const INSTALL_HINT: &str = "the console's browser tests need Debian's chromium and chromedriver: \
      run `apt-get update && apt-get install -y chromium chromium-driver` (.ci/run does it)";
 
 /// Where the PNGs of the README's console section are written, with
-/// `HERALD_CONSOLE_SCREENSHOTS=1 cargo test -p herald --test console`.
+/// `HERALD_CONSOLE_SCREENSHOTS=1 cargo test -p herald --test it console::`.
 fn screenshot_directory() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
 }
@@ -914,7 +912,7 @@ async fn a_new_user_does_the_quickstart_in_the_console_alone() {
     let app = TestApp::spawn().await;
     let mut receiver = Receiver::start().await;
     // The receiver is down for the first attempt: the retry is what succeeds.
-    receiver.script([support::Reply::Status(503)]);
+    receiver.script([crate::support::Reply::Status(503)]);
     let browser = Browser::start().await;
 
     // The admin key makes a tenant, and the console opens it.

@@ -1,13 +1,12 @@
 //! `herald listen` end to end: the real binary holds a stream open to an in-process Herald and
 //! forwards each delivery to a real local receiver; the local answers become the attempts.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::support::postgres;
+use crate::support::{ADMIN_KEY, HeraldProcess, Receiver, Reply, TestApp};
 use serde_json::{Value, json};
-use support::{ADMIN_KEY, HeraldProcess, Receiver, Reply, TestApp};
 use tokio::sync::mpsc;
 
 fn password_updated(event_id: &str, user_id: &str) -> Value {
@@ -339,6 +338,7 @@ async fn postgres_database() -> (tokio_postgres::Client, String) {
 /// published event reaches the local receiver through `herald listen` with nobody stepping it.
 #[tokio::test]
 async fn herald_listen_works_against_a_herald_serve_process_on_postgres() {
+    let _server_up = postgres::beside_others().await;
     let (maintenance, database) = postgres_database().await;
     let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
     let herald = HeraldProcess::serve(std::path::Path::new(&url), &[], &[]).await;

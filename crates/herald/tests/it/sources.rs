@@ -3,10 +3,10 @@
 //! in the log and reach a subscriber; bad signatures, bad bodies and replays are handled; an
 //! Authgear blocking call is answered in Authgear's format by a real hook chain.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::postgres;
+use crate::support::{Receiver, TestApp};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use base64::Engine;
@@ -14,7 +14,6 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use support::{Receiver, TestApp};
 
 const AUTHGEAR_SECRET: &str = "secret-shown-in-the-authgear-portal";
 const ASGARDEO_SECRET: &str = "secret-typed-into-asgardeo";
@@ -1115,13 +1114,14 @@ async fn postgres_client(database: &str) -> tokio_postgres::Client {
         tokio_postgres::NoTls,
     )
     .await
-    .expect("PostgreSQL runs on 127.0.0.1:5432 (see tests/cluster.rs)");
+    .expect("PostgreSQL runs on 127.0.0.1:5432 (see tests/it/cluster.rs)");
     tokio::spawn(connection);
     client
 }
 
 #[tokio::test]
 async fn an_authgear_source_counts_and_deduplicates_on_postgresql() {
+    let _server_up = postgres::beside_others().await;
     let database = format!(
         "herald_sources_{}_{}",
         time::OffsetDateTime::now_utc().unix_timestamp(),

@@ -1,18 +1,16 @@
 //! Blocking hooks end to end: real hook servers on loopback, the chain's merge rules, deadlines,
 //! failure policies, signatures, auditing and tenant isolation.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::{ADMIN_KEY, TestApp};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use support::{ADMIN_KEY, TestApp};
 use tokio::sync::mpsc;
 
 /// How a hook answers.

@@ -8,19 +8,18 @@
 //! event id on the next process, as a real producer would, so idempotency across a crash is
 //! exercised too. Duplicated deliveries are allowed (at-least-once) and counted.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::postgres;
+use crate::support::{ADMIN_KEY, HeraldProcess, Received, Receiver};
 use axum::http::StatusCode;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use support::{ADMIN_KEY, HeraldProcess, Received, Receiver};
 use tokio::sync::watch;
 use tokio_postgres::NoTls;
 
@@ -141,6 +140,7 @@ async fn killed_at_random_moments_herald_loses_no_acknowledged_event() {
 /// deliveries are only taken again once their lease runs out, so the lease is short.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_random_moments_herald_on_postgresql_loses_no_acknowledged_event() {
+    let _server_up = postgres::beside_others().await;
     let database = PostgresDatabase::create().await;
     crash_scenario(
         "PostgreSQL",

@@ -4,15 +4,13 @@
 //! answer garbage, huge bodies, or close the connection halfway (each attempt is recorded with
 //! what could be read, bodies are truncated, and failed attempts are retried).
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::{Receiver, TestApp};
 use herald_delivery::http_client::EXCERPT_LIMIT;
 use serde_json::{Value, json};
-use support::{Receiver, TestApp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

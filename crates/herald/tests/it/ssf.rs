@@ -3,14 +3,13 @@
 //! for events published in each vendor's format, verifies each against the published JWKS with
 //! an independent JOSE implementation (`jsonwebtoken`), pauses, resumes and disables the stream.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::support::postgres::FreshPostgres;
+use crate::support::{Receiver, Reply, TestApp};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use support::{FreshPostgres, Receiver, Reply, TestApp};
 
 const AUTHGEAR_USER: &str = "b3f1c6a2-5d47-4e0b-9a8e-2f6c1d9e7a43";
 const ASGARDEO_USER: &str = "1801d35e-1339-4c16-9c53-61321cf37fb9";
@@ -204,7 +203,7 @@ async fn a_receiver_discovers_streams_verifies_and_receives_signed_caep_and_risc
     receiver_journey(&TestApp::spawn().await).await;
 }
 
-/// The same journey on PostgreSQL (the server of tests/cluster.rs), in a database of its own.
+/// The same journey on PostgreSQL (the server of tests/it/cluster.rs), in a database of its own.
 #[tokio::test]
 async fn a_receiver_journey_on_postgresql() {
     let database = FreshPostgres::create("herald_ssf").await;

@@ -5,16 +5,15 @@
 //! (Herald signs with `ring`, so the two sides share no Ed25519 code), and checks each `v1a,`
 //! entry of `webhook-signature` over `{webhook-id}.{webhook-timestamp}.{body}`.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::postgres::FreshPostgres;
+use crate::support::{Received, Receiver, TestApp};
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use serde_json::{Value, json};
-use support::{FreshPostgres, Received, Receiver, TestApp};
 
 fn user_created(event_id: &str) -> Value {
     json!({"id": event_id, "type": "UserCreatedEvent", "payload": {"userId": "5c2d8f3e-7a41-4b6e-9d0c-2f1a6b8e4c37"}})
@@ -109,7 +108,7 @@ async fn v1a_deliveries_verify_with_the_published_key_across_a_rotation() {
     rotation_journey(&TestApp::spawn().await).await;
 }
 
-/// The same on PostgreSQL (the server of tests/cluster.rs), in a database of its own.
+/// The same on PostgreSQL (the server of tests/it/cluster.rs), in a database of its own.
 #[tokio::test]
 async fn v1a_across_a_rotation_on_postgresql() {
     let database = FreshPostgres::create("herald_v1a").await;
