@@ -15,23 +15,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::postgres;
-use crate::support::{ADMIN_KEY, HeraldProcess, Receiver, Reply};
 use axum::http::StatusCode;
-use rand::Rng;
 use serde_json::{Value, json};
 use tokio::sync::watch;
-use tokio_postgres::NoTls;
 
-/// The server every test database lives on; databases are added as the path.
-const SERVER_URL: &str = "postgres://postgres@127.0.0.1:5432";
-
-/// Test databases are named `herald_cluster_<unix seconds>_<random>`.
-const DATABASE_PREFIX: &str = "herald_cluster_";
-
-/// Databases of this prefix older than this were left by a failed run and are dropped; younger
-/// ones may belong to a run still going on in another process.
-const STALE_AFTER_SECONDS: i64 = 15 * 60;
+use crate::support::postgres::FreshPostgres;
+use crate::support::{ADMIN_KEY, HeraldProcess, Receiver, Reply};
 
 /// A short lease, so a killed node's deliveries are taken over in seconds rather than the
 /// default 90 s; it covers the endpoints' 1 s timeout with room to record the attempt.
@@ -45,96 +34,13 @@ const N_EVENTS: usize = 1_500;
 /// a 503 "within about 5 s", and the pool gives up waiting for a connection after 5 s.
 const MOST_ANSWER_TIME: Duration = Duration::from_secs(7);
 
+/// Test databases are named `herald_cluster_<unix seconds>_<random>`. Each test makes its own
+/// with `FreshPostgres::create_alone`: one test stops the PostgreSQL server every test on it
+/// uses, and the load tests measure what a small machine can do, so each runs alone among the
+/// tests on PostgreSQL.
+const DATABASE_PREFIX: &str = "herald_cluster";
+
 // ---- PostgreSQL ---------------------------------------------------------------------------------
-
-/// A connection to `database` on the test server, with its driver running.
-async fn connect(database: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) =
-        tokio_postgres::connect(&format!("{SERVER_URL}/{database}"), NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
-/// A connection to the maintenance database; panics, saying why, when the server is not there.
-async fn maintenance_client() -> tokio_postgres::Client {
-    match connect("postgres").await {
-        Ok(client) => client,
-        Err(error) => {
-            let cause = std::error::Error::source(&error)
-                .map_or_else(String::new, |cause| format!(": {cause}"));
-            panic!(
-                "PostgreSQL is not reachable at {SERVER_URL} ({error}{cause}). The cluster tests \
-                 run Herald nodes on it and never skip: start it with `pg_ctlcluster \
-                 --skip-systemctl-redirect <version> main start`."
-            )
-        }
-    }
-}
-
-/// A fresh, empty database for one test.
-struct TestDatabase {
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    /// Creates it, first dropping what earlier failed runs left behind.
-    async fn create() -> Self {
-        let maintenance = maintenance_client().await;
-        let now = unix_seconds();
-        let names: Vec<String> = maintenance
-            .query(
-                "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
-                &[&DATABASE_PREFIX],
-            )
-            .await
-            .expect("list test databases")
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        for name in names {
-            let created_at = name
-                .strip_prefix(DATABASE_PREFIX)
-                .and_then(|rest| rest.split('_').next())
-                .and_then(|seconds| seconds.parse::<i64>().ok());
-            if created_at.is_some_and(|created_at| now - created_at > STALE_AFTER_SECONDS) {
-                // Another run may drop it at the same moment; either way it is gone.
-                let _ = maintenance
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await;
-            }
-        }
-        let name = format!(
-            "{DATABASE_PREFIX}{now}_{:016x}",
-            rand::thread_rng().r#gen::<u64>()
-        );
-        maintenance
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create a test database");
-        let url = format!("{SERVER_URL}/{name}");
-        TestDatabase { name, url }
-    }
-
-    /// Drops it once the test has passed (a failed test leaves it to look at, for a while).
-    async fn drop_database(self) {
-        maintenance_client()
-            .await
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .await
-            .expect("drop the test database");
-    }
-}
-
-fn unix_seconds() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock is after 1970");
-    i64::try_from(since_epoch.as_secs()).expect("seconds fit")
-}
 
 /// `pg_ctlcluster --skip-systemctl-redirect VERSION main ACTION`, which waits until the server
 /// has stopped or has started. Stopping is "fast": open connections are cut at once, as when the
@@ -207,7 +113,7 @@ impl Drop for PostgresOutage {
 /// Starts `n_nodes` Herald processes on `database` at once (so their migrations race, as nodes
 /// started together do), each allowed to deliver to loopback.
 async fn start_nodes(
-    database: &TestDatabase,
+    database: &FreshPostgres,
     n_nodes: usize,
     extra: &[&str],
 ) -> Vec<HeraldProcess> {
@@ -692,11 +598,8 @@ impl Arrivals {
 /// every event once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_load_loses_no_acknowledged_event() {
-    // One test stops the PostgreSQL server every test on it uses, and the load tests measure what
-    // a small machine can do, so each runs alone among the tests on PostgreSQL.
-    let _alone = postgres::alone().await;
+    let database = FreshPostgres::create_alone(DATABASE_PREFIX).await;
     let started = Instant::now();
-    let database = TestDatabase::create().await;
     let mut receiver = Receiver::start().await;
     // The endpoint holds every request 300 ms before answering, so at any moment each node has
     // deliveries under way: the kill always catches some, sent but never recorded.
@@ -789,7 +692,7 @@ async fn a_node_killed_under_load_loses_no_acknowledged_event() {
         started.elapsed().as_secs_f64()
     );
     drop(nodes);
-    database.drop_database().await;
+    database.remove().await;
 }
 
 /// PostgreSQL stops while two nodes take publishes and starts again. While it is down, every
@@ -797,11 +700,8 @@ async fn a_node_killed_under_load_loses_no_acknowledged_event() {
 /// themselves, publishing succeeds again, and every event answered 202 is delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgresql_restart_under_load_is_answered_503_and_loses_nothing() {
-    // One test stops the PostgreSQL server every test on it uses, and the load tests measure what
-    // a small machine can do, so each runs alone among the tests on PostgreSQL.
-    let _alone = postgres::alone().await;
+    let database = FreshPostgres::create_alone(DATABASE_PREFIX).await;
     let started = Instant::now();
-    let database = TestDatabase::create().await;
     let mut receiver = Receiver::start().await;
     // A short lease: a delivery sent just as the database went away cannot be recorded, and is
     // sent again once its lease runs out.
@@ -919,7 +819,7 @@ async fn a_postgresql_restart_under_load_is_answered_503_and_loses_nothing() {
         started.elapsed().as_secs_f64()
     );
     drop(nodes);
-    database.drop_database().await;
+    database.remove().await;
 }
 
 /// Publishers on two nodes append to one tenant's log while a reader pages it by `after_seq`,
@@ -927,11 +827,8 @@ async fn a_postgresql_restart_under_load_is_answered_503_and_loses_nothing() {
 /// one committed behind its cursor, and in the end exactly the events that were accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_paging_across_nodes_sees_every_seq_once_in_order() {
-    // One test stops the PostgreSQL server every test on it uses, and the load tests measure what
-    // a small machine can do, so each runs alone among the tests on PostgreSQL.
-    let _alone = postgres::alone().await;
+    let database = FreshPostgres::create_alone(DATABASE_PREFIX).await;
     let started = Instant::now();
-    let database = TestDatabase::create().await;
     let nodes = start_nodes(&database, 2, &[]).await;
     let http = http_client();
     let key = create_tenant(&nodes[0], &http).await;
@@ -1008,17 +905,14 @@ async fn a_reader_paging_across_nodes_sees_every_seq_once_in_order() {
         started.elapsed().as_secs_f64()
     );
     drop(nodes);
-    database.drop_database().await;
+    database.remove().await;
 }
 
 /// A key revoked through one node is refused by the other on the very next request, though that
 /// node had just accepted it: no node keeps keys in memory. The same for an admin key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_revoked_on_one_node_is_refused_by_every_node_at_once() {
-    // One test stops the PostgreSQL server every test on it uses, and the load tests measure what
-    // a small machine can do, so each runs alone among the tests on PostgreSQL.
-    let _alone = postgres::alone().await;
-    let database = TestDatabase::create().await;
+    let database = FreshPostgres::create_alone(DATABASE_PREFIX).await;
     let nodes = start_nodes(&database, 2, &[]).await;
     let http = http_client();
     let tenant_key = create_tenant(&nodes[0], &http).await;
@@ -1078,7 +972,7 @@ async fn a_key_revoked_on_one_node_is_refused_by_every_node_at_once() {
         }
     }
     drop(nodes);
-    database.drop_database().await;
+    database.remove().await;
 }
 
 /// Hook changes made through one node reach the other: a new fail-closed hook starts refusing
@@ -1086,10 +980,7 @@ async fn a_key_revoked_on_one_node_is_refused_by_every_node_at_once() {
 /// registered on one node can be published on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hook_and_custom_type_changes_on_one_node_are_seen_by_the_other() {
-    // One test stops the PostgreSQL server every test on it uses, and the load tests measure what
-    // a small machine can do, so each runs alone among the tests on PostgreSQL.
-    let _alone = postgres::alone().await;
-    let database = TestDatabase::create().await;
+    let database = FreshPostgres::create_alone(DATABASE_PREFIX).await;
     let nodes = start_nodes(&database, 2, &[]).await;
     let http = http_client();
     let key = create_tenant(&nodes[0], &http).await;
@@ -1207,17 +1098,14 @@ async fn hook_and_custom_type_changes_on_one_node_are_seen_by_the_other() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{published}");
     drop(nodes);
-    database.drop_database().await;
+    database.remove().await;
 }
 
 /// `--lease-seconds` is refused below 2 s, and when an existing endpoint's timeout (plus the 1 s
 /// it takes to record an attempt) would outlast it; otherwise the node starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_shorter_than_an_endpoint_timeout_is_refused() {
-    // One test stops the PostgreSQL server every test on it uses, and the load tests measure what
-    // a small machine can do, so each runs alone among the tests on PostgreSQL.
-    let _alone = postgres::alone().await;
-    let database = TestDatabase::create().await;
+    let database = FreshPostgres::create_alone(DATABASE_PREFIX).await;
     let (succeeded, output) = serve_until_exit(&database, "1");
     assert!(!succeeded, "{output}");
     assert!(
@@ -1251,12 +1139,12 @@ async fn a_lease_shorter_than_an_endpoint_timeout_is_refused() {
     let long_enough = start_nodes(&database, 1, &["--lease-seconds", "16"]).await;
     drop(long_enough);
     drop(nodes);
-    database.drop_database().await;
+    database.remove().await;
 }
 
 /// Runs `herald serve --lease-seconds LEASE` on `database`, expecting it to exit by itself within
 /// 20 s; returns whether it succeeded and everything it printed.
-fn serve_until_exit(database: &TestDatabase, lease_seconds: &str) -> (bool, String) {
+fn serve_until_exit(database: &FreshPostgres, lease_seconds: &str) -> (bool, String) {
     let child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["serve", "--listen", "127.0.0.1:0", "--db", &database.url])
         .args(["--lease-seconds", lease_seconds])

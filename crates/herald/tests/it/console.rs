@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{ADMIN_KEY, Receiver, TestApp};
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+use crate::support::{ADMIN_KEY, Receiver, TestApp};
 
 const INSTALL_HINT: &str = "the console's browser tests need Debian's chromium and chromedriver: \
      run `apt-get update && apt-get install -y chromium chromium-driver` (.ci/run does it)";

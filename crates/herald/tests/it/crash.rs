@@ -14,14 +14,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::postgres;
-use crate::support::{ADMIN_KEY, HeraldProcess, Received, Receiver};
 use axum::http::StatusCode;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tokio::sync::watch;
-use tokio_postgres::NoTls;
+
+use crate::support::postgres::FreshPostgres;
+use crate::support::{ADMIN_KEY, HeraldProcess, Received, Receiver};
 
 const N_KILLS: usize = 6;
 const N_PRODUCERS: usize = 4;
@@ -140,8 +140,7 @@ async fn killed_at_random_moments_herald_loses_no_acknowledged_event() {
 /// deliveries are only taken again once their lease runs out, so the lease is short.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_random_moments_herald_on_postgresql_loses_no_acknowledged_event() {
-    let _server_up = postgres::beside_others().await;
-    let database = PostgresDatabase::create().await;
+    let database = FreshPostgres::create("herald_crash").await;
     crash_scenario(
         "PostgreSQL",
         Path::new(&database.url),
@@ -151,7 +150,7 @@ async fn killed_at_random_moments_herald_on_postgresql_loses_no_acknowledged_eve
         }),
     )
     .await;
-    database.drop_database().await;
+    database.remove().await;
 }
 
 /// A lease shorter than the default, and an endpoint timeout it covers (with the 1 s Herald
@@ -330,67 +329,4 @@ async fn crash_scenario(backend: &str, database: &Path, lease: Option<Lease>) {
         arrivals.keys().all(|id| stored_ids.contains(id)),
         "only stored events are delivered"
     );
-}
-
-// ---- PostgreSQL ---------------------------------------------------------------------------------
-
-/// The PostgreSQL server the PostgreSQL variant runs on; its database is added as the path.
-const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432";
-
-/// A fresh, empty PostgreSQL database for one run, named `herald_crash_<unix seconds>_<random>`.
-struct PostgresDatabase {
-    name: String,
-    url: String,
-}
-
-impl PostgresDatabase {
-    async fn create() -> Self {
-        let seconds = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("the clock is after 1970")
-            .as_secs();
-        let name = format!(
-            "herald_crash_{seconds}_{:016x}",
-            rand::thread_rng().r#gen::<u64>()
-        );
-        maintenance_client()
-            .await
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create a test database");
-        let url = format!("{POSTGRES_URL}/{name}");
-        PostgresDatabase { name, url }
-    }
-
-    /// Drops it once the test has passed (a failed test leaves it to look at).
-    async fn drop_database(self) {
-        maintenance_client()
-            .await
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .await
-            .expect("drop the test database");
-    }
-}
-
-/// A connection to the maintenance database; panics, saying why, when the server is not there:
-/// the test never skips, so a machine without PostgreSQL cannot pass it by accident.
-async fn maintenance_client() -> tokio_postgres::Client {
-    match tokio_postgres::connect(&format!("{POSTGRES_URL}/postgres"), NoTls).await {
-        Ok((client, connection)) => {
-            tokio::spawn(connection);
-            client
-        }
-        Err(error) => {
-            let cause = std::error::Error::source(&error)
-                .map_or_else(String::new, |cause| format!(": {cause}"));
-            panic!(
-                "PostgreSQL is not reachable at {POSTGRES_URL} ({error}{cause}). The crash test \
-                 runs Herald on it and never skips: start it with `pg_ctlcluster \
-                 --skip-systemctl-redirect <version> main start`."
-            )
-        }
-    }
 }

@@ -6,9 +6,10 @@
 //! bodies, idle keep-alive, more connections than the cap, malformed framing and control
 //! characters in a request head.
 
-use crate::support::{ADMIN_KEY, TestApp};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
+
+use crate::support::{ADMIN_KEY, TestApp};
 
 const PROBLEM_BASE: &str = "https://herald.dev/problems/";
 const ALICE: &str = "5c2d8f3e-7a41-4b6e-9d0c-2f1a6b8e4c37";

@@ -9,7 +9,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::support::{ADMIN_KEY, Received, Receiver, Reply, TestApp};
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -20,6 +19,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+use crate::support::{ADMIN_KEY, Received, Receiver, Reply, TestApp};
 
 const ALICE: &str = "5c2d8f3e-7a41-4b6e-9d0c-2f1a6b8e4c37";
 const BOB: &str = "0b7e4a19-3c2d-4f58-8e61-9a0b1c2d3e4f";

@@ -4,10 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::support::postgres;
-use crate::support::{ADMIN_KEY, HeraldProcess, Receiver, Reply, TestApp};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+use crate::support::postgres::FreshPostgres;
+use crate::support::{ADMIN_KEY, HeraldProcess, Receiver, Reply, TestApp};
 
 fn password_updated(event_id: &str, user_id: &str) -> Value {
     json!({"id": event_id, "type": "PasswordUpdatedEvent", "payload": {"userId": user_id}})
@@ -311,37 +312,12 @@ async fn herald_listen_survives_a_restart_of_herald() {
     assert_eq!(arrived, ["evt-after-restart", "evt-before-restart"]);
 }
 
-/// A fresh database on the local PostgreSQL (as the cluster tests use), dropped at the end.
-async fn postgres_database() -> (tokio_postgres::Client, String) {
-    const SERVER_URL: &str = "postgres://postgres@127.0.0.1:5432";
-    let (client, connection) =
-        tokio_postgres::connect(&format!("{SERVER_URL}/postgres"), tokio_postgres::NoTls)
-            .await
-            .expect("PostgreSQL at 127.0.0.1:5432 (start it with pg_ctlcluster)");
-    tokio::spawn(connection);
-    let name = format!(
-        "herald_listen_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after 1970")
-            .as_nanos()
-    );
-    client
-        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .expect("create a test database");
-    (client, name)
-}
-
 /// `herald serve` as a process on PostgreSQL (one node), with its own dispatcher loop: a
 /// published event reaches the local receiver through `herald listen` with nobody stepping it.
 #[tokio::test]
 async fn herald_listen_works_against_a_herald_serve_process_on_postgres() {
-    let _server_up = postgres::beside_others().await;
-    let (maintenance, database) = postgres_database().await;
-    let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
-    let herald = HeraldProcess::serve(std::path::Path::new(&url), &[], &[]).await;
+    let database = FreshPostgres::create("herald_listen").await;
+    let herald = HeraldProcess::serve(std::path::Path::new(&database.url), &[], &[]).await;
     let http = reqwest::Client::new();
     let (status, body) = herald
         .call(
@@ -387,10 +363,5 @@ async fn herald_listen_works_against_a_herald_serve_process_on_postgres() {
     listen.wait_for_line("PasswordUpdatedEvent").await;
     drop(listen);
     drop(herald);
-    maintenance
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-        ))
-        .await
-        .expect("drop the test database");
+    database.remove().await;
 }

@@ -2,10 +2,11 @@
 //! fourteen, and one place ([`support`]) for the harness they share.
 //!
 //! The tests run side by side on the threads of this one process. Most are independent (each on
-//! its own port, temporary directory or database); the few that stop PostgreSQL or measure a
-//! cluster under load take [`support::postgres::alone`], and every test on PostgreSQL holds
-//! [`support::postgres::beside_others`] through its [`support::FreshPostgres`], so the server is
-//! never stopped under a test that uses it.
+//! its own port, temporary directory or database). Every test on PostgreSQL gets its database
+//! from [`support::postgres::FreshPostgres`], which holds a lock until the database is removed:
+//! the cluster tests (one of which stops the server, while others measure it under load) make
+//! theirs with `create_alone` and so run alone among the tests on PostgreSQL, the others with
+//! `create`, side by side.
 
 mod support;
 

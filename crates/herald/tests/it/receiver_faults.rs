@@ -8,11 +8,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{Receiver, TestApp};
 use herald_delivery::http_client::EXCERPT_LIMIT;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::{Receiver, TestApp};
 
 const ALICE: &str = "5c2d8f3e-7a41-4b6e-9d0c-2f1a6b8e4c37";
 const BOB: &str = "0b7e4a19-3c2d-4f58-8e61-9a0b1c2d3e4f";

@@ -10,13 +10,14 @@
 
 use std::collections::BTreeSet;
 
-use crate::support::{ADMIN_KEY, HeraldProcess, Receiver, TestApp};
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use herald_core::clock::Clock;
 use herald_core::secret::hash_api_key;
 use serde_json::{Value, json};
+
+use crate::support::{ADMIN_KEY, HeraldProcess, Receiver, TestApp};
 
 const PROBLEM_BASE: &str = "https://herald.dev/problems/";
 const ALICE: &str = "5c2d8f3e-7a41-4b6e-9d0c-2f1a6b8e4c37";

@@ -5,8 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::postgres;
-use crate::support::{Receiver, TestApp};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use base64::Engine;
@@ -14,6 +12,9 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
+
+use crate::support::postgres::FreshPostgres;
+use crate::support::{Receiver, TestApp};
 
 const AUTHGEAR_SECRET: &str = "secret-shown-in-the-authgear-portal";
 const ASGARDEO_SECRET: &str = "secret-typed-into-asgardeo";
@@ -1105,38 +1106,10 @@ async fn sources_are_managed_from_the_command_line() {
     assert!(!ok && out.contains("404"), "{out}");
 }
 
-/// The PostgreSQL server the cluster tests use; each test here gets its own database on it.
-const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-
-async fn postgres_client(database: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!("{POSTGRES_SERVER}/{database}"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("PostgreSQL runs on 127.0.0.1:5432 (see tests/it/cluster.rs)");
-    tokio::spawn(connection);
-    client
-}
-
 #[tokio::test]
 async fn an_authgear_source_counts_and_deduplicates_on_postgresql() {
-    let _server_up = postgres::beside_others().await;
-    let database = format!(
-        "herald_sources_{}_{}",
-        time::OffsetDateTime::now_utc().unix_timestamp(),
-        rand::random::<u32>()
-    );
-    let maintenance = postgres_client("postgres").await;
-    maintenance
-        .batch_execute(&format!("CREATE DATABASE \"{database}\""))
-        .await
-        .expect("database created");
-    let url = format!("{POSTGRES_SERVER}/{database}");
-    let app = TestApp::spawn_with(|options| {
-        options.settings.database = herald::config::Database::Postgres { url, pool_size: 4 };
-    })
-    .await;
+    let database = FreshPostgres::create("herald_sources").await;
+    let app = database.spawn().await;
     let key = app.tenant("acme").await;
     let mut receiver = Receiver::start().await;
     app.endpoint(
@@ -1183,9 +1156,5 @@ async fn an_authgear_source_counts_and_deduplicates_on_postgresql() {
     );
     assert_eq!(seen["last_errors"][0]["status"], 401, "{seen}");
     app.stop().await;
-    let _ = maintenance
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-        ))
-        .await;
+    database.remove().await;
 }

@@ -6,10 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::support::postgres::FreshPostgres;
-use crate::support::{Receiver, Reply, TestApp};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
+
+use crate::support::postgres::FreshPostgres;
+use crate::support::{Receiver, Reply, TestApp};
 
 const AUTHGEAR_USER: &str = "b3f1c6a2-5d47-4e0b-9a8e-2f6c1d9e7a43";
 const ASGARDEO_USER: &str = "1801d35e-1339-4c16-9c53-61321cf37fb9";

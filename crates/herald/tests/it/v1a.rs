@@ -7,13 +7,14 @@
 
 use std::time::Duration;
 
-use crate::support::postgres::FreshPostgres;
-use crate::support::{Received, Receiver, TestApp};
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use serde_json::{Value, json};
+
+use crate::support::postgres::FreshPostgres;
+use crate::support::{Received, Receiver, TestApp};
 
 fn user_created(event_id: &str) -> Value {
     json!({"id": event_id, "type": "UserCreatedEvent", "payload": {"userId": "5c2d8f3e-7a41-4b6e-9d0c-2f1a6b8e4c37"}})

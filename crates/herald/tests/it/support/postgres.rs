@@ -13,7 +13,7 @@ use herald::config::Database;
 use super::TestApp;
 
 /// The server every test database lives on; databases are added as the path.
-pub const SERVER_URL: &str = "postgres://postgres@127.0.0.1:5432";
+const SERVER_URL: &str = "postgres://postgres@127.0.0.1:5432";
 
 /// Databases of a prefix older than this were left by a failed run and are dropped when the next
 /// one of that prefix is made; younger ones may belong to a run still going on elsewhere.
@@ -27,17 +27,6 @@ const STALE_AFTER_SECONDS: i64 = 15 * 60;
 /// queued in between would wait for it while it waits for the writer.
 static SERVER_USE: RwLock<()> = RwLock::const_new(());
 
-/// Waits until no test on PostgreSQL runs, and keeps others from starting until dropped: for a
-/// test that stops the server or measures it under load.
-pub async fn alone() -> RwLockWriteGuard<'static, ()> {
-    SERVER_USE.write().await
-}
-
-/// Keeps the server from being stopped until dropped: for a test on PostgreSQL.
-pub async fn beside_others() -> RwLockReadGuard<'static, ()> {
-    SERVER_USE.read().await
-}
-
 /// How a test holds [`SERVER_USE`].
 enum ServerUse {
     BesideOthers {
@@ -49,7 +38,7 @@ enum ServerUse {
 }
 
 /// A connection to `database` on the test server, with its driver running.
-pub async fn connect(database: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+async fn connect(database: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (client, connection) =
         tokio_postgres::connect(&format!("{SERVER_URL}/{database}"), NoTls).await?;
     tokio::spawn(connection);
@@ -57,7 +46,7 @@ pub async fn connect(database: &str) -> Result<tokio_postgres::Client, tokio_pos
 }
 
 /// A connection to the maintenance database; panics, saying why, when the server is not there.
-pub async fn maintenance_client() -> tokio_postgres::Client {
+async fn maintenance_client() -> tokio_postgres::Client {
     match connect("postgres").await {
         Ok(client) => client,
         Err(error) => {
@@ -86,7 +75,7 @@ impl FreshPostgres {
     /// For a test that may run beside others: the server stays up until `remove`.
     pub async fn create(prefix: &str) -> Self {
         let server_use = ServerUse::BesideOthers {
-            _guard: beside_others().await,
+            _guard: SERVER_USE.read().await,
         };
         Self::create_holding(prefix, server_use).await
     }
@@ -95,7 +84,7 @@ impl FreshPostgres {
     /// else on PostgreSQL competes with it.
     pub async fn create_alone(prefix: &str) -> Self {
         let server_use = ServerUse::Alone {
-            _guard: alone().await,
+            _guard: SERVER_USE.write().await,
         };
         Self::create_holding(prefix, server_use).await
     }
