@@ -107,7 +107,7 @@ fn user_created(event_id: &str, user_id: &str) -> Value {
 
 // ---- signatures, recomputed here from the key, the headers and the body -------------------------
 
-/// The HMAC key a secret stands for (DESIGN §3): `whsec_<base64>` is the decoded bytes, any other
+/// The HMAC key a secret stands for: `whsec_<base64>` is the decoded bytes, any other
 /// text its UTF-8 bytes.
 fn key_of(secret: &str) -> Vec<u8> {
     match secret.strip_prefix("whsec_") {
@@ -207,7 +207,7 @@ fn due_in(app: &TestApp, delivery: &Value) -> Duration {
 /// Times are stored to the millisecond, so a due time read back can be this much earlier.
 const STORED_PRECISION: Duration = Duration::from_millis(2);
 
-/// How far a scheduled retry may stray from its nominal delay: ±20% jitter (DESIGN §4).
+/// How far a scheduled retry may stray from its nominal delay: ±20% jitter.
 fn jitter_of(delay: Duration) -> Duration {
     delay / 5 + STORED_PRECISION
 }
