@@ -2,6 +2,8 @@
 # Runs the issue-16 goal scenarios of `herald bench`, ROUNDS times interleaved, and keeps each
 # run's JSON report in OUT (one file per run). Medians are taken from those files; see
 # BENCHMARKS.md. Usage: scripts/bench-goals.sh [ROUNDS] [OUT] [sqlite|postgres|all]
+# HERALD picks the binary (default ./target/release/herald); BASELINE, if set, names an earlier
+# build whose steady run is interleaved with the others for comparison.
 set -euo pipefail
 rounds=${1:-3}
 out=${2:-/tmp/herald-bench}
@@ -23,6 +25,10 @@ for round in $(seq 1 "$rounds"); do
         run "sqlite-saturation-history-$round" saturation --events 20000 --history 1000000
         run "sqlite-saturation-idle-$round" saturation --events 20000 --idle-endpoints 10000
         run "sqlite-steady-idle-$round" steady --rate 500 --seconds 10 --idle-endpoints 10000
+        if [[ -n ${BASELINE:-} ]]; then
+            # The same steady run with an earlier build, interleaved, to judge a change.
+            herald=$BASELINE run "baseline-sqlite-steady-$round" steady --rate 500 --seconds 10
+        fi
     fi
     if [[ $which != sqlite ]]; then
         run "pg-saturation-$round" saturation --events 20000 --postgres "$pg"
