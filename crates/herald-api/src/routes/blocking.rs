@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use herald_catalog::catalog::TypeLookup;
 use herald_catalog::definition::EventTypeDef;
-use herald_catalog::envelope::{ParsedEvent, parse_envelope};
+use herald_catalog::envelope::{ParsedEvent, declared_type_pointer, parse_envelope};
 use herald_core::ids::{new_event_id, prefixed_id};
 use herald_delivery::hooks::{ChainDecision, Reason, TraceEntry, run_chain};
 use herald_store::models::DecisionRecord;
@@ -113,6 +113,10 @@ pub async fn evaluate(
 ) -> ApiResult<Json<DecisionOut>> {
     let started = Instant::now();
     let document = parse_json(&body)?;
+    // Where the envelope that was sent names its type (a OneWelcome envelope at
+    // `/metadata/type`, an Asgardeo one under `/events`, the flat forms at `/type`), whatever
+    // the taxonomy of the type itself.
+    let type_path = declared_type_pointer(&document).unwrap_or_else(|| "/type".to_owned());
     let lookup = state.custom_types.lookup_for(&scope.tenant_id);
     let parsed = parse_envelope(&lookup, document)
         .map_err(|error| ApiError::invalid_all(error.problems()))?;
@@ -120,13 +124,8 @@ pub async fn evaluate(
         .lookup(&parsed.event_type)
         .filter(|definition| definition.is_blocking())
     else {
-        let path = if parsed.taxonomy == herald_catalog::taxonomy::Taxonomy::Asgardeo {
-            "/events"
-        } else {
-            "/type"
-        };
         return Err(ApiError::invalid(
-            path,
+            type_path,
             format!(
                 "{:?} is not a blocking event type: publish it to /events instead",
                 parsed.event_type

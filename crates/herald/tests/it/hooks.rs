@@ -664,3 +664,56 @@ async fn hooks_are_called_in_position_order_and_positions_default_to_the_end() {
     let called: Vec<String> = hooks.calls().into_iter().map(|call| call.hook).collect();
     assert_eq!(called, ["a", "b", "c"]);
 }
+
+/// The path of the one problem in a 422 answer to a blocking evaluation of `event`.
+async fn refused_at(app: &TestApp, key: &str, event: Value) -> String {
+    let (status, problem) = app
+        .call(
+            "POST",
+            "/v1/tenants/acme/blocking-events",
+            Some(key),
+            Some(&event),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    problem["errors"][0]["path"]
+        .as_str()
+        .expect("a path")
+        .to_owned()
+}
+
+/// A type that is not blocking is refused at the place where the envelope that was sent names
+/// its type: a OneWelcome envelope at `/metadata/type`, a flat document at `/type` even for an
+/// Asgardeo type, and an Asgardeo envelope at its event's key under `/events`.
+#[tokio::test]
+async fn a_non_blocking_type_is_refused_where_the_envelope_sent_names_it() {
+    let app = TestApp::spawn().await;
+    let key = app.tenant("acme").await;
+    let catalog = herald_catalog::catalog::Catalog::builtin();
+    let native_example = |taxonomy: &str| {
+        let definition = catalog
+            .iter()
+            .find(|definition| {
+                definition.taxonomy().as_str() == taxonomy
+                    && !definition.is_blocking()
+                    && definition.example().is_some()
+            })
+            .expect("a non-blocking type with an example");
+        let envelope =
+            herald_catalog::envelope::example_envelope(definition).expect("an example envelope");
+        (definition.name().to_owned(), envelope)
+    };
+    let (_, onewelcome) = native_example("onewelcome");
+    assert_eq!(refused_at(&app, &key, onewelcome).await, "/metadata/type");
+
+    let (asgardeo_type, asgardeo) = native_example("asgardeo");
+    let escaped = asgardeo_type.replace('~', "~0").replace('/', "~1");
+    assert_eq!(
+        refused_at(&app, &key, asgardeo.clone()).await,
+        format!("/events/{escaped}")
+    );
+
+    let payload = asgardeo["events"][&asgardeo_type].clone();
+    let flat = json!({"type": asgardeo_type, "payload": payload});
+    assert_eq!(refused_at(&app, &key, flat).await, "/type");
+}
