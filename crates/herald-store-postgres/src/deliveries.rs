@@ -11,7 +11,7 @@ use herald_store::{StoreError, StoreResult};
 use time::{Duration, OffsetDateTime};
 use tokio_postgres::types::ToSql;
 
-use crate::endpoints::endpoint_by_id;
+use crate::endpoints::endpoint_by_id_held;
 use crate::rows::{
     ATTEMPT_COLUMNS, DELIVERY_COLUMNS, get, map_backend, ms, read_all, read_attempt, read_delivery,
     to_i64,
@@ -165,21 +165,12 @@ impl PostgresStore {
     ) -> StoreResult<u64> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(map_backend)?;
-        let Some(endpoint) = endpoint_by_id(&transaction, tenant_id, endpoint_id).await? else {
+        // Holding the endpoint and the replayed events `FOR KEY SHARE` until commit keeps a
+        // concurrent deletion of either from leaving deliveries behind that nothing could send.
+        let Some(endpoint) = endpoint_by_id_held(&transaction, tenant_id, endpoint_id).await?
+        else {
             return Err(StoreError::NotFound(format!("endpoint {endpoint_id:?}")));
         };
-        // Deliveries have no foreign keys (migration 0011): holding the endpoint and the replayed
-        // events `FOR KEY SHARE` until commit keeps a concurrent deletion of either from leaving
-        // deliveries behind that nothing could send.
-        let held = execute(
-            &transaction,
-            "SELECT 1 FROM endpoints WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE",
-            &[&tenant_id, &endpoint_id],
-        )
-        .await?;
-        if held == 0 {
-            return Err(StoreError::NotFound(format!("endpoint {endpoint_id:?}")));
-        }
         let (after_seq, received_since, only_id) = match ReplayPlan::of(selector) {
             ReplayPlan::FailedAgain => {
                 let changed = execute(

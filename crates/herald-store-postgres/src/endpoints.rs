@@ -124,9 +124,31 @@ pub(crate) async fn endpoint_by_id<C: GenericClient>(
     tenant_id: &str,
     endpoint_id: &str,
 ) -> StoreResult<Option<EndpointRecord>> {
+    read_endpoint_row(client, tenant_id, endpoint_id, "").await
+}
+
+/// The endpoint, held `FOR KEY SHARE` until the transaction ends: it cannot be deleted
+/// meanwhile, so deliveries made for it in that transaction are never left without it (the hot
+/// tables have no foreign keys, migration 0011).
+pub(crate) async fn endpoint_by_id_held<C: GenericClient>(
+    client: &C,
+    tenant_id: &str,
+    endpoint_id: &str,
+) -> StoreResult<Option<EndpointRecord>> {
+    read_endpoint_row(client, tenant_id, endpoint_id, " FOR KEY SHARE").await
+}
+
+async fn read_endpoint_row<C: GenericClient>(
+    client: &C,
+    tenant_id: &str,
+    endpoint_id: &str,
+    locking: &str,
+) -> StoreResult<Option<EndpointRecord>> {
     query_opt(
         client,
-        &format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = $1 AND id = $2"),
+        &format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = $1 AND id = $2{locking}"
+        ),
         &[&tenant_id, &endpoint_id],
     )
     .await?

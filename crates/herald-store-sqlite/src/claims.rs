@@ -18,6 +18,7 @@ use herald_store::planner::{self, Offer, SubjectLookAhead};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use time::{Duration, OffsetDateTime};
 
+use crate::deliveries::UNFINISHED;
 use crate::rows::{self, ENDPOINT_COLUMNS, EVENT_COLUMNS, from_ms, map_backend, ms, read_event};
 
 /// A waiting delivery, as much of it as claiming needs.
@@ -50,8 +51,8 @@ fn read_candidate(row: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
 /// `deliveries_unfinished_by_subject` (its leading column is the endpoint): one probe per
 /// endpoint with work, so endpoints with nothing to do, however many, cost a claim nothing, and
 /// neither do finished deliveries. SQLite uses a partial index only when the query's condition
-/// repeats the index's own, so `state IN {UNFINISHED}` must stay the text of migration 0011;
-/// `INDEXED BY` makes that a prepare error instead of a silent scan, and keeps the planner off
+/// implies the index's own (`state IN {UNFINISHED}`, as migration 0011 writes it); `INDEXED BY`
+/// makes a mismatch a prepare error instead of a silent scan, and keeps the planner off
 /// the state indexes it prefers while the tables have no statistics.
 /// The order is the endpoints' creation order (`rowid`), which the claim's rotation turns over.
 fn active_endpoints(connection: &Connection) -> StoreResult<Vec<EndpointRecord>> {
@@ -70,11 +71,11 @@ fn active_endpoints_sql() -> String {
     format!(
         "WITH RECURSIVE with_work(endpoint_id) AS (
              SELECT (SELECT endpoint_id FROM deliveries INDEXED BY deliveries_unfinished_by_subject
-                     WHERE state IN {UNFINISHED_INDEXED}
+                     WHERE state IN {UNFINISHED}
                      ORDER BY endpoint_id LIMIT 1)
              UNION ALL
              SELECT (SELECT endpoint_id FROM deliveries INDEXED BY deliveries_unfinished_by_subject
-                     WHERE state IN {UNFINISHED_INDEXED} AND endpoint_id > w.endpoint_id
+                     WHERE state IN {UNFINISHED} AND endpoint_id > w.endpoint_id
                      ORDER BY endpoint_id LIMIT 1)
              FROM with_work w WHERE w.endpoint_id IS NOT NULL)
          SELECT {ENDPOINT_COLUMNS} FROM endpoints
@@ -83,9 +84,6 @@ fn active_endpoints_sql() -> String {
          ORDER BY rowid"
     )
 }
-
-/// The unfinished states exactly as migration 0011 writes them in the partial index's `WHERE`.
-const UNFINISHED_INDEXED: &str = "('pending', 'scheduled', 'in_flight')";
 
 /// Attempts of this endpoint running now (leases not yet run out). The `+` keeps the planner on
 /// the per-endpoint index rather than scanning every endpoint's in-flight work.
