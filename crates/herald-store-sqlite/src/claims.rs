@@ -85,6 +85,14 @@ fn active_endpoints_sql() -> String {
     )
 }
 
+/// The unfinished states, each with the column that says when a delivery in it falls due (a lost
+/// attempt's lease expiry for one in flight). Each state has its own cached statements.
+const UNFINISHED_STATES: [(&str, &str); 3] = [
+    ("pending", "next_attempt_at"),
+    ("scheduled", "next_attempt_at"),
+    ("in_flight", "lease_until"),
+];
+
 /// Attempts of this endpoint running now (leases not yet run out). The `+` keeps the planner on
 /// the per-endpoint index rather than scanning every endpoint's in-flight work.
 fn busy(connection: &Connection, endpoint_id: &str, now_ms: i64) -> StoreResult<u32> {
@@ -99,31 +107,22 @@ fn busy(connection: &Connection, endpoint_id: &str, now_ms: i64) -> StoreResult<
         .map_err(map_backend)
 }
 
-/// Up to `limit` due deliveries of one endpoint in one state, earliest due first.
+/// Up to `limit` due deliveries of one endpoint in one of [`UNFINISHED_STATES`], earliest due
+/// first.
 fn due_in_state(
     connection: &Connection,
     endpoint_id: &str,
-    state: &str,
+    (state, due_column): (&str, &str),
     now_ms: i64,
     limit: usize,
 ) -> StoreResult<Vec<Candidate>> {
-    let due_column = if state == "in_flight" {
-        "lease_until"
-    } else {
-        "next_attempt_at"
-    };
     let mut statement = connection
-        .prepare_cached(&format!(
-            "SELECT {CANDIDATE_COLUMNS}, {due_column} FROM deliveries
-             WHERE endpoint_id = ?1 AND state = ?2 AND {due_column} <= ?3
-             ORDER BY {due_column} LIMIT ?4"
-        ))
+        .prepare_cached(&due_in_state_sql(state, due_column))
         .map_err(map_backend)?;
     let candidates = statement
         .query_map(
             params![
                 endpoint_id,
-                state,
                 now_ms,
                 i64::try_from(limit).unwrap_or(i64::MAX)
             ],
@@ -135,6 +134,14 @@ fn due_in_state(
     Ok(candidates)
 }
 
+fn due_in_state_sql(state: &str, due_column: &str) -> String {
+    format!(
+        "SELECT {CANDIDATE_COLUMNS}, {due_column} FROM deliveries
+         WHERE endpoint_id = ?1 AND state = '{state}' AND {due_column} <= ?2
+         ORDER BY {due_column} LIMIT ?3"
+    )
+}
+
 /// Up to `limit` due deliveries of an unordered endpoint, earliest due first: waiting ones, and
 /// in-flight ones whose attempt was lost (its lease ran out).
 fn due_deliveries(
@@ -144,7 +151,7 @@ fn due_deliveries(
     limit: usize,
 ) -> StoreResult<Vec<Candidate>> {
     let mut candidates = Vec::new();
-    for state in ["pending", "scheduled", "in_flight"] {
+    for state in UNFINISHED_STATES {
         candidates.extend(due_in_state(connection, endpoint_id, state, now_ms, limit)?);
     }
     Ok(planner::earliest_due(
@@ -162,20 +169,15 @@ fn due_head(
     now_ms: i64,
 ) -> StoreResult<Option<Candidate>> {
     let mut firsts = Vec::with_capacity(3);
-    for state in ["pending", "scheduled", "in_flight"] {
-        let due_column = if state == "in_flight" {
-            "lease_until"
-        } else {
-            "next_attempt_at"
-        };
+    for (state, due_column) in UNFINISHED_STATES {
         let first = connection
             .prepare_cached(&format!(
                 "SELECT {CANDIDATE_COLUMNS}, {due_column} FROM deliveries
-                 WHERE endpoint_id = ?1 AND state = ?2 ORDER BY event_seq LIMIT 1"
+                 WHERE endpoint_id = ?1 AND state = '{state}' ORDER BY event_seq LIMIT 1"
             ))
             .and_then(|mut statement| {
                 statement
-                    .query_row(params![endpoint_id, state], read_candidate)
+                    .query_row(params![endpoint_id], read_candidate)
                     .optional()
             })
             .map_err(map_backend)?;
@@ -371,20 +373,16 @@ fn postpone(connection: &Connection, delivery_id: &str, due_at: OffsetDateTime) 
 pub(crate) fn next_due_at(connection: &Connection) -> StoreResult<Option<OffsetDateTime>> {
     let mut earliest: Option<i64> = None;
     for endpoint in active_endpoints(connection)? {
-        for state in ["pending", "scheduled", "in_flight"] {
-            let due_column = if state == "in_flight" {
-                "lease_until"
-            } else {
-                "next_attempt_at"
-            };
+        for (state, due_column) in UNFINISHED_STATES {
             let due: Option<Option<i64>> = connection
                 .prepare_cached(&format!(
-                    "SELECT {due_column} FROM deliveries WHERE endpoint_id = ?1 AND state = ?2
+                    "SELECT {due_column} FROM deliveries
+                     WHERE endpoint_id = ?1 AND state = '{state}'
                      ORDER BY {due_column} LIMIT 1"
                 ))
                 .and_then(|mut statement| {
                     statement
-                        .query_row(params![endpoint.id, state], |row| row.get(0))
+                        .query_row(params![endpoint.id], |row| row.get(0))
                         .optional()
                 })
                 .map_err(map_backend)?;
@@ -431,6 +429,32 @@ mod tests {
                 .any(|step| step.contains("USING INDEX deliveries_unfinished_by_subject")),
             "{plan:?}"
         );
+    }
+
+    /// A claim's statements are planned once: reading every state for several endpoints again
+    /// and again must not make SQLite prepare any of them anew. Without the query planner
+    /// stability guarantee (`schema::configure`) it did, at every change of the endpoint bound.
+    #[test]
+    fn claim_statements_are_not_prepared_again_per_state() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let connection = Connection::open(directory.path().join("claims.db")).expect("opened");
+        crate::schema::configure(&connection).expect("configured");
+        crate::schema::migrate(&connection).expect("migrated");
+        for _ in 0..3 {
+            for endpoint_id in ["ep_1", "ep_2"] {
+                due_deliveries(&connection, endpoint_id, 1_000, 10).expect("read");
+            }
+        }
+        for (state, due_column) in UNFINISHED_STATES {
+            let statement = connection
+                .prepare_cached(&due_in_state_sql(state, due_column))
+                .expect("cached");
+            assert_eq!(
+                statement.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "{state}"
+            );
+        }
     }
 
     /// Idle endpoints must cost a claim nothing: the endpoints with work come from the partial
