@@ -131,7 +131,11 @@ impl Dispatcher {
 
     async fn claim(&self, limit: usize) -> Result<Vec<ClaimedDelivery>, DispatchError> {
         let lease = time::Duration::try_from(self.settings.lease).unwrap_or(time::Duration::MINUTE);
+        let asked = std::time::Instant::now();
         let claimed = self.store.claim_due(self.clock.now(), limit, lease).await?;
+        // Store round trips are timed apart from the HTTP exchange: a slot is held from its
+        // claim until its record is written, so these bound how fast an endpoint's slots turn.
+        metrics::histogram!("herald_claim_seconds").record(asked.elapsed().as_secs_f64());
         if let Ok(mut held) = self.claimed.lock() {
             held.extend(
                 claimed
@@ -396,6 +400,7 @@ impl Dispatcher {
             n_attempts,
             now: finished_at,
         });
+        let recording = std::time::Instant::now();
         let published = self
             .store
             .record_attempt(AttemptOutcome {
@@ -416,6 +421,8 @@ impl Dispatcher {
                 operational_events,
             })
             .await?;
+        metrics::histogram!("herald_attempt_record_seconds")
+            .record(recording.elapsed().as_secs_f64());
         if published.iter().any(|outcome| outcome.n_deliveries > 0) {
             self.wakeup.notify_one();
         }

@@ -27,6 +27,7 @@ mod hooks;
 mod processes;
 mod receiver;
 mod report;
+mod server_metrics;
 
 use backlog::*;
 use fixtures::*;
@@ -63,6 +64,9 @@ pub struct BenchArgs {
     /// each subscribed to a type nobody publishes.
     #[arg(long, global = true, default_value_t = 0)]
     idle_endpoints: usize,
+    /// Attempts each busy endpoint allows at once (its `max_concurrency`).
+    #[arg(long, global = true, default_value_t = 64)]
+    max_concurrency: u32,
     /// Run each server under `valgrind --tool=callgrind`, its profiles written to this directory,
     /// and report the instructions it executed from the first publish to the last delivery.
     #[arg(long, global = true)]
@@ -155,7 +159,7 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
     let key = bench_tenant(&client, &first_base, &admin_key).await?;
     let mut endpoint_ids = Vec::new();
     for index in 0..n_endpoints {
-        let created = post_json(&client, format!("{first_base}/v1/tenants/bench/endpoints"), key.clone(), json!({"url": format!("http://{receiver_address}/hook/{index}"), "filters": ["bench.*"], "max_concurrency": 64})).await?;
+        let created = post_json(&client, format!("{first_base}/v1/tenants/bench/endpoints"), key.clone(), json!({"url": format!("http://{receiver_address}/hook/{index}"), "filters": ["bench.*"], "max_concurrency": args.max_concurrency})).await?;
         endpoint_ids.push(
             created["id"]
                 .as_str()
@@ -248,6 +252,8 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
         ),
         None => None,
     };
+    // Read after the instruction count, so the scrape's own work is not counted.
+    let server_timings = server_metrics::scrape(&client, &bases).await;
     cluster.stop().await;
     let arrivals = state
         .arrivals
@@ -266,6 +272,7 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
         "nodes": bases.len(),
         "events": n_events,
         "endpoints": n_endpoints,
+        "max_concurrency": args.max_concurrency,
         "idle_endpoints": args.idle_endpoints,
         "history_deliveries": args.history,
         "publishers": args.concurrency,
@@ -281,5 +288,6 @@ async fn run_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
         "server_instructions": instructions,
         "instructions_per_delivery": instructions.map(|count| count as f64 / delivered_unique.max(1) as f64),
         "wall_seconds": delivery_seconds,
+        "server_timings": server_timings,
     }))
 }

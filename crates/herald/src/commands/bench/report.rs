@@ -86,6 +86,27 @@ pub(super) fn print_table(report: &Value) {
             number(&report["instructions_per_delivery"])
         );
     }
+    let precise = |value: &Value| {
+        value
+            .as_f64()
+            .map_or("-".to_owned(), |number| format!("{number:.3}"))
+    };
+    for (index, node) in report["server_timings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for (series, timing) in node.as_object().into_iter().flatten() {
+            println!(
+                "node {index} {series}: n {}  mean {} ms  p50 ≤ {} ms  p99 ≤ {} ms",
+                timing["count"],
+                precise(&timing["mean_ms"]),
+                precise(&timing["p50_ms"]),
+                precise(&timing["p99_ms"])
+            );
+        }
+    }
 }
 
 pub(super) fn print_backlog_table(report: &Value) {
