@@ -321,6 +321,7 @@ mod tests {
     use super::*;
     use herald_store::ChangeNotice;
     use herald_store::models::{FailurePolicy, HookRecord, Tenant};
+    use herald_store::prelude::*;
     use herald_store_sqlite::SqliteStore;
 
     fn hook(id: &str) -> HookRecord {

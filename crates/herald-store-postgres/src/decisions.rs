@@ -1,14 +1,17 @@
 //! Blocking decisions: the audit trail of evaluated blocking events.
 
+use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use herald_store::DecisionStore;
 use herald_store::StoreResult;
 use herald_store::models::DecisionRecord;
 
 use crate::rows::{DECISION_COLUMNS, json_text, map_backend, ms, read_all, read_decision, to_i64};
 use crate::{PostgresStore, execute, query};
 
-impl PostgresStore {
-    pub(crate) async fn insert_decisions(&self, decisions: Vec<DecisionRecord>) -> StoreResult<()> {
+#[async_trait]
+impl DecisionStore for PostgresStore {
+    async fn record_decisions(&self, decisions: Vec<DecisionRecord>) -> StoreResult<()> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(map_backend)?;
         for decision in &decisions {
@@ -35,7 +38,7 @@ impl PostgresStore {
         transaction.commit().await.map_err(map_backend)
     }
 
-    pub(crate) async fn select_decisions(
+    async fn list_decisions(
         &self,
         tenant_id: &str,
         after_id: Option<&str>,

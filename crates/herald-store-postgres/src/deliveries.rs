@@ -1,12 +1,15 @@
 //! Deliveries: claiming (see `claims.rs`), releasing, listing, retrying and replaying them.
 
+use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use herald_core::delivery::DeliveryState;
 use herald_core::ids::{prefix, prefixed_id};
 use herald_store::models::{
-    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, ReplaySelector,
+    AttemptMinute, AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord,
+    Published, ReplaySelector,
 };
 use herald_store::planner::{self, ReplayPlan};
+use herald_store::{DeliveryQueue, DeliveryStore};
 use herald_store::{StoreError, StoreResult};
 use time::{Duration, OffsetDateTime};
 use tokio_postgres::types::ToSql;
@@ -20,8 +23,9 @@ use crate::{
     PostgresStore, UNFINISHED, claims, execute, notify, query, query_one, query_opt, rows,
 };
 
-impl PostgresStore {
-    pub(crate) async fn lease_due(
+#[async_trait]
+impl DeliveryQueue for PostgresStore {
+    async fn claim_due(
         &self,
         now: OffsetDateTime,
         limit: usize,
@@ -49,11 +53,7 @@ impl PostgresStore {
         Ok(claimed)
     }
 
-    pub(crate) async fn release_lease(
-        &self,
-        delivery_id: &str,
-        next_attempt_at: OffsetDateTime,
-    ) -> StoreResult<()> {
+    async fn release(&self, delivery_id: &str, next_attempt_at: OffsetDateTime) -> StoreResult<()> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(map_backend)?;
         let released = execute(
@@ -71,12 +71,33 @@ impl PostgresStore {
         transaction.commit().await.map_err(map_backend)
     }
 
-    pub(crate) async fn earliest_due_at(&self) -> StoreResult<Option<OffsetDateTime>> {
+    /// Attempts wait for a group commit (`group_commit.rs`), which `attempts.rs` writes with the
+    /// operational events they publish.
+    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<Vec<Published>> {
+        self.attempts.submit(outcome).await
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<OffsetDateTime>> {
         let client = self.client().await?;
         claims::next_due_at(&client).await
     }
 
-    pub(crate) async fn select_deliveries(
+    async fn count_pending(&self) -> StoreResult<u64> {
+        let client = self.client().await?;
+        let row = query_one(
+            &client,
+            &format!("SELECT COUNT(*) FROM deliveries WHERE state IN {UNFINISHED}"),
+            &[],
+        )
+        .await?;
+        let count: i64 = get(&row, 0)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for PostgresStore {
+    async fn list_deliveries(
         &self,
         tenant_id: &str,
         filter: &DeliveryFilter,
@@ -106,7 +127,7 @@ impl PostgresStore {
         read_all(&rows, read_delivery)
     }
 
-    pub(crate) async fn select_delivery(
+    async fn get_delivery(
         &self,
         tenant_id: &str,
         delivery_id: &str,
@@ -115,7 +136,7 @@ impl PostgresStore {
         delivery_by_id(&client, tenant_id, delivery_id).await
     }
 
-    pub(crate) async fn select_attempts(
+    async fn list_attempts(
         &self,
         tenant_id: &str,
         delivery_id: &str,
@@ -133,7 +154,7 @@ impl PostgresStore {
         read_all(&rows, read_attempt)
     }
 
-    pub(crate) async fn make_due_again(
+    async fn retry_delivery(
         &self,
         tenant_id: &str,
         delivery_id: &str,
@@ -156,7 +177,7 @@ impl PostgresStore {
         Ok(delivery)
     }
 
-    pub(crate) async fn replay_to_endpoint(
+    async fn replay(
         &self,
         tenant_id: &str,
         endpoint_id: &str,
@@ -238,19 +259,7 @@ impl PostgresStore {
         Ok(u64::try_from(deliveries.len()).unwrap_or(u64::MAX))
     }
 
-    pub(crate) async fn count_unfinished(&self) -> StoreResult<u64> {
-        let client = self.client().await?;
-        let row = query_one(
-            &client,
-            &format!("SELECT COUNT(*) FROM deliveries WHERE state IN {UNFINISHED}"),
-            &[],
-        )
-        .await?;
-        let count: i64 = get(&row, 0)?;
-        Ok(u64::try_from(count).unwrap_or(0))
-    }
-
-    pub(crate) async fn select_event_deliveries(
+    async fn list_event_deliveries(
         &self,
         tenant_id: &str,
         event_id: &str,
@@ -270,6 +279,14 @@ impl PostgresStore {
         )
         .await?;
         read_all(&rows, read_delivery)
+    }
+
+    async fn count_attempts_per_minute(
+        &self,
+        tenant_id: &str,
+        since: OffsetDateTime,
+    ) -> StoreResult<Vec<AttemptMinute>> {
+        self.attempts_per_minute(tenant_id, since).await
     }
 }
 

@@ -1,17 +1,17 @@
 //! Endpoints: the tenants' subscribers and their settings.
 
+use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use herald_store::EndpointStore;
 use herald_store::models::EndpointRecord;
 use herald_store::{StoreError, StoreResult};
 
 use crate::rows::{ENDPOINT_COLUMNS, EndpointParams, map_backend, read_all, read_endpoint};
 use crate::{PostgresStore, execute, notify, query, query_opt, tenant_exists};
 
-impl PostgresStore {
-    pub(crate) async fn insert_endpoint(
-        &self,
-        endpoint: EndpointRecord,
-    ) -> StoreResult<EndpointRecord> {
+#[async_trait]
+impl EndpointStore for PostgresStore {
+    async fn create_endpoint(&self, endpoint: EndpointRecord) -> StoreResult<EndpointRecord> {
         let client = self.client().await?;
         if !tenant_exists(&client, &endpoint.tenant_id).await? {
             return Err(StoreError::NotFound(format!(
@@ -32,7 +32,7 @@ impl PostgresStore {
         Ok(endpoint)
     }
 
-    pub(crate) async fn select_endpoint(
+    async fn get_endpoint(
         &self,
         tenant_id: &str,
         endpoint_id: &str,
@@ -41,10 +41,7 @@ impl PostgresStore {
         endpoint_by_id(&client, tenant_id, endpoint_id).await
     }
 
-    pub(crate) async fn select_endpoints(
-        &self,
-        tenant_id: &str,
-    ) -> StoreResult<Vec<EndpointRecord>> {
+    async fn list_endpoints(&self, tenant_id: &str) -> StoreResult<Vec<EndpointRecord>> {
         let client = self.client().await?;
         let rows = query(
             &client,
@@ -58,10 +55,7 @@ impl PostgresStore {
         read_all(&rows, read_endpoint)
     }
 
-    pub(crate) async fn change_endpoint(
-        &self,
-        endpoint: EndpointRecord,
-    ) -> StoreResult<EndpointRecord> {
+    async fn update_endpoint(&self, endpoint: EndpointRecord) -> StoreResult<EndpointRecord> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(map_backend)?;
         let params = EndpointParams::new(&endpoint)?;
@@ -89,11 +83,7 @@ impl PostgresStore {
         Ok(endpoint)
     }
 
-    pub(crate) async fn remove_endpoint(
-        &self,
-        tenant_id: &str,
-        endpoint_id: &str,
-    ) -> StoreResult<bool> {
+    async fn delete_endpoint(&self, tenant_id: &str, endpoint_id: &str) -> StoreResult<bool> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(map_backend)?;
         // The endpoint goes first: its row lock waits for every publish that holds it `FOR KEY

@@ -1,5 +1,7 @@
 //! The event log: appending (see `publish.rs`), reading, retention and erasure.
 
+use async_trait::async_trait;
+use herald_store::{EventStore, RetentionStore};
 use std::hash::{Hash, Hasher};
 
 use deadpool_postgres::GenericClient;
@@ -10,8 +12,9 @@ use time::OffsetDateTime;
 use crate::rows::{EVENT_COLUMNS, map_backend, ms, read_all, read_event, to_i64};
 use crate::{PostgresStore, execute, publish, query, query_one, query_opt};
 
-impl PostgresStore {
-    pub(crate) async fn append_events(
+#[async_trait]
+impl EventStore for PostgresStore {
+    async fn publish(
         &self,
         tenant_id: &str,
         events: Vec<NewEvent>,
@@ -29,7 +32,7 @@ impl PostgresStore {
             .await
     }
 
-    pub(crate) async fn select_events(
+    async fn list_events(
         &self,
         tenant_id: &str,
         filter: &EventFilter,
@@ -56,11 +59,7 @@ impl PostgresStore {
         read_all(&rows, read_event)
     }
 
-    pub(crate) async fn select_event(
-        &self,
-        tenant_id: &str,
-        event_id: &str,
-    ) -> StoreResult<Option<StoredEvent>> {
+    async fn get_event(&self, tenant_id: &str, event_id: &str) -> StoreResult<Option<StoredEvent>> {
         let client = self.client().await?;
         query_opt(
             &client,
@@ -72,12 +71,11 @@ impl PostgresStore {
         .map(read_event)
         .transpose()
     }
+}
 
-    pub(crate) async fn remove_expired_rows(
-        &self,
-        cutoff: OffsetDateTime,
-        batch: usize,
-    ) -> StoreResult<u64> {
+#[async_trait]
+impl RetentionStore for PostgresStore {
+    async fn remove_expired(&self, cutoff: OffsetDateTime, batch: usize) -> StoreResult<u64> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(map_backend)?;
         let decisions_removed = execute(
@@ -112,11 +110,7 @@ impl PostgresStore {
         Ok(events_removed + decisions_removed)
     }
 
-    pub(crate) async fn erase_subject_rows(
-        &self,
-        tenant_id: &str,
-        subject: &str,
-    ) -> StoreResult<u64> {
+    async fn erase_subject(&self, tenant_id: &str, subject: &str) -> StoreResult<u64> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(map_backend)?;
         let erased = execute(

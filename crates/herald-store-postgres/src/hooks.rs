@@ -6,14 +6,17 @@
 //! `wakeups.rs`) drops that tenant's chains. Without it, other nodes would keep calling a deleted
 //! hook and skip a new fail-closed one until they restarted.
 
+use async_trait::async_trait;
+use herald_store::HookStore;
 use herald_store::models::HookRecord;
 use herald_store::{StoreError, StoreResult};
 
 use crate::rows::{HOOK_COLUMNS, ms, read_all, read_hook, to_i64};
 use crate::{PostgresStore, execute, query, query_opt, tenant_exists};
 
-impl PostgresStore {
-    pub(crate) async fn insert_hook(&self, hook: HookRecord) -> StoreResult<HookRecord> {
+#[async_trait]
+impl HookStore for PostgresStore {
+    async fn create_hook(&self, hook: HookRecord) -> StoreResult<HookRecord> {
         let client = self.client().await?;
         if !tenant_exists(&client, &hook.tenant_id).await? {
             return Err(StoreError::NotFound(format!("tenant {:?}", hook.tenant_id)));
@@ -46,7 +49,7 @@ impl PostgresStore {
         Ok(hook)
     }
 
-    pub(crate) async fn select_hooks(&self, tenant_id: &str) -> StoreResult<Vec<HookRecord>> {
+    async fn list_hooks(&self, tenant_id: &str) -> StoreResult<Vec<HookRecord>> {
         let client = self.client().await?;
         let rows = query(
             &client,
@@ -60,11 +63,7 @@ impl PostgresStore {
         read_all(&rows, read_hook)
     }
 
-    pub(crate) async fn select_hook(
-        &self,
-        tenant_id: &str,
-        hook_id: &str,
-    ) -> StoreResult<Option<HookRecord>> {
+    async fn get_hook(&self, tenant_id: &str, hook_id: &str) -> StoreResult<Option<HookRecord>> {
         let client = self.client().await?;
         query_opt(
             &client,
@@ -77,7 +76,7 @@ impl PostgresStore {
         .transpose()
     }
 
-    pub(crate) async fn replace_hook(&self, hook: HookRecord) -> StoreResult<HookRecord> {
+    async fn update_hook(&self, hook: HookRecord) -> StoreResult<HookRecord> {
         let client = self.client().await?;
         let updated = execute(
             &client,
@@ -112,7 +111,7 @@ impl PostgresStore {
         Ok(hook)
     }
 
-    pub(crate) async fn remove_hook(&self, tenant_id: &str, hook_id: &str) -> StoreResult<bool> {
+    async fn delete_hook(&self, tenant_id: &str, hook_id: &str) -> StoreResult<bool> {
         let client = self.client().await?;
         let removed = execute(
             &client,

@@ -4,6 +4,8 @@
 //! through one must be refused by all of them on the very next request. The lookup is one indexed
 //! statement, which also notes the key's use when a minute has passed since the last note.
 
+use async_trait::async_trait;
+use herald_store::ApiKeyStore;
 use herald_store::StoreResult;
 use herald_store::models::{ApiKeyRecord, KeyOwner, KeyRevocation, LAST_USED_PRECISION};
 use time::OffsetDateTime;
@@ -51,8 +53,9 @@ const AUTHENTICATE: &str = "
            COALESCE(noted.last_used_at, found.last_used_at)
     FROM found LEFT JOIN noted ON TRUE";
 
-impl PostgresStore {
-    pub(crate) async fn insert_api_key(&self, key: ApiKeyRecord) -> StoreResult<()> {
+#[async_trait]
+impl ApiKeyStore for PostgresStore {
+    async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<()> {
         let client = self.client().await?;
         execute(
             &client,
@@ -74,7 +77,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) async fn any_admin_key(&self) -> StoreResult<bool> {
+    async fn has_admin_key(&self) -> StoreResult<bool> {
         let client = self.client().await?;
         let row = query_one(
             &client,
@@ -85,7 +88,7 @@ impl PostgresStore {
         get(&row, 0)
     }
 
-    pub(crate) async fn find_and_note_api_key(
+    async fn authenticate_api_key(
         &self,
         key_hash: &str,
         now: OffsetDateTime,
@@ -103,10 +106,7 @@ impl PostgresStore {
         .transpose()
     }
 
-    pub(crate) async fn select_api_keys(
-        &self,
-        owner: KeyOwner<'_>,
-    ) -> StoreResult<Vec<ApiKeyRecord>> {
+    async fn list_api_keys(&self, owner: KeyOwner<'_>) -> StoreResult<Vec<ApiKeyRecord>> {
         let client = self.client().await?;
         // Two statements rather than `IS NOT DISTINCT FROM`, which cannot use the index.
         let rows = match owner {
@@ -136,7 +136,7 @@ impl PostgresStore {
         rows.iter().map(read_key).collect()
     }
 
-    pub(crate) async fn delete_api_key(
+    async fn revoke_api_key(
         &self,
         owner: KeyOwner<'_>,
         key_id: &str,
@@ -187,7 +187,7 @@ impl PostgresStore {
         Ok(KeyRevocation::Revoked)
     }
 
-    pub(crate) async fn delete_generated_admin_keys(&self) -> StoreResult<u64> {
+    async fn revoke_generated_admin_keys(&self) -> StoreResult<u64> {
         let client = self.client().await?;
         execute(
             &client,

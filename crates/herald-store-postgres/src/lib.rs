@@ -17,12 +17,15 @@
 //! started, which is what lets a statement that follows a lock see the lock holder's work.
 //! Connections come from a `deadpool` pool; no TLS yet.
 //!
-//! The code is laid out by resource, the same way in both backends: `tenants.rs` (with custom
-//! types), `keys.rs`, `endpoints.rs`, `events.rs` (with `publish.rs`), `deliveries.rs` (with
-//! `claims.rs`), `attempts.rs`, `hooks.rs`, `decisions.rs`, `sources.rs` and `ssf.rs` each hold an
-//! inherent impl block with the resource's queries; the `impl Store` below only delegates to them,
-//! one line per method. `connect.rs` opens the pool; `statements.rs` has the statement helpers. The rules that are not SQL (claim planning, replay bounds, routing) are
-//! `herald_store::planner`'s.
+//! The code is laid out by resource, the same way in both backends: each resource file implements
+//! its part of the `Store` contract with its queries, so there is no table of methods. `tenants.rs`
+//! (`TenantStore`, `CustomTypeStore`), `keys.rs` (`ApiKeyStore`), `endpoints.rs`
+//! (`EndpointStore`), `events.rs` (`EventStore` with `publish.rs`, `RetentionStore`),
+//! `deliveries.rs` (`DeliveryQueue` with `claims.rs` and `attempts.rs`, `DeliveryStore`),
+//! `hooks.rs` (`HookStore`), `decisions.rs` (`DecisionStore`), `sources.rs` (`SourceStore`),
+//! `ssf.rs` (`SsfStore`), `ssf_delivery.rs` (`SsfDeliveryStore`) and `v1a.rs` (`V1aKeyStore`).
+//! `connect.rs` opens the pool; `statements.rs` has the statement helpers. The rules that are not
+//! SQL (claim planning, replay bounds, routing) are `herald_store::planner`'s.
 
 mod attempts;
 mod claims;
@@ -43,7 +46,6 @@ mod sources;
 mod ssf;
 mod ssf_delivery;
 mod statements;
-mod store;
 mod tenants;
 mod v1a;
 mod wakeups;

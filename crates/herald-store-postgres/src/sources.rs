@@ -4,6 +4,8 @@
 //! `UPDATE` that computes the new counters and error list from the row it locks: concurrent
 //! requests queue on the row and none is lost.
 
+use async_trait::async_trait;
+use herald_store::SourceStore;
 use herald_store::models::{SOURCE_ERRORS_KEPT, SourceErrorEntry, SourceOutcome, SourceRecord};
 use herald_store::{StoreError, StoreResult};
 use serde_json::Value;
@@ -74,8 +76,9 @@ const ADD_OUTCOME: &str = "
         ) END
     WHERE id = $1";
 
-impl PostgresStore {
-    pub(crate) async fn insert_source(&self, source: SourceRecord) -> StoreResult<SourceRecord> {
+#[async_trait]
+impl SourceStore for PostgresStore {
+    async fn create_source(&self, source: SourceRecord) -> StoreResult<SourceRecord> {
         let client = self.client().await?;
         if !tenant_exists(&client, &source.tenant_id).await? {
             return Err(StoreError::NotFound(format!(
@@ -119,27 +122,19 @@ impl PostgresStore {
         }
     }
 
-    pub(crate) async fn select_source(
+    async fn get_source(
         &self,
-        tenant_id: Option<&str>,
+        tenant_id: &str,
         source_id: &str,
     ) -> StoreResult<Option<SourceRecord>> {
-        let client = self.client().await?;
-        query_opt(
-            &client,
-            &format!(
-                "SELECT {SOURCE_COLUMNS} FROM sources
-                 WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)"
-            ),
-            &[&source_id, &tenant_id],
-        )
-        .await?
-        .as_ref()
-        .map(read_source)
-        .transpose()
+        self.select_source(Some(tenant_id), source_id).await
     }
 
-    pub(crate) async fn select_sources(&self, tenant_id: &str) -> StoreResult<Vec<SourceRecord>> {
+    async fn get_source_by_id(&self, source_id: &str) -> StoreResult<Option<SourceRecord>> {
+        self.select_source(None, source_id).await
+    }
+
+    async fn list_sources(&self, tenant_id: &str) -> StoreResult<Vec<SourceRecord>> {
         let client = self.client().await?;
         let rows = query(
             &client,
@@ -153,7 +148,7 @@ impl PostgresStore {
         rows.iter().map(read_source).collect()
     }
 
-    pub(crate) async fn change_source(&self, source: SourceRecord) -> StoreResult<SourceRecord> {
+    async fn update_source(&self, source: SourceRecord) -> StoreResult<SourceRecord> {
         let client = self.client().await?;
         let updated = query_opt(
             &client,
@@ -181,11 +176,7 @@ impl PostgresStore {
         }
     }
 
-    pub(crate) async fn remove_source(
-        &self,
-        tenant_id: &str,
-        source_id: &str,
-    ) -> StoreResult<bool> {
+    async fn delete_source(&self, tenant_id: &str, source_id: &str) -> StoreResult<bool> {
         let client = self.client().await?;
         let n_deleted = execute(
             &client,
@@ -196,7 +187,7 @@ impl PostgresStore {
         Ok(n_deleted > 0)
     }
 
-    pub(crate) async fn add_source_outcome(
+    async fn record_source_outcome(
         &self,
         source_id: &str,
         outcome: SourceOutcome,
@@ -226,7 +217,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) async fn set_source_lease(
+    async fn record_source_lease(
         &self,
         source_id: &str,
         lease_expires_at: Option<OffsetDateTime>,
@@ -239,5 +230,28 @@ impl PostgresStore {
         )
         .await?;
         Ok(())
+    }
+}
+
+impl PostgresStore {
+    /// One query for both lookups: within a tenant (the API) or by id alone (the ingest URL).
+    async fn select_source(
+        &self,
+        tenant_id: Option<&str>,
+        source_id: &str,
+    ) -> StoreResult<Option<SourceRecord>> {
+        let client = self.client().await?;
+        query_opt(
+            &client,
+            &format!(
+                "SELECT {SOURCE_COLUMNS} FROM sources
+                 WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)"
+            ),
+            &[&source_id, &tenant_id],
+        )
+        .await?
+        .as_ref()
+        .map(read_source)
+        .transpose()
     }
 }

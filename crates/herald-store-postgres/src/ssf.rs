@@ -1,5 +1,7 @@
 //! Shared Signals rows: signing keys, receivers, streams, stream subjects and the poll queue.
 
+use async_trait::async_trait;
+use herald_store::SsfStore;
 use herald_store::ssf::{SsfQueuedSet, SsfReceiverRecord, SsfSigningKeyRecord, SsfStreamRecord};
 use herald_store::{StoreError, StoreResult};
 use time::OffsetDateTime;
@@ -59,7 +61,30 @@ impl PostgresStore {
         }
     }
 
-    pub(crate) async fn ssf_insert_key(&self, key: SsfSigningKeyRecord) -> StoreResult<()> {
+    /// One query for both lookups: a tenant's receivers, or the receiver of a token.
+    async fn ssf_select_receivers(
+        &self,
+        tenant_id: Option<&str>,
+        token_hash: Option<&str>,
+    ) -> StoreResult<Vec<SsfReceiverRecord>> {
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            &format!(
+                "SELECT {RECEIVER_COLUMNS} FROM ssf_receivers
+                 WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR token_hash = $2)
+                 ORDER BY created_at, id"
+            ),
+            &[&tenant_id, &token_hash],
+        )
+        .await?;
+        rows.iter().map(read_receiver).collect()
+    }
+}
+
+#[async_trait]
+impl SsfStore for PostgresStore {
+    async fn create_ssf_signing_key(&self, key: SsfSigningKeyRecord) -> StoreResult<()> {
         self.ssf_require_tenant(&key.tenant_id).await?;
         let client = self.client().await?;
         execute(
@@ -84,7 +109,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) async fn ssf_select_keys(
+    async fn list_ssf_signing_keys(
         &self,
         tenant_id: &str,
     ) -> StoreResult<Vec<SsfSigningKeyRecord>> {
@@ -98,7 +123,7 @@ impl PostgresStore {
         rows.iter().map(read_key).collect()
     }
 
-    pub(crate) async fn ssf_retire_keys(
+    async fn retire_ssf_signing_keys(
         &self,
         tenant_id: &str,
         keep_kid: &str,
@@ -113,7 +138,7 @@ impl PostgresStore {
         .await
     }
 
-    pub(crate) async fn ssf_insert_receiver(&self, receiver: SsfReceiverRecord) -> StoreResult<()> {
+    async fn create_ssf_receiver(&self, receiver: SsfReceiverRecord) -> StoreResult<()> {
         self.ssf_require_tenant(&receiver.tenant_id).await?;
         let client = self.client().await?;
         execute(
@@ -138,26 +163,22 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) async fn ssf_select_receivers(
-        &self,
-        tenant_id: Option<&str>,
-        token_hash: Option<&str>,
-    ) -> StoreResult<Vec<SsfReceiverRecord>> {
-        let client = self.client().await?;
-        let rows = query(
-            &client,
-            &format!(
-                "SELECT {RECEIVER_COLUMNS} FROM ssf_receivers
-                 WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR token_hash = $2)
-                 ORDER BY created_at, id"
-            ),
-            &[&tenant_id, &token_hash],
-        )
-        .await?;
-        rows.iter().map(read_receiver).collect()
+    async fn list_ssf_receivers(&self, tenant_id: &str) -> StoreResult<Vec<SsfReceiverRecord>> {
+        self.ssf_select_receivers(Some(tenant_id), None).await
     }
 
-    pub(crate) async fn ssf_insert_stream(&self, stream: SsfStreamRecord) -> StoreResult<()> {
+    async fn find_ssf_receiver_by_token(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<SsfReceiverRecord>> {
+        Ok(self
+            .ssf_select_receivers(None, Some(token_hash))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn create_ssf_stream(&self, stream: SsfStreamRecord) -> StoreResult<()> {
         self.ssf_require_tenant(&stream.tenant_id).await?;
         let client = self.client().await?;
         execute(
@@ -187,10 +208,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) async fn ssf_select_streams(
-        &self,
-        tenant_id: &str,
-    ) -> StoreResult<Vec<SsfStreamRecord>> {
+    async fn list_ssf_streams(&self, tenant_id: &str) -> StoreResult<Vec<SsfStreamRecord>> {
         let client = self.client().await?;
         let rows = query(
             &client,
@@ -201,7 +219,7 @@ impl PostgresStore {
         rows.iter().map(read_stream).collect()
     }
 
-    pub(crate) async fn ssf_change_stream(&self, stream: SsfStreamRecord) -> StoreResult<()> {
+    async fn update_ssf_stream(&self, stream: SsfStreamRecord) -> StoreResult<()> {
         let client = self.client().await?;
         let n_changed = execute(
             &client,
@@ -227,11 +245,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) async fn ssf_remove_stream(
-        &self,
-        tenant_id: &str,
-        stream_id: &str,
-    ) -> StoreResult<bool> {
+    async fn delete_ssf_stream(&self, tenant_id: &str, stream_id: &str) -> StoreResult<bool> {
         let client = self.client().await?;
         // Subjects and queued SETs go with the stream (ON DELETE CASCADE).
         let n_deleted = execute(
@@ -243,11 +257,7 @@ impl PostgresStore {
         Ok(n_deleted > 0)
     }
 
-    pub(crate) async fn ssf_insert_subject(
-        &self,
-        stream_id: &str,
-        subject_key: &str,
-    ) -> StoreResult<()> {
+    async fn add_ssf_subject(&self, stream_id: &str, subject_key: &str) -> StoreResult<()> {
         let client = self.client().await?;
         // Inserting through a SELECT of the stream makes a subject of a stream deleted meanwhile
         // vanish instead of failing on the foreign key.
@@ -262,11 +272,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) async fn ssf_delete_subject(
-        &self,
-        stream_id: &str,
-        subject_key: &str,
-    ) -> StoreResult<bool> {
+    async fn remove_ssf_subject(&self, stream_id: &str, subject_key: &str) -> StoreResult<bool> {
         let client = self.client().await?;
         let n_deleted = execute(
             &client,
@@ -277,7 +283,7 @@ impl PostgresStore {
         Ok(n_deleted > 0)
     }
 
-    pub(crate) async fn ssf_select_subjects(&self, stream_id: &str) -> StoreResult<Vec<String>> {
+    async fn list_ssf_subjects(&self, stream_id: &str) -> StoreResult<Vec<String>> {
         let client = self.client().await?;
         let rows = query(
             &client,
@@ -288,7 +294,7 @@ impl PostgresStore {
         rows.iter().map(|row| get(row, 0)).collect()
     }
 
-    pub(crate) async fn ssf_enqueue(&self, sets: Vec<SsfQueuedSet>) -> StoreResult<()> {
+    async fn enqueue_ssf_sets(&self, sets: Vec<SsfQueuedSet>) -> StoreResult<()> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(map_backend)?;
         let mut streams_queued = std::collections::BTreeSet::new();
@@ -310,11 +316,7 @@ impl PostgresStore {
         transaction.commit().await.map_err(map_backend)
     }
 
-    pub(crate) async fn ssf_peek(
-        &self,
-        stream_id: &str,
-        max: usize,
-    ) -> StoreResult<Vec<SsfQueuedSet>> {
+    async fn peek_ssf_sets(&self, stream_id: &str, max: usize) -> StoreResult<Vec<SsfQueuedSet>> {
         let client = self.client().await?;
         let rows = query(
             &client,
@@ -335,7 +337,7 @@ impl PostgresStore {
             .collect()
     }
 
-    pub(crate) async fn ssf_ack(&self, stream_id: &str, jtis: Vec<String>) -> StoreResult<u64> {
+    async fn ack_ssf_sets(&self, stream_id: &str, jtis: Vec<String>) -> StoreResult<u64> {
         let client = self.client().await?;
         execute(
             &client,
@@ -345,7 +347,7 @@ impl PostgresStore {
         .await
     }
 
-    pub(crate) async fn ssf_clear_queue(&self, stream_id: &str) -> StoreResult<u64> {
+    async fn clear_ssf_queue(&self, stream_id: &str) -> StoreResult<u64> {
         let client = self.client().await?;
         execute(
             &client,

@@ -1,15 +1,17 @@
 //! Shared Signals durable delivery: stream cursors on the event log, push leases and attempts.
 //!
 //! The SSF worker reads the events after a stream's cursor, signs their SETs, and hands them back
-//! with the new cursor: [`PostgresStore::ssf_advance`] queues them and moves the cursor in one
-//! transaction, only if the cursor is still where the worker read it, so a crash anywhere before
-//! the commit leaves the events to be read again, and two nodes doing the same stream at once
-//! queue its SETs once (the second finds the cursor moved and rolls back).
+//! with the new cursor: [`SsfDeliveryStore::advance_ssf_stream`] queues them and moves the cursor
+//! in one transaction, only if the cursor is still where the worker read it, so a crash anywhere
+//! before the commit leaves the events to be read again, and two nodes doing the same stream at
+//! once queue its SETs once (the second finds the cursor moved and rolls back).
 //!
 //! Pushes are leased per stream (`push_lease_until`), taken with `FOR UPDATE SKIP LOCKED`: two
 //! nodes never push one stream at once, so its SETs go out one at a time, in order. The lease
 //! outlasts a push's timeout; a node that dies mid-push leaves it to expire.
 
+use async_trait::async_trait;
+use herald_store::SsfDeliveryStore;
 use herald_store::ssf::{
     SsfPushAttemptRecord, SsfPushHead, SsfPushOutcome, SsfQueuedSet, SsfStreamBehind,
     SsfStreamRecord,
@@ -71,11 +73,9 @@ pub(crate) async fn notify_sets_queued<C: deadpool_postgres::GenericClient>(
     Ok(())
 }
 
-impl PostgresStore {
-    pub(crate) async fn ssf_streams_behind(
-        &self,
-        limit: usize,
-    ) -> StoreResult<Vec<SsfStreamBehind>> {
+#[async_trait]
+impl SsfDeliveryStore for PostgresStore {
+    async fn list_ssf_streams_behind(&self, limit: usize) -> StoreResult<Vec<SsfStreamBehind>> {
         let client = self.client().await?;
         // Every stream is looked at: there are few of them next to events.
         let rows = query(
@@ -100,7 +100,7 @@ impl PostgresStore {
             .collect()
     }
 
-    pub(crate) async fn ssf_advance(
+    async fn advance_ssf_stream(
         &self,
         stream_id: &str,
         from_seq: i64,
@@ -137,7 +137,7 @@ impl PostgresStore {
         Ok(true)
     }
 
-    pub(crate) async fn ssf_lease_push_heads(
+    async fn lease_ssf_push_heads(
         &self,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
@@ -199,10 +199,7 @@ impl PostgresStore {
         Ok(out)
     }
 
-    pub(crate) async fn ssf_record_push_attempt(
-        &self,
-        attempt: SsfPushAttemptRecord,
-    ) -> StoreResult<()> {
+    async fn record_ssf_push_attempt(&self, attempt: SsfPushAttemptRecord) -> StoreResult<()> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(map_backend)?;
         // Through a SELECT of the stream: the attempt of a stream deleted meanwhile vanishes.
@@ -254,7 +251,7 @@ impl PostgresStore {
         transaction.commit().await.map_err(map_backend)
     }
 
-    pub(crate) async fn ssf_schedule_queue(
+    async fn schedule_ssf_queue(
         &self,
         stream_id: &str,
         next_attempt_at: Option<OffsetDateTime>,
@@ -276,7 +273,7 @@ impl PostgresStore {
         transaction.commit().await.map_err(map_backend)
     }
 
-    pub(crate) async fn ssf_select_push_attempts(
+    async fn list_ssf_push_attempts(
         &self,
         tenant_id: &str,
         stream_id: &str,
@@ -295,7 +292,7 @@ impl PostgresStore {
         rows.iter().map(read_attempt).collect()
     }
 
-    pub(crate) async fn ssf_remove_expired_push_attempts(
+    async fn remove_expired_ssf_push_attempts(
         &self,
         cutoff: OffsetDateTime,
         batch: usize,

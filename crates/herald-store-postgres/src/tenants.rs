@@ -1,6 +1,8 @@
 //! Tenants and their custom event types.
 
+use async_trait::async_trait;
 use herald_store::models::{CustomTypeRecord, Tenant};
+use herald_store::{CustomTypeStore, TenantStore};
 use herald_store::{StoreError, StoreResult};
 
 use crate::rows::{
@@ -8,8 +10,9 @@ use crate::rows::{
 };
 use crate::{PostgresStore, execute, query, query_opt};
 
-impl PostgresStore {
-    pub(crate) async fn insert_tenant(&self, tenant: Tenant) -> StoreResult<Tenant> {
+#[async_trait]
+impl TenantStore for PostgresStore {
+    async fn create_tenant(&self, tenant: Tenant) -> StoreResult<Tenant> {
         let client = self.client().await?;
         let inserted = execute(
             &client,
@@ -29,7 +32,7 @@ impl PostgresStore {
         Ok(tenant)
     }
 
-    pub(crate) async fn select_tenant(&self, tenant_id: &str) -> StoreResult<Option<Tenant>> {
+    async fn get_tenant(&self, tenant_id: &str) -> StoreResult<Option<Tenant>> {
         let client = self.client().await?;
         query_opt(
             &client,
@@ -42,7 +45,7 @@ impl PostgresStore {
         .transpose()
     }
 
-    pub(crate) async fn select_tenants(&self) -> StoreResult<Vec<Tenant>> {
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
         let client = self.client().await?;
         // Byte order, as SQLite sorts, whatever the database's collation.
         let rows = query(
@@ -53,8 +56,11 @@ impl PostgresStore {
         .await?;
         read_all(&rows, read_tenant)
     }
+}
 
-    pub(crate) async fn insert_custom_type(&self, record: CustomTypeRecord) -> StoreResult<()> {
+#[async_trait]
+impl CustomTypeStore for PostgresStore {
+    async fn create_custom_type(&self, record: CustomTypeRecord) -> StoreResult<()> {
         let client = self.client().await?;
         let inserted = execute(
             &client,
@@ -84,7 +90,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) async fn select_custom_types(
+    async fn list_custom_types(
         &self,
         tenant_id: Option<&str>,
     ) -> StoreResult<Vec<CustomTypeRecord>> {

@@ -1,14 +1,17 @@
 //! Standard Webhooks `v1a` (issue 14): retiring one signing key at a time, so a tenant's Ed25519
 //! webhook key and its SET key rotate independently in the shared `ssf_signing_keys` table.
 
+use async_trait::async_trait;
 use herald_store::StoreResult;
+use herald_store::V1aKeyStore;
 use time::OffsetDateTime;
 
 use crate::rows::ms;
 use crate::{PostgresStore, execute};
 
-impl PostgresStore {
-    pub(crate) async fn v1a_retire_key(
+#[async_trait]
+impl V1aKeyStore for PostgresStore {
+    async fn retire_ssf_signing_key(
         &self,
         tenant_id: &str,
         kid: &str,

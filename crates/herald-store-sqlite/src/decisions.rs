@@ -1,5 +1,7 @@
 //! Blocking decisions: the audit trail of evaluated blocking events.
 
+use async_trait::async_trait;
+use herald_store::DecisionStore;
 use herald_store::StoreResult;
 use herald_store::models::DecisionRecord;
 use rusqlite::{OptionalExtension, params};
@@ -7,8 +9,9 @@ use rusqlite::{OptionalExtension, params};
 use crate::SqliteStore;
 use crate::rows::{DECISION_COLUMNS, json_text, map_backend, ms, read_decision};
 
-impl SqliteStore {
-    pub(crate) async fn insert_decisions(&self, decisions: Vec<DecisionRecord>) -> StoreResult<()> {
+#[async_trait]
+impl DecisionStore for SqliteStore {
+    async fn record_decisions(&self, decisions: Vec<DecisionRecord>) -> StoreResult<()> {
         self.write(move |transaction| {
             let mut statement = transaction
                 .prepare_cached(&format!(
@@ -35,7 +38,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn select_decisions(
+    async fn list_decisions(
         &self,
         tenant_id: &str,
         after_id: Option<&str>,

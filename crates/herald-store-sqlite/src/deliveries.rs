@@ -1,10 +1,13 @@
 //! Deliveries: claiming (see `claims.rs`), releasing, listing, retrying and replaying them.
 
+use async_trait::async_trait;
 use herald_core::delivery::DeliveryState;
 use herald_store::models::{
-    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, ReplaySelector,
+    AttemptMinute, AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord,
+    Published, ReplaySelector,
 };
 use herald_store::planner::{self, ReplayPlan};
+use herald_store::{DeliveryQueue, DeliveryStore};
 use herald_store::{StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::{Duration, OffsetDateTime};
@@ -15,8 +18,9 @@ use crate::rows::{DELIVERY_COLUMNS, map_backend, ms, read_delivery};
 use crate::writer::Durability;
 use crate::{SqliteStore, claims, rows};
 
-impl SqliteStore {
-    pub(crate) async fn lease_due(
+#[async_trait]
+impl DeliveryQueue for SqliteStore {
+    async fn claim_due(
         &self,
         now: OffsetDateTime,
         limit: usize,
@@ -32,11 +36,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn release_lease(
-        &self,
-        delivery_id: &str,
-        next_attempt_at: OffsetDateTime,
-    ) -> StoreResult<()> {
+    async fn release(&self, delivery_id: &str, next_attempt_at: OffsetDateTime) -> StoreResult<()> {
         let delivery_id = delivery_id.to_owned();
         self.write(move |transaction| {
             transaction
@@ -52,7 +52,33 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn select_deliveries(
+    /// `attempts.rs` writes the attempt and its operational events in one transaction.
+    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<Vec<Published>> {
+        self.record_attempt_outcome(outcome).await
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<OffsetDateTime>> {
+        self.read(claims::next_due_at).await
+    }
+
+    async fn count_pending(&self) -> StoreResult<u64> {
+        self.read(|connection| {
+            let count: i64 = connection
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM deliveries WHERE state IN {UNFINISHED}"),
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(map_backend)?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for SqliteStore {
+    async fn list_deliveries(
         &self,
         tenant_id: &str,
         filter: &DeliveryFilter,
@@ -97,7 +123,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn select_delivery(
+    async fn get_delivery(
         &self,
         tenant_id: &str,
         delivery_id: &str,
@@ -107,7 +133,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn select_attempts(
+    async fn list_attempts(
         &self,
         tenant_id: &str,
         delivery_id: &str,
@@ -130,7 +156,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn make_due_again(
+    async fn retry_delivery(
         &self,
         tenant_id: &str,
         delivery_id: &str,
@@ -150,7 +176,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn replay_to_endpoint(
+    async fn replay(
         &self,
         tenant_id: &str,
         endpoint_id: &str,
@@ -225,21 +251,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn count_unfinished(&self) -> StoreResult<u64> {
-        self.read(|connection| {
-            let count: i64 = connection
-                .query_row(
-                    &format!("SELECT COUNT(*) FROM deliveries WHERE state IN {UNFINISHED}"),
-                    [],
-                    |row| row.get(0),
-                )
-                .map_err(map_backend)?;
-            Ok(u64::try_from(count).unwrap_or(0))
-        })
-        .await
-    }
-
-    pub(crate) async fn select_event_deliveries(
+    async fn list_event_deliveries(
         &self,
         tenant_id: &str,
         event_id: &str,
@@ -263,6 +275,14 @@ impl SqliteStore {
             rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
         })
         .await
+    }
+
+    async fn count_attempts_per_minute(
+        &self,
+        tenant_id: &str,
+        since: OffsetDateTime,
+    ) -> StoreResult<Vec<AttemptMinute>> {
+        self.attempts_per_minute(tenant_id, since).await
     }
 }
 

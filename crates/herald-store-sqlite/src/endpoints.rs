@@ -1,5 +1,7 @@
 //! Endpoints: the tenants' subscribers and their settings.
 
+use async_trait::async_trait;
+use herald_store::EndpointStore;
 use herald_store::models::EndpointRecord;
 use herald_store::{StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -7,11 +9,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::rows::{ENDPOINT_COLUMNS, map_backend, read_endpoint};
 use crate::{SqliteStore, require_tenant, rows};
 
-impl SqliteStore {
-    pub(crate) async fn insert_endpoint(
-        &self,
-        endpoint: EndpointRecord,
-    ) -> StoreResult<EndpointRecord> {
+#[async_trait]
+impl EndpointStore for SqliteStore {
+    async fn create_endpoint(&self, endpoint: EndpointRecord) -> StoreResult<EndpointRecord> {
         let routes = self.routes.clone();
         self.write(move |transaction| {
             routes.forget();
@@ -22,7 +22,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn select_endpoint(
+    async fn get_endpoint(
         &self,
         tenant_id: &str,
         endpoint_id: &str,
@@ -32,19 +32,13 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn select_endpoints(
-        &self,
-        tenant_id: &str,
-    ) -> StoreResult<Vec<EndpointRecord>> {
+    async fn list_endpoints(&self, tenant_id: &str) -> StoreResult<Vec<EndpointRecord>> {
         let tenant_id = tenant_id.to_owned();
         self.read(move |connection| load_endpoints(connection, &tenant_id))
             .await
     }
 
-    pub(crate) async fn change_endpoint(
-        &self,
-        endpoint: EndpointRecord,
-    ) -> StoreResult<EndpointRecord> {
+    async fn update_endpoint(&self, endpoint: EndpointRecord) -> StoreResult<EndpointRecord> {
         let routes = self.routes.clone();
         self.write(move |transaction| {
             routes.forget();
@@ -57,11 +51,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn remove_endpoint(
-        &self,
-        tenant_id: &str,
-        endpoint_id: &str,
-    ) -> StoreResult<bool> {
+    async fn delete_endpoint(&self, tenant_id: &str, endpoint_id: &str) -> StoreResult<bool> {
         let (tenant_id, endpoint_id) = (tenant_id.to_owned(), endpoint_id.to_owned());
         let routes = self.routes.clone();
         self.write(move |transaction| {

@@ -1,15 +1,18 @@
 //! The event log: appending (see `publish.rs`), reading, retention and erasure.
 
+use async_trait::async_trait;
 use herald_store::StoreResult;
 use herald_store::models::{EventFilter, NewEvent, Published, StoredEvent};
+use herald_store::{EventStore, RetentionStore};
 use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 
 use crate::rows::{EVENT_COLUMNS, map_backend, ms, read_event};
 use crate::{SqliteStore, publish};
 
-impl SqliteStore {
-    pub(crate) async fn append_events(
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn publish(
         &self,
         tenant_id: &str,
         events: Vec<NewEvent>,
@@ -23,7 +26,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn select_events(
+    async fn list_events(
         &self,
         tenant_id: &str,
         filter: &EventFilter,
@@ -56,11 +59,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn select_event(
-        &self,
-        tenant_id: &str,
-        event_id: &str,
-    ) -> StoreResult<Option<StoredEvent>> {
+    async fn get_event(&self, tenant_id: &str, event_id: &str) -> StoreResult<Option<StoredEvent>> {
         let (tenant_id, event_id) = (tenant_id.to_owned(), event_id.to_owned());
         self.read(move |connection| {
             connection
@@ -74,12 +73,11 @@ impl SqliteStore {
         })
         .await
     }
+}
 
-    pub(crate) async fn remove_expired_rows(
-        &self,
-        cutoff: OffsetDateTime,
-        batch: usize,
-    ) -> StoreResult<u64> {
+#[async_trait]
+impl RetentionStore for SqliteStore {
+    async fn remove_expired(&self, cutoff: OffsetDateTime, batch: usize) -> StoreResult<u64> {
         self.write(move |transaction| {
             let decisions_removed = transaction
                 .execute(
@@ -100,11 +98,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn erase_subject_rows(
-        &self,
-        tenant_id: &str,
-        subject: &str,
-    ) -> StoreResult<u64> {
+    async fn erase_subject(&self, tenant_id: &str, subject: &str) -> StoreResult<u64> {
         let (tenant_id, subject) = (tenant_id.to_owned(), subject.to_owned());
         self.write(move |transaction| {
             let erased = transaction

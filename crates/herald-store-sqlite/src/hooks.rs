@@ -1,5 +1,7 @@
 //! Blocking hooks: each tenant's chain, by event type and position.
 
+use async_trait::async_trait;
+use herald_store::HookStore;
 use herald_store::models::HookRecord;
 use herald_store::{StoreError, StoreResult};
 use rusqlite::{OptionalExtension, params};
@@ -7,8 +9,9 @@ use rusqlite::{OptionalExtension, params};
 use crate::rows::{HOOK_COLUMNS, map_backend, read_hook};
 use crate::{SqliteStore, require_tenant, rows};
 
-impl SqliteStore {
-    pub(crate) async fn insert_hook(&self, hook: HookRecord) -> StoreResult<HookRecord> {
+#[async_trait]
+impl HookStore for SqliteStore {
+    async fn create_hook(&self, hook: HookRecord) -> StoreResult<HookRecord> {
         self.write(move |transaction| {
             require_tenant(transaction, &hook.tenant_id)?;
             rows::write_hook(transaction, &hook, true)?;
@@ -17,7 +20,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn select_hooks(&self, tenant_id: &str) -> StoreResult<Vec<HookRecord>> {
+    async fn list_hooks(&self, tenant_id: &str) -> StoreResult<Vec<HookRecord>> {
         let tenant_id = tenant_id.to_owned();
         self.read(move |connection| {
             let mut statement = connection
@@ -34,11 +37,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn select_hook(
-        &self,
-        tenant_id: &str,
-        hook_id: &str,
-    ) -> StoreResult<Option<HookRecord>> {
+    async fn get_hook(&self, tenant_id: &str, hook_id: &str) -> StoreResult<Option<HookRecord>> {
         let (tenant_id, hook_id) = (tenant_id.to_owned(), hook_id.to_owned());
         self.read(move |connection| {
             connection
@@ -53,7 +52,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn replace_hook(&self, hook: HookRecord) -> StoreResult<HookRecord> {
+    async fn update_hook(&self, hook: HookRecord) -> StoreResult<HookRecord> {
         self.write(move |transaction| {
             let exists: Option<i64> = transaction
                 .query_row(
@@ -72,7 +71,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn remove_hook(&self, tenant_id: &str, hook_id: &str) -> StoreResult<bool> {
+    async fn delete_hook(&self, tenant_id: &str, hook_id: &str) -> StoreResult<bool> {
         let (tenant_id, hook_id) = (tenant_id.to_owned(), hook_id.to_owned());
         self.write(move |transaction| {
             let removed = transaction

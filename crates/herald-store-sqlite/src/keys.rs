@@ -6,6 +6,8 @@
 //! read that raced with a revocation is not cached (the generation check), so a revoked key is
 //! refused on the very next request.
 
+use async_trait::async_trait;
+use herald_store::ApiKeyStore;
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,8 +88,9 @@ impl KnownKeys {
     }
 }
 
-impl SqliteStore {
-    pub(crate) async fn insert_api_key(&self, key: ApiKeyRecord) -> StoreResult<()> {
+#[async_trait]
+impl ApiKeyStore for SqliteStore {
+    async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<()> {
         self.write(move |transaction| {
             transaction
                 .execute(
@@ -109,7 +112,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn any_admin_key(&self) -> StoreResult<bool> {
+    async fn has_admin_key(&self) -> StoreResult<bool> {
         self.read(|connection| {
             connection
                 .query_row(
@@ -122,7 +125,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn find_and_note_api_key(
+    async fn authenticate_api_key(
         &self,
         key_hash: &str,
         now: OffsetDateTime,
@@ -169,10 +172,7 @@ impl SqliteStore {
         Ok(noted)
     }
 
-    pub(crate) async fn select_api_keys(
-        &self,
-        owner: KeyOwner<'_>,
-    ) -> StoreResult<Vec<ApiKeyRecord>> {
+    async fn list_api_keys(&self, owner: KeyOwner<'_>) -> StoreResult<Vec<ApiKeyRecord>> {
         let tenant_id = owner.tenant_id();
         self.read(move |connection| {
             let mut statement = connection
@@ -191,7 +191,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn delete_api_key(
+    async fn revoke_api_key(
         &self,
         owner: KeyOwner<'_>,
         key_id: &str,
@@ -235,7 +235,7 @@ impl SqliteStore {
         revocation
     }
 
-    pub(crate) async fn delete_generated_admin_keys(&self) -> StoreResult<u64> {
+    async fn revoke_generated_admin_keys(&self) -> StoreResult<u64> {
         let n_deleted = self
             .write(|transaction| {
                 transaction

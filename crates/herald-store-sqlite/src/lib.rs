@@ -6,11 +6,14 @@
 //! (see `writer.rs`), so an answered publish survives a power cut. Blocking SQLite calls run on tokio's blocking pool,
 //! never on the async workers. `open.rs` takes the file's one-process lock.
 //!
-//! The code is laid out by resource, the same way in both backends: `tenants.rs` (with custom
-//! types), `keys.rs`, `endpoints.rs`, `events.rs` (with `publish.rs`), `deliveries.rs` (with
-//! `claims.rs`), `attempts.rs`, `hooks.rs`, `decisions.rs`, `sources.rs` and `ssf.rs` each hold an
-//! inherent impl block with the resource's queries; the `impl Store` below only delegates to them,
-//! one line per method. The rules that are not SQL (claim planning, replay bounds, routing) are
+//! The code is laid out by resource, the same way in both backends: each resource file implements
+//! its part of the `Store` contract with its queries, so there is no table of methods. `tenants.rs`
+//! (`TenantStore`, `CustomTypeStore`), `keys.rs` (`ApiKeyStore`), `endpoints.rs`
+//! (`EndpointStore`), `events.rs` (`EventStore` with `publish.rs`, `RetentionStore`),
+//! `deliveries.rs` (`DeliveryQueue` with `claims.rs` and `attempts.rs`, `DeliveryStore`),
+//! `hooks.rs` (`HookStore`), `decisions.rs` (`DecisionStore`), `sources.rs` (`SourceStore`),
+//! `ssf.rs` (`SsfStore`), `ssf_delivery.rs` (`SsfDeliveryStore`) and `v1a.rs` (`V1aKeyStore`).
+//! The rules that are not SQL (claim planning, replay bounds, routing) are
 //! `herald_store::planner`'s.
 
 mod attempts;
@@ -29,7 +32,6 @@ mod schema;
 mod sources;
 mod ssf;
 mod ssf_delivery;
-mod store;
 mod tenants;
 mod v1a;
 mod writer;

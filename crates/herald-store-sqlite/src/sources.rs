@@ -3,6 +3,8 @@
 //! Counting an outcome reads the row and writes it back inside one write transaction; the store
 //! has a single writer, so two requests of one source cannot lose each other's counts.
 
+use async_trait::async_trait;
+use herald_store::SourceStore;
 use herald_store::models::{SOURCE_ERRORS_KEPT, SourceErrorEntry, SourceOutcome, SourceRecord};
 use herald_store::{StoreError, StoreResult};
 use rusqlite::{OptionalExtension, Row, params};
@@ -61,8 +63,9 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-impl SqliteStore {
-    pub(crate) async fn insert_source(&self, source: SourceRecord) -> StoreResult<SourceRecord> {
+#[async_trait]
+impl SourceStore for SqliteStore {
+    async fn create_source(&self, source: SourceRecord) -> StoreResult<SourceRecord> {
         self.writer
             .write(Durability::OnDisk, move |transaction| {
                 require_tenant(transaction, &source.tenant_id)?;
@@ -103,29 +106,19 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn select_source(
+    async fn get_source(
         &self,
-        tenant_id: Option<&str>,
+        tenant_id: &str,
         source_id: &str,
     ) -> StoreResult<Option<SourceRecord>> {
-        let (tenant_id, source_id) = (tenant_id.map(str::to_owned), source_id.to_owned());
-        self.read(move |connection| {
-            connection
-                .query_row(
-                    &format!(
-                        "SELECT {SOURCE_COLUMNS} FROM sources
-                         WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2)"
-                    ),
-                    params![source_id, tenant_id],
-                    read_source,
-                )
-                .optional()
-                .map_err(map_backend)
-        })
-        .await
+        self.select_source(Some(tenant_id), source_id).await
     }
 
-    pub(crate) async fn select_sources(&self, tenant_id: &str) -> StoreResult<Vec<SourceRecord>> {
+    async fn get_source_by_id(&self, source_id: &str) -> StoreResult<Option<SourceRecord>> {
+        self.select_source(None, source_id).await
+    }
+
+    async fn list_sources(&self, tenant_id: &str) -> StoreResult<Vec<SourceRecord>> {
         let tenant_id = tenant_id.to_owned();
         self.read(move |connection| {
             let mut statement = connection
@@ -144,7 +137,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn change_source(&self, source: SourceRecord) -> StoreResult<SourceRecord> {
+    async fn update_source(&self, source: SourceRecord) -> StoreResult<SourceRecord> {
         self.writer
             .write(Durability::OnDisk, move |transaction| {
                 let n_changed = transaction
@@ -178,11 +171,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn remove_source(
-        &self,
-        tenant_id: &str,
-        source_id: &str,
-    ) -> StoreResult<bool> {
+    async fn delete_source(&self, tenant_id: &str, source_id: &str) -> StoreResult<bool> {
         let (tenant_id, source_id) = (tenant_id.to_owned(), source_id.to_owned());
         self.writer
             .write(Durability::OnDisk, move |transaction| {
@@ -199,7 +188,7 @@ impl SqliteStore {
 
     /// Counters are a view for the operator, not a promise to a caller, so they do not wait for
     /// the disk (like an API key's last use): a crash may forget the last few.
-    pub(crate) async fn add_source_outcome(
+    async fn record_source_outcome(
         &self,
         source_id: &str,
         outcome: SourceOutcome,
@@ -250,7 +239,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn set_source_lease(
+    async fn record_source_lease(
         &self,
         source_id: &str,
         lease_expires_at: Option<OffsetDateTime>,
@@ -267,5 +256,30 @@ impl SqliteStore {
                 Ok(())
             })
             .await
+    }
+}
+
+impl SqliteStore {
+    /// One query for both lookups: within a tenant (the API) or by id alone (the ingest URL).
+    async fn select_source(
+        &self,
+        tenant_id: Option<&str>,
+        source_id: &str,
+    ) -> StoreResult<Option<SourceRecord>> {
+        let (tenant_id, source_id) = (tenant_id.map(str::to_owned), source_id.to_owned());
+        self.read(move |connection| {
+            connection
+                .query_row(
+                    &format!(
+                        "SELECT {SOURCE_COLUMNS} FROM sources
+                         WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2)"
+                    ),
+                    params![source_id, tenant_id],
+                    read_source,
+                )
+                .optional()
+                .map_err(map_backend)
+        })
+        .await
     }
 }

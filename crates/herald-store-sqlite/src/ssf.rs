@@ -1,5 +1,7 @@
 //! Shared Signals rows: signing keys, receivers, streams, stream subjects and the poll queue.
 
+use async_trait::async_trait;
+use herald_store::SsfStore;
 use herald_store::ssf::{SsfQueuedSet, SsfReceiverRecord, SsfSigningKeyRecord, SsfStreamRecord};
 use herald_store::{StoreError, StoreResult};
 use rusqlite::{Row, params};
@@ -57,8 +59,9 @@ fn conflict_or_backend(error: rusqlite::Error, what: String) -> StoreError {
     }
 }
 
-impl SqliteStore {
-    pub(crate) async fn ssf_insert_key(&self, key: SsfSigningKeyRecord) -> StoreResult<()> {
+#[async_trait]
+impl SsfStore for SqliteStore {
+    async fn create_ssf_signing_key(&self, key: SsfSigningKeyRecord) -> StoreResult<()> {
         self.writer
             .write(Durability::OnDisk, move |transaction| {
                 require_tenant(transaction, &key.tenant_id)?;
@@ -73,7 +76,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn ssf_select_keys(
+    async fn list_ssf_signing_keys(
         &self,
         tenant_id: &str,
     ) -> StoreResult<Vec<SsfSigningKeyRecord>> {
@@ -93,7 +96,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn ssf_retire_keys(
+    async fn retire_ssf_signing_keys(
         &self,
         tenant_id: &str,
         keep_kid: &str,
@@ -114,7 +117,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn ssf_insert_receiver(&self, receiver: SsfReceiverRecord) -> StoreResult<()> {
+    async fn create_ssf_receiver(&self, receiver: SsfReceiverRecord) -> StoreResult<()> {
         self.writer
             .write(Durability::OnDisk, move |transaction| {
                 require_tenant(transaction, &receiver.tenant_id)?;
@@ -136,30 +139,22 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn ssf_select_receivers(
-        &self,
-        tenant_id: Option<&str>,
-        token_hash: Option<&str>,
-    ) -> StoreResult<Vec<SsfReceiverRecord>> {
-        let (tenant_id, token_hash) = (tenant_id.map(str::to_owned), token_hash.map(str::to_owned));
-        self.read(move |connection| {
-            let mut statement = connection
-                .prepare_cached(&format!(
-                    "SELECT {RECEIVER_COLUMNS} FROM ssf_receivers
-                     WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR token_hash = ?2)
-                     ORDER BY created_at, id"
-                ))
-                .map_err(map_backend)?;
-            statement
-                .query_map(params![tenant_id, token_hash], read_receiver)
-                .map_err(map_backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(map_backend)
-        })
-        .await
+    async fn list_ssf_receivers(&self, tenant_id: &str) -> StoreResult<Vec<SsfReceiverRecord>> {
+        self.ssf_select_receivers(Some(tenant_id), None).await
     }
 
-    pub(crate) async fn ssf_insert_stream(&self, stream: SsfStreamRecord) -> StoreResult<()> {
+    async fn find_ssf_receiver_by_token(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<SsfReceiverRecord>> {
+        Ok(self
+            .ssf_select_receivers(None, Some(token_hash))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn create_ssf_stream(&self, stream: SsfStreamRecord) -> StoreResult<()> {
         self.writer
             .write(Durability::OnDisk, move |transaction| {
                 require_tenant(transaction, &stream.tenant_id)?;
@@ -186,10 +181,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn ssf_select_streams(
-        &self,
-        tenant_id: &str,
-    ) -> StoreResult<Vec<SsfStreamRecord>> {
+    async fn list_ssf_streams(&self, tenant_id: &str) -> StoreResult<Vec<SsfStreamRecord>> {
         let tenant_id = tenant_id.to_owned();
         self.read(move |connection| {
             let mut statement = connection
@@ -204,7 +196,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn ssf_change_stream(&self, stream: SsfStreamRecord) -> StoreResult<()> {
+    async fn update_ssf_stream(&self, stream: SsfStreamRecord) -> StoreResult<()> {
         self.writer
             .write(Durability::OnDisk, move |transaction| {
                 let n_changed = transaction
@@ -226,11 +218,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn ssf_remove_stream(
-        &self,
-        tenant_id: &str,
-        stream_id: &str,
-    ) -> StoreResult<bool> {
+    async fn delete_ssf_stream(&self, tenant_id: &str, stream_id: &str) -> StoreResult<bool> {
         let (tenant_id, stream_id) = (tenant_id.to_owned(), stream_id.to_owned());
         self.writer
             .write(Durability::OnDisk, move |transaction| {
@@ -246,11 +234,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn ssf_insert_subject(
-        &self,
-        stream_id: &str,
-        subject_key: &str,
-    ) -> StoreResult<()> {
+    async fn add_ssf_subject(&self, stream_id: &str, subject_key: &str) -> StoreResult<()> {
         let (stream_id, subject_key) = (stream_id.to_owned(), subject_key.to_owned());
         self.writer
             .write(Durability::OnDisk, move |transaction| {
@@ -268,11 +252,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn ssf_delete_subject(
-        &self,
-        stream_id: &str,
-        subject_key: &str,
-    ) -> StoreResult<bool> {
+    async fn remove_ssf_subject(&self, stream_id: &str, subject_key: &str) -> StoreResult<bool> {
         let (stream_id, subject_key) = (stream_id.to_owned(), subject_key.to_owned());
         self.writer
             .write(Durability::OnDisk, move |transaction| {
@@ -287,7 +267,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn ssf_select_subjects(&self, stream_id: &str) -> StoreResult<Vec<String>> {
+    async fn list_ssf_subjects(&self, stream_id: &str) -> StoreResult<Vec<String>> {
         let stream_id = stream_id.to_owned();
         self.read(move |connection| {
             let mut statement = connection
@@ -302,7 +282,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn ssf_enqueue(&self, sets: Vec<SsfQueuedSet>) -> StoreResult<()> {
+    async fn enqueue_ssf_sets(&self, sets: Vec<SsfQueuedSet>) -> StoreResult<()> {
         self.writer
             .write(Durability::OnDisk, move |transaction| {
                 for set in &sets {
@@ -319,11 +299,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn ssf_peek(
-        &self,
-        stream_id: &str,
-        max: usize,
-    ) -> StoreResult<Vec<SsfQueuedSet>> {
+    async fn peek_ssf_sets(&self, stream_id: &str, max: usize) -> StoreResult<Vec<SsfQueuedSet>> {
         let stream_id = stream_id.to_owned();
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         self.read(move |connection| {
@@ -344,7 +320,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn ssf_ack(&self, stream_id: &str, jtis: Vec<String>) -> StoreResult<u64> {
+    async fn ack_ssf_sets(&self, stream_id: &str, jtis: Vec<String>) -> StoreResult<u64> {
         let stream_id = stream_id.to_owned();
         self.writer
             .write(Durability::OnDisk, move |transaction| {
@@ -362,7 +338,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn ssf_clear_queue(&self, stream_id: &str) -> StoreResult<u64> {
+    async fn clear_ssf_queue(&self, stream_id: &str) -> StoreResult<u64> {
         let stream_id = stream_id.to_owned();
         self.writer
             .write(Durability::OnDisk, move |transaction| {
@@ -375,5 +351,31 @@ impl SqliteStore {
                 Ok(n_deleted as u64)
             })
             .await
+    }
+}
+
+impl SqliteStore {
+    /// One query for both lookups: a tenant's receivers, or the receiver of a token.
+    async fn ssf_select_receivers(
+        &self,
+        tenant_id: Option<&str>,
+        token_hash: Option<&str>,
+    ) -> StoreResult<Vec<SsfReceiverRecord>> {
+        let (tenant_id, token_hash) = (tenant_id.map(str::to_owned), token_hash.map(str::to_owned));
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {RECEIVER_COLUMNS} FROM ssf_receivers
+                     WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR token_hash = ?2)
+                     ORDER BY created_at, id"
+                ))
+                .map_err(map_backend)?;
+            statement
+                .query_map(params![tenant_id, token_hash], read_receiver)
+                .map_err(map_backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(map_backend)
+        })
+        .await
     }
 }

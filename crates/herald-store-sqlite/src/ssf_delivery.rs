@@ -1,10 +1,12 @@
 //! Shared Signals durable delivery: stream cursors on the event log, push leases and attempts.
 //!
 //! The SSF worker reads the events after a stream's cursor, signs their SETs, and hands them back
-//! with the new cursor: [`SqliteStore::ssf_advance`] queues them and moves the cursor in one
-//! transaction, only if the cursor is still where the worker read it, so a crash anywhere before
-//! the commit leaves the events to be read again and nothing is queued twice.
+//! with the new cursor: [`SsfDeliveryStore::advance_ssf_stream`] queues them and moves the cursor
+//! in one transaction, only if the cursor is still where the worker read it, so a crash anywhere
+//! before the commit leaves the events to be read again and nothing is queued twice.
 
+use async_trait::async_trait;
+use herald_store::SsfDeliveryStore;
 use herald_store::ssf::{
     SsfPushAttemptRecord, SsfPushHead, SsfPushOutcome, SsfQueuedSet, SsfStreamBehind,
 };
@@ -52,11 +54,9 @@ fn read_attempt(row: &Row<'_>) -> rusqlite::Result<SsfPushAttemptRecord> {
     })
 }
 
-impl SqliteStore {
-    pub(crate) async fn ssf_streams_behind(
-        &self,
-        limit: usize,
-    ) -> StoreResult<Vec<SsfStreamBehind>> {
+#[async_trait]
+impl SsfDeliveryStore for SqliteStore {
+    async fn list_ssf_streams_behind(&self, limit: usize) -> StoreResult<Vec<SsfStreamBehind>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |connection| {
             // Every stream is looked at: there are few of them next to events.
@@ -83,7 +83,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn ssf_advance(
+    async fn advance_ssf_stream(
         &self,
         stream_id: &str,
         from_seq: i64,
@@ -117,7 +117,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn ssf_lease_push_heads(
+    async fn lease_ssf_push_heads(
         &self,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
@@ -173,10 +173,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn ssf_record_push_attempt(
-        &self,
-        attempt: SsfPushAttemptRecord,
-    ) -> StoreResult<()> {
+    async fn record_ssf_push_attempt(&self, attempt: SsfPushAttemptRecord) -> StoreResult<()> {
         self.writer
             .write(Durability::OnDisk, move |transaction| {
                 // Through a SELECT of the stream: the attempt of a stream deleted meanwhile vanishes.
@@ -225,7 +222,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn ssf_schedule_queue(
+    async fn schedule_ssf_queue(
         &self,
         stream_id: &str,
         next_attempt_at: Option<OffsetDateTime>,
@@ -250,7 +247,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn ssf_select_push_attempts(
+    async fn list_ssf_push_attempts(
         &self,
         tenant_id: &str,
         stream_id: &str,
@@ -281,7 +278,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn ssf_remove_expired_push_attempts(
+    async fn remove_expired_ssf_push_attempts(
         &self,
         cutoff: OffsetDateTime,
         batch: usize,

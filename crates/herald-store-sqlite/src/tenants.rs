@@ -1,14 +1,17 @@
 //! Tenants and their custom event types.
 
+use async_trait::async_trait;
 use herald_store::models::{CustomTypeRecord, Tenant};
+use herald_store::{CustomTypeStore, TenantStore};
 use herald_store::{StoreError, StoreResult};
 use rusqlite::{OptionalExtension, params};
 
 use crate::rows::{json_text, map_backend, ms};
 use crate::{SqliteStore, rows};
 
-impl SqliteStore {
-    pub(crate) async fn insert_tenant(&self, tenant: Tenant) -> StoreResult<Tenant> {
+#[async_trait]
+impl TenantStore for SqliteStore {
+    async fn create_tenant(&self, tenant: Tenant) -> StoreResult<Tenant> {
         self.write(move |transaction| {
             let inserted = transaction
                 .execute(
@@ -25,7 +28,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn select_tenant(&self, tenant_id: &str) -> StoreResult<Option<Tenant>> {
+    async fn get_tenant(&self, tenant_id: &str) -> StoreResult<Option<Tenant>> {
         let tenant_id = tenant_id.to_owned();
         self.read(move |connection| {
             connection
@@ -40,7 +43,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn select_tenants(&self) -> StoreResult<Vec<Tenant>> {
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
         self.read(|connection| {
             let mut statement = connection
                 .prepare("SELECT id, name, issuer, created_at FROM tenants ORDER BY id")
@@ -52,8 +55,11 @@ impl SqliteStore {
         })
         .await
     }
+}
 
-    pub(crate) async fn insert_custom_type(&self, record: CustomTypeRecord) -> StoreResult<()> {
+#[async_trait]
+impl CustomTypeStore for SqliteStore {
+    async fn create_custom_type(&self, record: CustomTypeRecord) -> StoreResult<()> {
         self.write(move |transaction| {
             let inserted = transaction
                 .execute(
@@ -80,7 +86,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn select_custom_types(
+    async fn list_custom_types(
         &self,
         tenant_id: Option<&str>,
     ) -> StoreResult<Vec<CustomTypeRecord>> {

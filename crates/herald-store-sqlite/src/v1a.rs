@@ -1,7 +1,9 @@
 //! Standard Webhooks `v1a` (issue 14): retiring one signing key at a time, so a tenant's Ed25519
 //! webhook key and its SET key rotate independently in the shared `ssf_signing_keys` table.
 
+use async_trait::async_trait;
 use herald_store::StoreResult;
+use herald_store::V1aKeyStore;
 use rusqlite::params;
 use time::OffsetDateTime;
 
@@ -9,8 +11,9 @@ use crate::SqliteStore;
 use crate::rows::{map_backend, ms};
 use crate::writer::Durability;
 
-impl SqliteStore {
-    pub(crate) async fn v1a_retire_key(
+#[async_trait]
+impl V1aKeyStore for SqliteStore {
+    async fn retire_ssf_signing_key(
         &self,
         tenant_id: &str,
         kid: &str,

@@ -376,6 +376,7 @@ pub async fn remove_stale_sessions(
 mod tests {
     use super::*;
     use herald_store::models::Tenant;
+    use herald_store::prelude::*;
     use herald_store_sqlite::SqliteStore;
 
     #[test]

@@ -12,7 +12,8 @@ use herald_store::models::{
     AttemptOutcome, AttemptRecord, ClaimedDelivery, EventFilter, FailurePolicy, HookRecord,
     NextStep, Ordering, Tenant,
 };
-use herald_store::{ChangeNotice, Store, StoreResult};
+use herald_store::prelude::*;
+use herald_store::{ChangeNotice, StoreResult};
 use herald_store_postgres::PostgresStore;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Notify;

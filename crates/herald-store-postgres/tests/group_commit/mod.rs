@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use herald_store::Store;
 use herald_store::conformance::{endpoint, event};
 use herald_store::models::{
     AttemptOutcome, AttemptRecord, DeliveryFilter, NextStep, Ordering, Published, Tenant,
 };
+use herald_store::prelude::*;
 use herald_store_postgres::PostgresStore;
 use time::{Duration, OffsetDateTime};
 use tokio::task::JoinSet;

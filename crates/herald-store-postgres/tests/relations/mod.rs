@@ -3,11 +3,12 @@
 //! attempts along, an attempt for a delivery that is gone is refused, and a replay to a
 //! deleted endpoint creates nothing. Rows are counted in the database itself.
 
+use herald_store::StoreError;
 use herald_store::conformance::{endpoint, event};
 use herald_store::models::{
     AttemptOutcome, AttemptRecord, NextStep, Ordering, ReplaySelector, Tenant,
 };
-use herald_store::{Store, StoreError};
+use herald_store::prelude::*;
 use herald_store_postgres::PostgresStore;
 use time::{Duration, OffsetDateTime};
 use tokio_postgres::NoTls;

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use herald_store::Store;
 use herald_store::models::Tenant;
+use herald_store::prelude::*;
 use herald_store::ssf::{
     SsfPushAttemptRecord, SsfPushOutcome, SsfQueuedSet, SsfReceiverRecord, SsfStreamRecord,
 };

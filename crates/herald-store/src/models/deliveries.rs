@@ -68,7 +68,7 @@ pub struct AttemptOutcome {
     pub disable_endpoint: Option<DisableReason>,
     pub now: OffsetDateTime,
     /// Herald's own events about this attempt ([`crate::operational`]), published into the
-    /// tenant's log in the attempt's own transaction, as [`crate::Store::publish`] would.
+    /// tenant's log in the attempt's own transaction, as [`crate::EventStore::publish`] would.
     pub operational_events: Vec<NewEvent>,
 }
 
