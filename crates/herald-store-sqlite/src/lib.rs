@@ -1,4 +1,5 @@
-//! Herald's embedded store: one SQLite file in WAL mode, behind the [`Store`] trait.
+//! Herald's embedded store: one SQLite file in WAL mode, behind the
+//! [`Store`](herald_store::Store) trait.
 //!
 //! One connection writes and one reads. SQLite allows a single writer at a time anyway, and
 //! serialising writes in-process means `seq` is handed out in commit order without retries on
