@@ -122,16 +122,8 @@ impl SourceStore for PostgresStore {
         }
     }
 
-    async fn get_source(
-        &self,
-        tenant_id: &str,
-        source_id: &str,
-    ) -> StoreResult<Option<SourceRecord>> {
-        self.select_source(Some(tenant_id), source_id).await
-    }
-
     async fn get_source_by_id(&self, source_id: &str) -> StoreResult<Option<SourceRecord>> {
-        self.select_source(None, source_id).await
+        self.select_source(source_id).await
     }
 
     async fn list_sources(&self, tenant_id: &str) -> StoreResult<Vec<SourceRecord>> {
@@ -234,20 +226,15 @@ impl SourceStore for PostgresStore {
 }
 
 impl PostgresStore {
-    /// One query for both lookups: within a tenant (the API) or by id alone (the ingest URL).
-    async fn select_source(
-        &self,
-        tenant_id: Option<&str>,
-        source_id: &str,
-    ) -> StoreResult<Option<SourceRecord>> {
+    async fn select_source(&self, source_id: &str) -> StoreResult<Option<SourceRecord>> {
         let client = self.client().await?;
         query_opt(
             &client,
             &format!(
                 "SELECT {SOURCE_COLUMNS} FROM sources
-                 WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)"
+                 WHERE id = $1"
             ),
-            &[&source_id, &tenant_id],
+            &[&source_id],
         )
         .await?
         .as_ref()

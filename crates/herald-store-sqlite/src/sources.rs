@@ -106,16 +106,8 @@ impl SourceStore for SqliteStore {
             .await
     }
 
-    async fn get_source(
-        &self,
-        tenant_id: &str,
-        source_id: &str,
-    ) -> StoreResult<Option<SourceRecord>> {
-        self.select_source(Some(tenant_id), source_id).await
-    }
-
     async fn get_source_by_id(&self, source_id: &str) -> StoreResult<Option<SourceRecord>> {
-        self.select_source(None, source_id).await
+        self.select_source(source_id).await
     }
 
     async fn list_sources(&self, tenant_id: &str) -> StoreResult<Vec<SourceRecord>> {
@@ -260,21 +252,16 @@ impl SourceStore for SqliteStore {
 }
 
 impl SqliteStore {
-    /// One query for both lookups: within a tenant (the API) or by id alone (the ingest URL).
-    async fn select_source(
-        &self,
-        tenant_id: Option<&str>,
-        source_id: &str,
-    ) -> StoreResult<Option<SourceRecord>> {
-        let (tenant_id, source_id) = (tenant_id.map(str::to_owned), source_id.to_owned());
+    async fn select_source(&self, source_id: &str) -> StoreResult<Option<SourceRecord>> {
+        let source_id = source_id.to_owned();
         self.read(move |connection| {
             connection
                 .query_row(
                     &format!(
                         "SELECT {SOURCE_COLUMNS} FROM sources
-                         WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2)"
+                         WHERE id = ?1"
                     ),
-                    params![source_id, tenant_id],
+                    params![source_id],
                     read_source,
                 )
                 .optional()

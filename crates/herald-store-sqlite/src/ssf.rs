@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use herald_store::SsfStore;
-use herald_store::ssf::{SsfQueuedSet, SsfReceiverRecord, SsfSigningKeyRecord, SsfStreamRecord};
+use herald_store::ssf::{
+    SsfQueuedSet, SsfReceiverRecord, SsfReceiverSelector, SsfSigningKeyRecord, SsfStreamRecord,
+};
 use herald_store::{StoreError, StoreResult};
 use rusqlite::{Row, params};
 use time::OffsetDateTime;
@@ -139,19 +141,15 @@ impl SsfStore for SqliteStore {
             .await
     }
 
-    async fn list_ssf_receivers(&self, tenant_id: &str) -> StoreResult<Vec<SsfReceiverRecord>> {
-        self.ssf_select_receivers(Some(tenant_id), None).await
-    }
-
-    async fn find_ssf_receiver_by_token(
+    async fn select_ssf_receivers(
         &self,
-        token_hash: &str,
-    ) -> StoreResult<Option<SsfReceiverRecord>> {
-        Ok(self
-            .ssf_select_receivers(None, Some(token_hash))
-            .await?
-            .into_iter()
-            .next())
+        selector: SsfReceiverSelector<'_>,
+    ) -> StoreResult<Vec<SsfReceiverRecord>> {
+        let (tenant_id, token_hash) = match selector {
+            SsfReceiverSelector::Tenant(tenant_id) => (Some(tenant_id), None),
+            SsfReceiverSelector::TokenHash(token_hash) => (None, Some(token_hash)),
+        };
+        self.ssf_select_receivers(tenant_id, token_hash).await
     }
 
     async fn create_ssf_stream(&self, stream: SsfStreamRecord) -> StoreResult<()> {

@@ -137,3 +137,11 @@ pub struct SsfPushAttemptRecord {
     pub error: Option<String>,
     pub outcome: SsfPushOutcome,
 }
+
+/// Which receivers a lookup reads: a tenant's (the API), or the one whose bearer token hashes to
+/// this (authenticating a receiver's request, which names no tenant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SsfReceiverSelector<'a> {
+    Tenant(&'a str),
+    TokenHash(&'a str),
+}

@@ -11,11 +11,18 @@ use crate::models::{SourceOutcome, SourceRecord};
 pub trait SourceStore: Send + Sync {
     /// Stores a new source; `NotFound` when the tenant does not exist.
     async fn create_source(&self, source: SourceRecord) -> StoreResult<SourceRecord>;
+    /// The tenant's source; another tenant's is absent. Source ids are unique across tenants, so
+    /// this is the lookup by id, kept only when the tenant matches.
     async fn get_source(
         &self,
         tenant_id: &str,
         source_id: &str,
-    ) -> StoreResult<Option<SourceRecord>>;
+    ) -> StoreResult<Option<SourceRecord>> {
+        Ok(self
+            .get_source_by_id(source_id)
+            .await?
+            .filter(|source| source.tenant_id == tenant_id))
+    }
     /// The source by id alone, for its ingest URL (which carries no tenant).
     async fn get_source_by_id(&self, source_id: &str) -> StoreResult<Option<SourceRecord>>;
     /// The tenant's sources, oldest first.

@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use crate::StoreResult;
 use crate::ssf::{
-    SsfPushAttemptRecord, SsfPushHead, SsfQueuedSet, SsfReceiverRecord, SsfSigningKeyRecord,
-    SsfStreamBehind, SsfStreamRecord,
+    SsfPushAttemptRecord, SsfPushHead, SsfQueuedSet, SsfReceiverRecord, SsfReceiverSelector,
+    SsfSigningKeyRecord, SsfStreamBehind, SsfStreamRecord,
 };
 
 /// Shared Signals rows: signing keys, receivers, streams, subjects and the poll queue.
@@ -29,13 +29,26 @@ pub trait SsfStore: Send + Sync {
     ) -> StoreResult<u64>;
     /// Stores a new receiver; `NotFound` when the tenant does not exist.
     async fn create_ssf_receiver(&self, receiver: SsfReceiverRecord) -> StoreResult<()>;
+    /// The receivers `selector` picks, oldest first.
+    async fn select_ssf_receivers(
+        &self,
+        selector: SsfReceiverSelector<'_>,
+    ) -> StoreResult<Vec<SsfReceiverRecord>>;
     /// The tenant's receivers, oldest first.
-    async fn list_ssf_receivers(&self, tenant_id: &str) -> StoreResult<Vec<SsfReceiverRecord>>;
+    async fn list_ssf_receivers(&self, tenant_id: &str) -> StoreResult<Vec<SsfReceiverRecord>> {
+        self.select_ssf_receivers(SsfReceiverSelector::Tenant(tenant_id))
+            .await
+    }
     /// The receiver whose token hashes to `token_hash`.
     async fn find_ssf_receiver_by_token(
         &self,
         token_hash: &str,
-    ) -> StoreResult<Option<SsfReceiverRecord>>;
+    ) -> StoreResult<Option<SsfReceiverRecord>> {
+        let found = self
+            .select_ssf_receivers(SsfReceiverSelector::TokenHash(token_hash))
+            .await?;
+        Ok(found.into_iter().next())
+    }
     /// Stores a new stream; `NotFound` when the tenant does not exist.
     async fn create_ssf_stream(&self, stream: SsfStreamRecord) -> StoreResult<()>;
     /// The tenant's streams, oldest first.
