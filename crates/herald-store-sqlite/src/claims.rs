@@ -51,7 +51,7 @@ fn read_candidate(row: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
 /// `deliveries_unfinished_by_subject` (its leading column is the endpoint): one probe per
 /// endpoint with work, so endpoints with nothing to do, however many, cost a claim nothing, and
 /// neither do finished deliveries. SQLite uses a partial index only when the query's condition
-/// implies the index's own (`state IN {UNFINISHED}`, as migration 0011 writes it); `INDEXED BY`
+/// implies the index's own ([`UNFINISHED`], as migration 0014 writes it); `INDEXED BY`
 /// makes a mismatch a prepare error instead of a silent scan, and keeps the planner off
 /// the state indexes it prefers while the tables have no statistics.
 /// The order is the endpoints' creation order (`rowid`), which the claim's rotation turns over.
@@ -71,11 +71,11 @@ fn active_endpoints_sql() -> String {
     format!(
         "WITH RECURSIVE with_work(endpoint_id) AS (
              SELECT (SELECT endpoint_id FROM deliveries INDEXED BY deliveries_unfinished_by_subject
-                     WHERE state IN {UNFINISHED}
+                     WHERE {UNFINISHED}
                      ORDER BY endpoint_id LIMIT 1)
              UNION ALL
              SELECT (SELECT endpoint_id FROM deliveries INDEXED BY deliveries_unfinished_by_subject
-                     WHERE state IN {UNFINISHED} AND endpoint_id > w.endpoint_id
+                     WHERE {UNFINISHED} AND endpoint_id > w.endpoint_id
                      ORDER BY endpoint_id LIMIT 1)
              FROM with_work w WHERE w.endpoint_id IS NOT NULL)
          SELECT {ENDPOINT_COLUMNS} FROM endpoints
@@ -192,12 +192,12 @@ fn due_head(
 
 /// Whether an earlier delivery for the same subject is still unfinished on this endpoint.
 /// One probe of `deliveries_unfinished_by_subject` (a partial index of unfinished deliveries), so
-/// its cost does not grow with the subject's history; `p.state IN (...)` must stay spelled as the
-/// index's condition for SQLite to use it.
+/// its cost does not grow with the subject's history; the condition on `p.state` must stay spelled
+/// as the index's (migration 0014) for SQLite to use it.
 const SUBJECT_BLOCKED: &str = "SELECT EXISTS (SELECT 1 FROM deliveries d JOIN deliveries p
      ON p.endpoint_id = d.endpoint_id AND p.subject = d.subject AND p.event_seq < d.event_seq
      WHERE d.id = ?2 AND d.endpoint_id = ?1 AND d.subject IS NOT NULL
-       AND p.state IN ('pending', 'scheduled', 'in_flight'))";
+       AND (p.state = 'pending' OR p.state = 'scheduled' OR p.state = 'in_flight'))";
 
 fn subject_blocked(
     connection: &Connection,

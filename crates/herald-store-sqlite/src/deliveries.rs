@@ -65,7 +65,7 @@ impl DeliveryQueue for SqliteStore {
         self.read(|connection| {
             let count: i64 = connection
                 .query_row(
-                    &format!("SELECT COUNT(*) FROM deliveries WHERE state IN {UNFINISHED}"),
+                    &format!("SELECT COUNT(*) FROM deliveries WHERE {UNFINISHED}"),
                     [],
                     |row| row.get(0),
                 )
@@ -286,7 +286,11 @@ impl DeliveryStore for SqliteStore {
     }
 }
 
-pub(crate) const UNFINISHED: &str = "('pending','scheduled','in_flight')";
+/// The condition of an unfinished delivery, as the partial index `deliveries_unfinished_by_subject`
+/// writes it (migration 0014): a query uses that index only when its condition implies the
+/// index's, which SQLite judges by the expression. Comparisons, not an IN list: see the migration.
+pub(crate) const UNFINISHED: &str =
+    "(state = 'pending' OR state = 'scheduled' OR state = 'in_flight')";
 
 pub(crate) fn delivery_by_id(
     connection: &Connection,
