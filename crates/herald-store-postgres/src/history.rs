@@ -62,7 +62,7 @@ pub async fn fill_delivered_history(
                 .execute(
                     "INSERT INTO deliveries (id, tenant_id, endpoint_id, event_seq, event_id,
                          event_type, subject, state, n_attempts, last_status, created_at, updated_at)
-                     SELECT 'dlv_history_' || seq, tenant_id, $2, seq, id, event_type, subject,
+                     SELECT 'dl_history_' || seq, tenant_id, $2, seq, id, event_type, subject,
                          'delivered', 1, 200, $6, $6
                      FROM events
                      WHERE tenant_id = $1 AND seq >= $3 AND seq < $3 + $4 AND (seq - $3) % $5 = $7",
