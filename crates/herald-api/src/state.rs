@@ -327,7 +327,7 @@ mod tests {
     fn hook(id: &str) -> HookRecord {
         let now = time::OffsetDateTime::UNIX_EPOCH;
         HookRecord {
-            id: id.to_owned(),
+            id: herald_core::ids::HookId::parse(id).expect("a hook id"),
             tenant_id: "acme".to_owned(),
             event_type: "user.pre_create".to_owned(),
             url: format!("https://hooks.example.com/{id}"),
@@ -366,7 +366,7 @@ mod tests {
                 .await
                 .expect("chain")
                 .iter()
-                .map(|hook| hook.id.clone())
+                .map(|hook| hook.id.to_string())
                 .collect::<Vec<_>>()
         };
         assert!(chain(&cache).await.is_empty());

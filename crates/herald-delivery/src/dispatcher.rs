@@ -15,6 +15,7 @@ use herald_catalog::envelope::{RenderOptions, render_bytes};
 use herald_core::asymmetric::Ed25519SigningKey;
 use herald_core::clock::Clock;
 use herald_core::delivery::{AttemptFacts, Conclusion, Exchange, conclude};
+use herald_core::ids::{DeliveryId, EndpointId};
 use herald_core::signing::SigningError;
 use herald_store::models::{AttemptOutcome, AttemptRecord, ClaimedDelivery, NextStep, Ordering};
 use herald_store::operational::{self, AttemptReport};
@@ -82,7 +83,7 @@ pub struct Dispatcher {
     settings: DispatcherSettings,
     wakeup: Arc<Notify>,
     /// Deliveries claimed by this node and not yet recorded, to release on shutdown.
-    claimed: Mutex<HashMap<String, String>>,
+    claimed: Mutex<HashMap<DeliveryId, EndpointId>>,
 }
 
 impl Dispatcher {
@@ -238,14 +239,14 @@ impl Dispatcher {
     }
 
     async fn release_unfinished(&self) {
-        let unfinished: Vec<String> = self
+        let unfinished: Vec<DeliveryId> = self
             .claimed
             .lock()
             .map(|mut held| held.drain().map(|(delivery_id, _)| delivery_id).collect())
             .unwrap_or_default();
         let now = self.clock.now();
         for delivery_id in unfinished {
-            if let Err(error) = self.store.release(&delivery_id, now).await {
+            if let Err(error) = self.store.release(delivery_id.as_str(), now).await {
                 tracing::warn!(%error, %delivery_id, "could not release a delivery at shutdown");
             }
         }
@@ -461,7 +462,7 @@ impl Dispatcher {
         match request.url.strip_prefix(LISTEN_URL_SCHEME) {
             Some(session_id) => {
                 let handed = ListenDelivery {
-                    delivery_id: delivery.delivery_id.clone(),
+                    delivery_id: delivery.delivery_id.to_string(),
                     event_type: delivery.event.event_type.clone(),
                     attempt_number: delivery.n_attempts + 1,
                     headers: request.headers,
@@ -491,7 +492,7 @@ fn record_metrics(
         metrics::histogram!("herald_delivery_lag_seconds")
             .record(end_to_end.as_seconds_f64().max(0.0));
     } else {
-        metrics::counter!("herald_endpoint_failures_total", "endpoint" => delivery.endpoint.id.clone())
+        metrics::counter!("herald_endpoint_failures_total", "endpoint" => delivery.endpoint.id.to_string())
             .increment(1);
     }
 }

@@ -14,6 +14,7 @@ use herald_catalog::definition::EventTypeDef;
 use herald_catalog::envelope::{Event, RenderFormat, RenderOptions, render_bytes};
 use herald_catalog::json::parse_strict;
 use herald_core::hooks::{HookAnswer, apply_mutations, interpret_hook_response};
+use herald_core::ids::HookId;
 use herald_core::signing::{NativeSignature, SignatureScheme};
 use herald_store::models::{FailurePolicy, HookRecord};
 use serde_json::Value;
@@ -66,7 +67,7 @@ impl HookOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceEntry {
-    pub hook_id: String,
+    pub hook_id: HookId,
     pub outcome: HookOutcome,
     pub status: Option<u16>,
     /// Time spent on this hook's HTTP exchange.

@@ -209,7 +209,7 @@ async fn record_in_one_transaction(
     let mut by_endpoint: BTreeMap<(&str, &str), Vec<&AttemptOutcome>> = BTreeMap::new();
     for outcome in outcomes {
         by_endpoint
-            .entry((&outcome.tenant_id, &outcome.endpoint_id))
+            .entry((&outcome.tenant_id, outcome.endpoint_id.as_str()))
             .or_default()
             .push(outcome);
     }
@@ -336,6 +336,7 @@ impl crate::PostgresStore {
 
 #[cfg(test)]
 mod tests {
+    use herald_core::ids::{DeliveryId, EndpointId};
     use herald_store::models::AttemptRecord;
     use herald_store::models::DisableReason;
     use time::OffsetDateTime;
@@ -346,9 +347,9 @@ mod tests {
         let at = OffsetDateTime::from_unix_timestamp(1_800_000_000 + second).expect("in range");
         AttemptOutcome {
             tenant_id: "t1".into(),
-            endpoint_id: "ep1".into(),
+            endpoint_id: EndpointId::parse("ep_1").expect("an endpoint id"),
             attempt: AttemptRecord {
-                delivery_id: format!("dl_{second}"),
+                delivery_id: DeliveryId::parse(&format!("dl_{second}")).expect("a delivery id"),
                 attempt_number: 1,
                 started_at: at,
                 status: None,

@@ -52,15 +52,15 @@ use std::collections::HashMap;
 
 use deadpool_postgres::{GenericClient, Transaction};
 use futures_util::future::{try_join, try_join4};
+use herald_core::ids::DeliveryId;
 use herald_store::StoreResult;
 use herald_store::models::{ClaimedDelivery, EndpointRecord};
 use herald_store::planner::{self, Offer};
 use time::{Duration, OffsetDateTime};
 
-use crate::rows::map_backend;
 use crate::rows::{
-    ENDPOINT_COLUMNS, EVENT_COLUMNS, TENANT_COLUMNS, from_ms, get, ms, read_endpoint, read_event,
-    read_tenant, to_i64,
+    ENDPOINT_COLUMNS, EVENT_COLUMNS, TENANT_COLUMNS, from_ms, get, get_id, map_backend, ms,
+    read_endpoint, read_event, read_tenant, to_i64,
 };
 use crate::{UNFINISHED, execute, prepare, query, query_one, query_opt, wakeups};
 
@@ -112,7 +112,7 @@ fn with_work_cte() -> String {
 
 /// A due delivery, as much of it as claiming needs.
 struct Candidate {
-    delivery_id: String,
+    delivery_id: DeliveryId,
     tenant_id: String,
     event_seq: i64,
     n_attempts: u32,
@@ -125,7 +125,7 @@ const CANDIDATE_COLUMNS: &str = "d.id, d.tenant_id, d.event_seq, d.n_attempts, d
 fn read_candidate(row: &tokio_postgres::Row) -> StoreResult<Candidate> {
     let n_attempts: i64 = get(row, 3)?;
     Ok(Candidate {
-        delivery_id: get(row, 0)?,
+        delivery_id: get_id(row, 0)?,
         tenant_id: get(row, 1)?,
         event_seq: get(row, 2)?,
         n_attempts: u32::try_from(n_attempts).unwrap_or(u32::MAX),
@@ -152,7 +152,7 @@ async fn endpoints_with_due_work(
     let mut endpoints = Vec::with_capacity(rows.len());
     for row in &rows {
         let endpoint = read_endpoint(row)?;
-        endpoints.push((endpoint_lock_key(&endpoint.id), endpoint));
+        endpoints.push((endpoint_lock_key(endpoint.id.as_str()), endpoint));
     }
     endpoints.sort_by(|(key_a, a), (key_b, b)| key_a.cmp(key_b).then_with(|| a.id.cmp(&b.id)));
     Ok(endpoints)
@@ -316,19 +316,19 @@ pub(crate) async fn claim_due(
         }
         let (lock_key, endpoint) = &endpoints[endpoint_idx];
         let Some(busy) =
-            lock_and_count_busy(transaction, *lock_key, wait, &endpoint.id, now_ms).await?
+            lock_and_count_busy(transaction, *lock_key, wait, endpoint.id.as_str(), now_ms).await?
         else {
             continue;
         };
         let candidates = match planner::offer(endpoint, busy, fair_share, room) {
             Offer::Nothing => continue,
             Offer::Earliest(wanted) => {
-                due_deliveries(transaction, &endpoint.id, now_ms, wanted, false).await?
+                due_deliveries(transaction, endpoint.id.as_str(), now_ms, wanted, false).await?
             }
             Offer::SubjectHeads(wanted) => {
-                due_deliveries(transaction, &endpoint.id, now_ms, wanted, true).await?
+                due_deliveries(transaction, endpoint.id.as_str(), now_ms, wanted, true).await?
             }
-            Offer::StrictHead => due_head(transaction, &endpoint.id, now_ms)
+            Offer::StrictHead => due_head(transaction, endpoint.id.as_str(), now_ms)
                 .await?
                 .into_iter()
                 .collect(),
@@ -337,7 +337,7 @@ pub(crate) async fn claim_due(
             continue;
         }
         let stored_bucket = match endpoint.rate_limit_per_s {
-            Some(_) => crate::rate_buckets::read_bucket(transaction, &endpoint.id).await?,
+            Some(_) => crate::rate_buckets::read_bucket(transaction, endpoint.id.as_str()).await?,
             None => None,
         };
         let limited =
@@ -350,11 +350,11 @@ pub(crate) async fn claim_due(
         );
         for (candidate, due_at) in limited.postponed {
             // Not due again before a token is there, so no node spins on it meanwhile.
-            postponed_ids.push(candidate.delivery_id);
+            postponed_ids.push(candidate.delivery_id.into_string());
             postponed_until.push(ms(due_at));
         }
         if let Some(bucket) = &limited.bucket {
-            crate::rate_buckets::write_bucket(transaction, &endpoint.id, bucket).await?;
+            crate::rate_buckets::write_bucket(transaction, endpoint.id.as_str(), bucket).await?;
         }
     }
     if !postponed_ids.is_empty() {

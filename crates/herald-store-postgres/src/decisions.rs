@@ -22,7 +22,7 @@ impl DecisionStore for PostgresStore {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                 ),
                 &[
-                    &decision.id,
+                    &decision.id.as_str(),
                     &decision.tenant_id,
                     &decision.event_type,
                     &decision.event_id,

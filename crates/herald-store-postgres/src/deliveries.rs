@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use herald_core::delivery::DeliveryState;
-use herald_core::ids::{prefix, prefixed_id};
+use herald_core::ids::{DeliveryId, EndpointId};
 use herald_store::models::{
     AttemptMinute, AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord,
     Published, ReplaySelector,
@@ -117,8 +117,8 @@ impl DeliveryStore for PostgresStore {
             ),
             &[
                 &tenant_id,
-                &filter.after_id,
-                &filter.endpoint_id,
+                &filter.after_id.as_ref().map(DeliveryId::as_str),
+                &filter.endpoint_id.as_ref().map(EndpointId::as_str),
                 &filter.state.map(DeliveryState::as_str),
                 &to_i64(filter.limit),
             ],
@@ -331,7 +331,7 @@ impl<'a> DeliveryColumns<'a> {
         DeliveryColumns {
             ids: deliveries
                 .iter()
-                .map(|_| prefixed_id(prefix::DELIVERY))
+                .map(|_| DeliveryId::new().into_string())
                 .collect(),
             tenant_ids: deliveries.iter().map(|d| d.tenant_id).collect(),
             endpoint_ids: deliveries.iter().map(|d| d.endpoint_id).collect(),

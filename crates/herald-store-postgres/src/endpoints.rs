@@ -72,7 +72,10 @@ impl EndpointStore for PostgresStore {
         )
         .await?;
         if updated == 0 {
-            return Err(StoreError::NotFound(format!("endpoint {:?}", endpoint.id)));
+            return Err(StoreError::NotFound(format!(
+                "endpoint {:?}",
+                endpoint.id.as_str()
+            )));
         }
         // Re-enabling, resuming, a looser ordering or a higher limit can make waiting work due,
         // and every node must hear of it: the resumed queue drains on all of them.

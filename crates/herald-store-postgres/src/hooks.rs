@@ -32,7 +32,7 @@ impl HookStore for PostgresStore {
                  SELECT {NOTIFY_CHANGED} FROM changed"
             ),
             &[
-                &hook.id,
+                &hook.id.as_str(),
                 &hook.tenant_id,
                 &hook.event_type,
                 &hook.url,
@@ -91,7 +91,7 @@ impl HookStore for PostgresStore {
                  SELECT {NOTIFY_CHANGED} FROM changed"
             ),
             &[
-                &hook.id,
+                &hook.id.as_str(),
                 &hook.tenant_id,
                 &hook.event_type,
                 &hook.url,
@@ -106,7 +106,7 @@ impl HookStore for PostgresStore {
         )
         .await?;
         if updated == 0 {
-            return Err(StoreError::NotFound(format!("hook {:?}", hook.id)));
+            return Err(StoreError::NotFound(format!("hook {:?}", hook.id.as_str())));
         }
         Ok(hook)
     }

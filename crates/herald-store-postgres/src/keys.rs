@@ -11,7 +11,7 @@ use herald_store::models::{ApiKeyRecord, KeyOwner, KeyRevocation, LAST_USED_PREC
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
-use crate::rows::{from_ms, get, map_backend, ms};
+use crate::rows::{from_ms, get, get_id, map_backend, ms};
 use crate::{PostgresStore, execute, query, query_one, query_opt};
 
 const KEY_COLUMNS: &str =
@@ -19,7 +19,7 @@ const KEY_COLUMNS: &str =
 
 fn read_key(row: &Row) -> StoreResult<ApiKeyRecord> {
     Ok(ApiKeyRecord {
-        id: get(row, 0)?,
+        id: get_id(row, 0)?,
         tenant_id: get(row, 1)?,
         key_hash: get(row, 2)?,
         prefix: get(row, 3)?,
@@ -63,7 +63,7 @@ impl ApiKeyStore for PostgresStore {
                 "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             ),
             &[
-                &key.id,
+                &key.id.as_str(),
                 &key.tenant_id,
                 &key.key_hash,
                 &key.prefix,

@@ -235,7 +235,7 @@ fn plan_group<'a>(
                     })
                     .map(|endpoint| NewDelivery {
                         tenant_id,
-                        endpoint_id: &endpoint.id,
+                        endpoint_id: endpoint.id.as_str(),
                         event_seq: seq,
                         event_id: &event.id,
                         event_type: &event.event_type,

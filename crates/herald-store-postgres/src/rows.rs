@@ -11,9 +11,11 @@ use deadpool_postgres::PoolError;
 use herald_catalog::envelope::{Event, RenderFormat};
 use herald_catalog::taxonomy::Taxonomy;
 use herald_core::delivery::{DeliveryState, DisableReason};
+use herald_core::ids::IdError;
 use herald_core::retry::RetrySchedule;
 use herald_core::secret::SigningSecret;
 use herald_core::signing::SignatureScheme;
+use herald_store::encoding::parse_stored_id;
 use herald_store::models::{
     AttemptRecord, CustomTypeRecord, DecisionRecord, DeliveryRecord, EndpointFilter,
     EndpointRecord, HookRecord, Ordering, StoredEvent, Tenant,
@@ -86,17 +88,27 @@ pub(crate) fn to_i64<T: TryInto<i64>>(value: T) -> i64 {
     value.try_into().unwrap_or(i64::MAX)
 }
 
-fn column_error(row: &Row, column: usize, detail: impl std::fmt::Display) -> StoreError {
-    let name = row
-        .columns()
+fn column_name(row: &Row, column: usize) -> &str {
+    row.columns()
         .get(column)
-        .map_or("?", |column| column.name());
+        .map_or("?", |column| column.name())
+}
+
+fn column_error(row: &Row, column: usize, detail: impl std::fmt::Display) -> StoreError {
+    let name = column_name(row, column);
     StoreError::Backend(format!("stored column {name}: {detail}"))
 }
 
 pub(crate) fn get<'a, T: FromSql<'a>>(row: &'a Row, column: usize) -> StoreResult<T> {
     row.try_get(column)
         .map_err(|error| column_error(row, column, describe(&error)))
+}
+
+/// A stored id of the kind `Id`; one that does not parse is corrupt, a store error naming the
+/// column.
+pub(crate) fn get_id<Id: FromStr<Err = IdError>>(row: &Row, column: usize) -> StoreResult<Id> {
+    let text: &str = get(row, column)?;
+    parse_stored_id(column_name(row, column), text)
 }
 
 fn get_time(row: &Row, column: usize) -> StoreResult<OffsetDateTime> {
@@ -225,7 +237,7 @@ pub(crate) fn read_endpoint(row: &Row) -> StoreResult<EndpointRecord> {
         .transpose()
         .map_err(|error| column_error(row, 16, error))?;
     Ok(EndpointRecord {
-        id: get(row, 0)?,
+        id: get_id(row, 0)?,
         tenant_id: get(row, 1)?,
         url: get(row, 2)?,
         description: get(row, 3)?,
@@ -252,6 +264,7 @@ pub(crate) fn read_endpoint(row: &Row) -> StoreResult<EndpointRecord> {
 
 /// The endpoint's columns in [`ENDPOINT_COLUMNS`] order, as SQL parameters.
 pub(crate) struct EndpointParams<'a> {
+    id: &'a str,
     filters: String,
     format: &'static str,
     secret: &'a str,
@@ -278,6 +291,7 @@ impl<'a> EndpointParams<'a> {
                 .map_err(|error| StoreError::Backend(error.to_string()))
         };
         Ok(EndpointParams {
+            id: endpoint.id.as_str(),
             filters: to_json(serde_json::to_value(EndpointFilter::texts(
                 &endpoint.filters,
             )))?,
@@ -307,7 +321,7 @@ impl<'a> EndpointParams<'a> {
         endpoint: &'b EndpointRecord,
     ) -> [&'b (dyn tokio_postgres::types::ToSql + Sync); 22] {
         [
-            &endpoint.id,
+            &self.id,
             &endpoint.tenant_id,
             &endpoint.url,
             &endpoint.description,
@@ -367,9 +381,9 @@ pub(crate) const DELIVERY_COLUMNS: &str = "id, tenant_id, endpoint_id, event_id,
 pub(crate) fn read_delivery(row: &Row) -> StoreResult<DeliveryRecord> {
     let state: DeliveryState = get_parsed(row, 6)?;
     Ok(DeliveryRecord {
-        id: get(row, 0)?,
+        id: get_id(row, 0)?,
         tenant_id: get(row, 1)?,
-        endpoint_id: get(row, 2)?,
+        endpoint_id: get_id(row, 2)?,
         event_id: get(row, 3)?,
         event_seq: get(row, 4)?,
         event_type: get(row, 5)?,
@@ -388,7 +402,7 @@ pub(crate) const ATTEMPT_COLUMNS: &str = "a.delivery_id, a.attempt_number, a.sta
 
 pub(crate) fn read_attempt(row: &Row) -> StoreResult<AttemptRecord> {
     Ok(AttemptRecord {
-        delivery_id: get(row, 0)?,
+        delivery_id: get_id(row, 0)?,
         attempt_number: get_unsigned(row, 1)?,
         started_at: get_time(row, 2)?,
         status: get_status(row, 3)?,
@@ -403,7 +417,7 @@ pub(crate) const HOOK_COLUMNS: &str = "id, tenant_id, event_type, url, position,
 
 pub(crate) fn read_hook(row: &Row) -> StoreResult<HookRecord> {
     Ok(HookRecord {
-        id: get(row, 0)?,
+        id: get_id(row, 0)?,
         tenant_id: get(row, 1)?,
         event_type: get(row, 2)?,
         url: get(row, 3)?,
@@ -422,7 +436,7 @@ pub(crate) const DECISION_COLUMNS: &str = "id, tenant_id, event_type, event_id, 
 
 pub(crate) fn read_decision(row: &Row) -> StoreResult<DecisionRecord> {
     Ok(DecisionRecord {
-        id: get(row, 0)?,
+        id: get_id(row, 0)?,
         tenant_id: get(row, 1)?,
         event_type: get(row, 2)?,
         event_id: get(row, 3)?,

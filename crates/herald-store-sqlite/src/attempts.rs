@@ -29,7 +29,7 @@ pub(crate) fn record_in(
         )
         .and_then(|mut statement| {
             statement.execute(params![
-                attempt.delivery_id,
+                attempt.delivery_id.as_str(),
                 attempt.attempt_number,
                 ms(attempt.started_at),
                 attempt.status,
@@ -52,7 +52,7 @@ pub(crate) fn record_in(
         )
         .and_then(|mut statement| {
             statement.execute(params![
-                attempt.delivery_id,
+                attempt.delivery_id.as_str(),
                 state.as_str(),
                 attempt.attempt_number,
                 next_attempt_at,
@@ -76,7 +76,7 @@ pub(crate) fn record_in(
         .and_then(|mut statement| {
             statement.execute(params![
                 outcome.tenant_id,
-                outcome.endpoint_id,
+                outcome.endpoint_id.as_str(),
                 succeeded,
                 ms(attempt.started_at),
                 outcome.disable_endpoint.map(DisableReason::as_str),

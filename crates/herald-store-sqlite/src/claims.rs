@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 
 use herald_catalog::envelope::Event;
+use herald_core::ids::DeliveryId;
 use herald_store::StoreResult;
 use herald_store::models::{ClaimedDelivery, EndpointRecord};
 use herald_store::planner::{self, Offer, SubjectLookAhead};
@@ -23,7 +24,7 @@ use crate::rows::{self, ENDPOINT_COLUMNS, EVENT_COLUMNS, from_ms, map_backend, m
 
 /// A waiting delivery, as much of it as claiming needs.
 struct Candidate {
-    id: String,
+    id: DeliveryId,
     tenant_id: String,
     event_seq: i64,
     n_attempts: u32,
@@ -36,7 +37,7 @@ const CANDIDATE_COLUMNS: &str = "id, tenant_id, event_seq, n_attempts, created_a
 
 fn read_candidate(row: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
     Ok(Candidate {
-        id: row.get(0)?,
+        id: rows::id_column(row, 0)?,
         tenant_id: row.get(1)?,
         event_seq: row.get(2)?,
         n_attempts: row.get(3)?,
@@ -239,28 +240,30 @@ pub(crate) fn claim_due(
         if room == 0 {
             break;
         }
-        let busy = busy(transaction, &endpoint.id, now_ms)?;
+        let busy = busy(transaction, endpoint.id.as_str(), now_ms)?;
         let candidates = match planner::offer(endpoint, busy, fair_share, room) {
             Offer::Nothing => continue,
-            Offer::Earliest(wanted) => due_deliveries(transaction, &endpoint.id, now_ms, wanted)?,
-            Offer::StrictHead => due_head(transaction, &endpoint.id, now_ms)?
+            Offer::Earliest(wanted) => {
+                due_deliveries(transaction, endpoint.id.as_str(), now_ms, wanted)?
+            }
+            Offer::StrictHead => due_head(transaction, endpoint.id.as_str(), now_ms)?
                 .into_iter()
                 .collect(),
             Offer::SubjectHeads(wanted) => {
-                subject_heads(transaction, &endpoint.id, now_ms, wanted)?
+                subject_heads(transaction, endpoint.id.as_str(), now_ms, wanted)?
             }
         };
         if candidates.is_empty() {
             continue;
         }
         let stored_bucket = match endpoint.rate_limit_per_s {
-            Some(_) => rows::read_bucket(transaction, &endpoint.id)?,
+            Some(_) => rows::read_bucket(transaction, endpoint.id.as_str())?,
             None => None,
         };
         let limited =
             planner::rate_limit(endpoint.rate_limit_per_s, stored_bucket, candidates, now);
         for (candidate, due_at) in &limited.postponed {
-            postpone(transaction, &candidate.id, *due_at)?;
+            postpone(transaction, candidate.id.as_str(), *due_at)?;
         }
         for candidate in limited.admitted {
             let key = (candidate.tenant_id.clone(), candidate.event_seq);
@@ -289,7 +292,7 @@ pub(crate) fn claim_due(
                      WHERE id = ?1",
                 )
                 .and_then(|mut statement| {
-                    statement.execute(params![candidate.id, lease_until, now_ms])
+                    statement.execute(params![candidate.id.as_str(), lease_until, now_ms])
                 })
                 .map_err(map_backend)?;
             claimed.push(ClaimedDelivery {
@@ -305,7 +308,7 @@ pub(crate) fn claim_due(
             });
         }
         if let Some(bucket) = &limited.bucket {
-            rows::write_bucket(transaction, &endpoint.id, bucket)?;
+            rows::write_bucket(transaction, endpoint.id.as_str(), bucket)?;
         }
     }
     Ok(claimed)
@@ -321,7 +324,7 @@ fn subject_heads(
     wanted: usize,
 ) -> StoreResult<Vec<Candidate>> {
     let mut look_ahead = SubjectLookAhead::new(wanted);
-    let mut judged: HashMap<String, bool> = HashMap::new();
+    let mut judged: HashMap<DeliveryId, bool> = HashMap::new();
     loop {
         let due = due_deliveries(connection, endpoint_id, now_ms, look_ahead.window())?;
         let n_read = due.len();
@@ -333,7 +336,7 @@ fn subject_heads(
             let is_head = match judged.get(&candidate.id) {
                 Some(is_head) => *is_head,
                 None => {
-                    let is_head = !subject_blocked(connection, endpoint_id, &candidate.id)?;
+                    let is_head = !subject_blocked(connection, endpoint_id, candidate.id.as_str())?;
                     judged.insert(candidate.id.clone(), is_head);
                     is_head
                 }
@@ -382,7 +385,7 @@ pub(crate) fn next_due_at(connection: &Connection) -> StoreResult<Option<OffsetD
                 ))
                 .and_then(|mut statement| {
                     statement
-                        .query_row(params![endpoint.id], |row| row.get(0))
+                        .query_row(params![endpoint.id.as_str()], |row| row.get(0))
                         .optional()
                 })
                 .map_err(map_backend)?;

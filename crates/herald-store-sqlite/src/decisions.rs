@@ -21,7 +21,7 @@ impl DecisionStore for SqliteStore {
             for decision in &decisions {
                 statement
                     .execute(params![
-                        decision.id,
+                        decision.id.as_str(),
                         decision.tenant_id,
                         decision.event_type,
                         decision.event_id,

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use herald_core::delivery::DeliveryState;
+use herald_core::ids::EndpointId;
 use herald_store::models::{
     AttemptMinute, AttemptOutcome, AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord,
     Published, ReplaySelector,
@@ -91,7 +92,7 @@ impl DeliveryStore for SqliteStore {
                 Some(after_id) => connection
                     .query_row(
                         "SELECT rowid_ FROM deliveries WHERE tenant_id = ?1 AND id = ?2",
-                        params![tenant_id, after_id],
+                        params![tenant_id, after_id.as_str()],
                         |row| row.get(0),
                     )
                     .optional()
@@ -111,7 +112,7 @@ impl DeliveryStore for SqliteStore {
                     params![
                         tenant_id,
                         after_rowid,
-                        filter.endpoint_id,
+                        filter.endpoint_id.as_ref().map(EndpointId::as_str),
                         filter.state.map(DeliveryState::as_str),
                         i64::try_from(filter.limit).unwrap_or(i64::MAX),
                     ],

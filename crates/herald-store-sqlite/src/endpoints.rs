@@ -42,8 +42,11 @@ impl EndpointStore for SqliteStore {
         let routes = self.routes.clone();
         self.write(move |transaction| {
             routes.forget();
-            if endpoint_by_id(transaction, &endpoint.tenant_id, &endpoint.id)?.is_none() {
-                return Err(StoreError::NotFound(format!("endpoint {:?}", endpoint.id)));
+            if endpoint_by_id(transaction, &endpoint.tenant_id, endpoint.id.as_str())?.is_none() {
+                return Err(StoreError::NotFound(format!(
+                    "endpoint {:?}",
+                    endpoint.id.as_str()
+                )));
             }
             rows::write_endpoint(transaction, &endpoint, false)?;
             Ok(endpoint)

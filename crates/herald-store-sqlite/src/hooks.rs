@@ -57,13 +57,13 @@ impl HookStore for SqliteStore {
             let exists: Option<i64> = transaction
                 .query_row(
                     "SELECT 1 FROM hooks WHERE tenant_id = ?1 AND id = ?2",
-                    params![hook.tenant_id, hook.id],
+                    params![hook.tenant_id, hook.id.as_str()],
                     |row| row.get(0),
                 )
                 .optional()
                 .map_err(map_backend)?;
             if exists.is_none() {
-                return Err(StoreError::NotFound(format!("hook {:?}", hook.id)));
+                return Err(StoreError::NotFound(format!("hook {:?}", hook.id.as_str())));
             }
             rows::write_hook(transaction, &hook, false)?;
             Ok(hook)

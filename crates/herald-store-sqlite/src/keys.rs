@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
 use crate::SqliteStore;
-use crate::rows::{from_ms, map_backend, ms};
+use crate::rows::{from_ms, id_column, map_backend, ms};
 use crate::writer::Durability;
 
 const KEY_COLUMNS: &str =
@@ -26,7 +26,7 @@ const KEY_COLUMNS: &str =
 
 fn read_key(row: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
     Ok(ApiKeyRecord {
-        id: row.get(0)?,
+        id: id_column(row, 0)?,
         tenant_id: row.get(1)?,
         key_hash: row.get(2)?,
         prefix: row.get(3)?,
@@ -96,7 +96,7 @@ impl ApiKeyStore for SqliteStore {
                 .execute(
                     &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
                     params![
-                        key.id,
+                        key.id.as_str(),
                         key.tenant_id,
                         key.key_hash,
                         key.prefix,

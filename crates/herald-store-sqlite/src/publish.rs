@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use herald_core::ids::{DeliveryId, EndpointId};
 use herald_store::models::{EndpointFilter, NewEvent, Published};
 use herald_store::planner;
 use herald_store::{StoreError, StoreResult};
@@ -21,7 +22,7 @@ use crate::rows::{json_text, map_backend, ms};
 pub(crate) struct Routes(Arc<Mutex<HashMap<String, Arc<Vec<Route>>>>>);
 
 struct Route {
-    endpoint_id: String,
+    endpoint_id: EndpointId,
     filters: Vec<EndpointFilter>,
 }
 
@@ -125,7 +126,7 @@ pub(crate) fn publish_in(
                 insert_delivery(
                     transaction,
                     tenant_id,
-                    &route.endpoint_id,
+                    route.endpoint_id.as_str(),
                     (seq, &event.id, &event.event_type, event.subject.as_deref()),
                     now,
                 )?;
@@ -154,6 +155,7 @@ pub(crate) fn insert_delivery(
     now: OffsetDateTime,
 ) -> StoreResult<()> {
     let (seq, event_id, event_type, subject) = event;
+    let delivery_id = DeliveryId::new();
     let mut statement = transaction
         .prepare_cached(
             "INSERT INTO deliveries (id, tenant_id, endpoint_id, event_seq, event_id, event_type,
@@ -163,7 +165,7 @@ pub(crate) fn insert_delivery(
         .map_err(map_backend)?;
     statement
         .execute(params![
-            herald_core::ids::prefixed_id("dl"),
+            delivery_id.as_str(),
             tenant_id,
             endpoint_id,
             seq,

@@ -5,9 +5,11 @@ use std::str::FromStr;
 use herald_catalog::envelope::{Event, RenderFormat};
 use herald_catalog::taxonomy::Taxonomy;
 use herald_core::delivery::{DeliveryState, DisableReason};
+use herald_core::ids::IdError;
 use herald_core::retry::RetrySchedule;
 use herald_core::secret::SigningSecret;
 use herald_core::signing::SignatureScheme;
+use herald_store::encoding::parse_stored_id;
 use herald_store::models::{
     AttemptRecord, CustomTypeRecord, DecisionRecord, DeliveryRecord, EndpointFilter,
     EndpointRecord, HookRecord, Ordering, StoredEvent, Tenant,
@@ -18,6 +20,13 @@ use rusqlite::{Row, Transaction, params};
 use serde_json::{Map, Value};
 
 pub(crate) fn map_backend(error: rusqlite::Error) -> StoreError {
+    // A column that did not convert into a model's type may carry the store's own error (see
+    // [`id_column`]): that is what the caller gets, not rusqlite's wrapping of it.
+    if let rusqlite::Error::FromSqlConversionFailure(_, _, source) = &error
+        && let Some(store_error) = source.downcast_ref::<StoreError>()
+    {
+        return store_error.clone();
+    }
     StoreError::Backend(error.to_string())
 }
 
@@ -25,6 +34,19 @@ pub(crate) use herald_store::encoding::{from_ms, json_text, ms};
 
 fn conversion_error(column: usize, detail: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, Type::Text, detail.into())
+}
+
+/// A stored id of the kind `Id`; one that does not parse is corrupt, a store error naming the
+/// column (carried out of the row by [`map_backend`]).
+pub(crate) fn id_column<Id: FromStr<Err = IdError>>(
+    row: &Row<'_>,
+    column: usize,
+) -> rusqlite::Result<Id> {
+    let text: String = row.get(column)?;
+    let name = row.as_ref().column_name(column).unwrap_or("?");
+    parse_stored_id(name, &text).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(column, Type::Text, error.into())
+    })
 }
 
 fn json_column(row: &Row<'_>, column: usize) -> rusqlite::Result<Value> {
@@ -119,7 +141,7 @@ pub(crate) fn read_endpoint(row: &Row<'_>) -> rusqlite::Result<EndpointRecord> {
     let signature_scheme = SignatureScheme::parse(&scheme_name)
         .ok_or_else(|| conversion_error(21, format!("unknown signature scheme {scheme_name:?}")))?;
     Ok(EndpointRecord {
-        id: row.get(0)?,
+        id: id_column(row, 0)?,
         tenant_id: row.get(1)?,
         url: row.get(2)?,
         description: row.get(3)?,
@@ -173,7 +195,7 @@ pub(crate) fn write_endpoint(
         .execute(
             &sql,
             params![
-                endpoint.id,
+                endpoint.id.as_str(),
                 endpoint.tenant_id,
                 endpoint.url,
                 endpoint.description,
@@ -235,9 +257,9 @@ pub(crate) const DELIVERY_COLUMNS: &str = "id, tenant_id, endpoint_id, event_id,
 pub(crate) fn read_delivery(row: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
     let state: DeliveryState = parsed_column(row, 6)?;
     Ok(DeliveryRecord {
-        id: row.get(0)?,
+        id: id_column(row, 0)?,
         tenant_id: row.get(1)?,
-        endpoint_id: row.get(2)?,
+        endpoint_id: id_column(row, 2)?,
         event_id: row.get(3)?,
         event_seq: row.get(4)?,
         event_type: row.get(5)?,
@@ -253,7 +275,7 @@ pub(crate) fn read_delivery(row: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
 
 pub(crate) fn read_attempt(row: &Row<'_>) -> rusqlite::Result<AttemptRecord> {
     Ok(AttemptRecord {
-        delivery_id: row.get(0)?,
+        delivery_id: id_column(row, 0)?,
         attempt_number: row.get(1)?,
         started_at: from_ms(row.get(2)?),
         status: row.get(3)?,
@@ -268,7 +290,7 @@ pub(crate) const HOOK_COLUMNS: &str = "id, tenant_id, event_type, url, position,
 
 pub(crate) fn read_hook(row: &Row<'_>) -> rusqlite::Result<HookRecord> {
     Ok(HookRecord {
-        id: row.get(0)?,
+        id: id_column(row, 0)?,
         tenant_id: row.get(1)?,
         event_type: row.get(2)?,
         url: row.get(3)?,
@@ -301,7 +323,7 @@ pub(crate) fn write_hook(
         .execute(
             &sql,
             params![
-                hook.id,
+                hook.id.as_str(),
                 hook.tenant_id,
                 hook.event_type,
                 hook.url,
@@ -323,7 +345,7 @@ pub(crate) const DECISION_COLUMNS: &str = "id, tenant_id, event_type, event_id, 
 
 pub(crate) fn read_decision(row: &Row<'_>) -> rusqlite::Result<DecisionRecord> {
     Ok(DecisionRecord {
-        id: row.get(0)?,
+        id: id_column(row, 0)?,
         tenant_id: row.get(1)?,
         event_type: row.get(2)?,
         event_id: row.get(3)?,

@@ -244,7 +244,7 @@ mod tests {
         room: usize,
         expected: Offer,
     ) {
-        let mut record = endpoint("t", "ep", &["*"], ordering);
+        let mut record = endpoint("t", "ep_1", &["*"], ordering);
         record.max_concurrency = max_concurrency;
         assert_eq!(
             offer(&record, busy, share, room),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use herald_core::api_key::{ApiKeyKind, generate_api_key};
 use herald_core::clock::Clock;
-use herald_core::ids::prefixed_id;
+use herald_core::ids::{ApiKeyId, prefixed_id};
 use herald_core::secret::hash_api_key;
 use herald_store::Store;
 use herald_store::models::{ApiKeyRecord, KeyOwner};
@@ -66,7 +66,7 @@ pub async fn set_up_admin_key(
     })?;
     store
         .create_api_key(ApiKeyRecord::for_new_key(
-            prefixed_id("key"),
+            ApiKeyId::new(),
             &key,
             KeyOwner::Admin,
             Some("generated at first start".to_owned()),

@@ -46,7 +46,7 @@ pub async fn confirm_endpoint(
     let page = format!(
         "/console/t/{}/endpoints/{}",
         segment(&console.tenant_id),
-        segment(&endpoint.id)
+        segment(endpoint.id.as_str())
     );
     Ok(confirm_page(
         &chrome(&console, "endpoints"),
@@ -101,7 +101,7 @@ pub async fn confirm_hook(
              The decision log keeps its past answers. This cannot be undone.",
             hook.url, hook.event_type
         ),
-        &format!("{hooks_page}/{}/delete", segment(&hook.id)),
+        &format!("{hooks_page}/{}/delete", segment(hook.id.as_str())),
         "Delete the hook",
         &hooks_page,
     ))

@@ -24,10 +24,10 @@ pub fn delivery_rows(tenant_id: &str, deliveries: &[DeliveryRecord]) -> String {
              <td><a href=\"/console/t/{tenant}/events/{event_segment}\">{event_type}</a></td>\
              <td>{state_badge}</td><td class=\"num\">{n_attempts}</td><td class=\"num\">{status}</td>\
              <td>{updated}</td></tr>",
-            id_segment = segment(&delivery.id),
-            id = escape(&delivery.id),
-            endpoint_segment = segment(&delivery.endpoint_id),
-            endpoint = escape(&delivery.endpoint_id),
+            id_segment = segment(delivery.id.as_str()),
+            id = escape(delivery.id.as_str()),
+            endpoint_segment = segment(delivery.endpoint_id.as_str()),
+            endpoint = escape(delivery.endpoint_id.as_str()),
             event_segment = segment(&delivery.event_id),
             event_type = escape(&delivery.event_type),
             state_badge = state_badge(delivery.state.as_str()),
@@ -101,7 +101,7 @@ pub async fn detail(
     let retry = button_form(
         &format!(
             "/console/t/{tenant}/deliveries/{}/retry",
-            segment(&delivery.id)
+            segment(delivery.id.as_str())
         ),
         &console.session.csrf,
         "Retry now",

@@ -17,6 +17,7 @@ use crate::console::html::{
     Chrome, button_form, csrf_field, document, escape, fragment, or_dash, segment,
 };
 use crate::console::session::ConsoleTenant;
+use crate::routes::deliveries::parse_cursor;
 use crate::routes::endpoints::EndpointIn;
 use crate::routes::events::format_time;
 use crate::state::AppState;
@@ -50,7 +51,7 @@ fn actions(console: &ConsoleTenant, endpoint: &EndpointRecord) -> String {
     let base = format!(
         "/console/t/{}/endpoints/{}",
         segment(&console.tenant_id),
-        segment(&endpoint.id)
+        segment(endpoint.id.as_str())
     );
     let csrf = &console.session.csrf;
     let mut forms = String::new();
@@ -84,8 +85,8 @@ pub async fn list(
             "<tr><td><a href=\"/console/t/{tenant}/endpoints/{id_segment}\">{id}</a><br>\
              <span class=\"muted\">{description}</span></td><td class=\"mono\">{url}</td>\
              <td><code>{filters}</code></td><td>{health}</td><td>{actions}</td></tr>",
-            id_segment = segment(&endpoint.id),
-            id = escape(&endpoint.id),
+            id_segment = segment(endpoint.id.as_str()),
+            id = escape(endpoint.id.as_str()),
             description = escape(&endpoint.description),
             url = escape(&endpoint.url),
             filters = escape(&EndpointFilter::texts(&endpoint.filters).join(", ")),
@@ -240,7 +241,7 @@ pub async fn detail(
     let filter = DeliveryFilter {
         endpoint_id: Some(endpoint.id.clone()),
         state: None,
-        after_id: query.after.clone(),
+        after_id: parse_cursor(query.after.as_deref())?,
         limit: PAGE_SIZE,
     };
     let deliveries = state
@@ -250,7 +251,7 @@ pub async fn detail(
     let base = format!(
         "/console/t/{}/endpoints/{}",
         segment(&console.tenant_id),
-        segment(&endpoint.id)
+        segment(endpoint.id.as_str())
     );
     let after_query = query
         .after
@@ -260,7 +261,7 @@ pub async fn detail(
     let pager = match deliveries.last() {
         Some(last) if deliveries.len() == PAGE_SIZE => format!(
             "<a rel=\"next\" href=\"{base}?after={}\">Next page</a>",
-            segment(&last.id)
+            segment(last.id.as_str())
         ),
         _ => String::new(),
     };

@@ -173,14 +173,14 @@ async fn as_each_endpoint_received_it(
         // An endpoint deleted since keeps no format to render with.
         let Some(endpoint) = state
             .store
-            .get_endpoint(tenant_id, &delivery.endpoint_id)
+            .get_endpoint(tenant_id, delivery.endpoint_id.as_str())
             .await?
         else {
             continue;
         };
         sections.push_str(&format!(
             "<h2>As {endpoint_id} receives it <span class=\"muted\">({format})</span></h2>{body}",
-            endpoint_id = escape(&endpoint.id),
+            endpoint_id = escape(endpoint.id.as_str()),
             format = escape(&format!("{:?}", endpoint.format).to_lowercase()),
             body = json_block(&render(&stored.event, endpoint.format, &options)),
         ));

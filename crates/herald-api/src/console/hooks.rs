@@ -123,7 +123,7 @@ pub async fn page(
     let pager = match decisions.last() {
         Some(last) if decisions.len() == PAGE_SIZE => format!(
             "<a rel=\"next\" href=\"{base}?after={}\">Next page</a>",
-            segment(&last.id)
+            segment(last.id.as_str())
         ),
         _ => String::new(),
     };
@@ -147,7 +147,7 @@ pub async fn page(
             edit = edit_form(&console, hook),
             event_type = escape(&hook.event_type),
             position = hook.position,
-            id = escape(&hook.id),
+            id = escape(hook.id.as_str()),
             url = escape(&hook.url),
             timeout = hook.timeout_ms,
             policy = policy_label(hook.failure_policy),
@@ -189,7 +189,7 @@ fn policy_label(policy: FailurePolicy) -> &'static str {
 
 /// The form that changes one hook: its place in the chain, timeout, failure policy and state.
 fn edit_form(console: &ConsoleTenant, hook: &HookRecord) -> String {
-    let id = escape(&hook.id);
+    let id = escape(hook.id.as_str());
     let is_fail_open = hook.failure_policy == FailurePolicy::FailOpen;
     let option = |value: &str, label: &str, selected: bool| {
         format!(
@@ -205,7 +205,7 @@ fn edit_form(console: &ConsoleTenant, hook: &HookRecord) -> String {
          <div><label for=\"enabled_{id}\">State</label><select id=\"enabled_{id}\" name=\"enabled\">{on}{off}</select></div>\
          <button type=\"submit\">Save hook</button></form> <a href=\"/console/t/{tenant}/hooks/{hook_segment}/delete\">Delete</a>",
         tenant = segment(&console.tenant_id),
-        hook_segment = segment(&hook.id),
+        hook_segment = segment(hook.id.as_str()),
         csrf = csrf_field(&console.session.csrf),
         position = hook.position,
         timeout = hook.timeout_ms,

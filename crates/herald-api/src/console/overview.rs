@@ -134,8 +134,8 @@ pub async fn page(
     {
         attention.push_str(&format!(
             "<li><a href=\"/console/t/{tenant}/endpoints/{}\">{}</a> {}</li>",
-            segment(&endpoint.id),
-            escape(&endpoint.id),
+            segment(endpoint.id.as_str()),
+            escape(endpoint.id.as_str()),
             health(endpoint),
         ));
     }

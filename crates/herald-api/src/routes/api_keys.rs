@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use herald_core::api_key::{ApiKeyKind, generate_api_key};
-use herald_core::ids::prefixed_id;
+use herald_core::ids::ApiKeyId;
 use herald_store::models::{ApiKeyRecord, KeyOwner, KeyRevocation};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -69,7 +69,7 @@ pub struct ApiKeyListOut {
 impl From<ApiKeyRecord> for ApiKeyOut {
     fn from(record: ApiKeyRecord) -> Self {
         ApiKeyOut {
-            id: record.id,
+            id: record.id.into_string(),
             tenant: record.tenant_id,
             prefix: record.prefix,
             name: record.name,
@@ -97,7 +97,7 @@ async fn create(
     };
     let key = generate_api_key(kind);
     let record = ApiKeyRecord::for_new_key(
-        prefixed_id("key"),
+        ApiKeyId::new(),
         &key,
         owner,
         input.name,

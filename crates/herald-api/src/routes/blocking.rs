@@ -9,7 +9,7 @@ use axum::extract::State;
 use herald_catalog::catalog::TypeLookup;
 use herald_catalog::definition::EventTypeDef;
 use herald_catalog::envelope::{ParsedEvent, declared_type_pointer, parse_envelope};
-use herald_core::ids::{new_event_id, prefixed_id};
+use herald_core::ids::{HookDecisionId, new_event_id};
 use herald_delivery::hooks::{ChainDecision, Reason, TraceEntry, run_chain};
 use herald_store::models::DecisionRecord;
 use serde::{Deserialize, Serialize};
@@ -94,7 +94,7 @@ fn reason_out(reason: &Reason) -> ReasonOut {
 
 fn trace_out(entry: &TraceEntry) -> TraceOut {
     TraceOut {
-        hook_id: entry.hook_id.clone(),
+        hook_id: entry.hook_id.to_string(),
         outcome: entry.outcome.as_str().to_owned(),
         status: entry.status,
         latency_ms: entry.latency.as_secs_f64() * 1000.0,
@@ -204,7 +204,7 @@ pub(crate) async fn decide(
     metrics::histogram!("herald_blocking_decision_seconds").record(started.elapsed().as_secs_f64());
     let trace: Vec<TraceOut> = decision.trace.iter().map(trace_out).collect();
     let record = DecisionRecord {
-        id: prefixed_id("hd"),
+        id: HookDecisionId::new(),
         tenant_id: tenant_id.to_owned(),
         event_type: event.event_type,
         event_id: producer_id,
@@ -244,13 +244,13 @@ pub async fn list(
         .list_decisions(&scope.tenant_id, query.after.as_deref(), limit)
         .await?;
     let next_after = (records.len() == limit)
-        .then(|| records.last().map(|record| record.id.clone()))
+        .then(|| records.last().map(|record| record.id.to_string()))
         .flatten();
     Ok(Json(DecisionPageOut {
         data: records
             .into_iter()
             .map(|record| RecordedDecisionOut {
-                id: record.id,
+                id: record.id.into_string(),
                 event_type: record.event_type,
                 event_id: record.event_id,
                 is_allowed: record.is_allowed,

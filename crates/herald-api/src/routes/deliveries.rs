@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use herald_core::delivery::DeliveryState;
+use herald_core::ids::DeliveryId;
 use herald_store::models::{AttemptRecord, DeliveryFilter, DeliveryRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -73,8 +74,8 @@ pub struct DeliveryQuery {
 
 pub fn delivery_out(record: DeliveryRecord) -> DeliveryOut {
     DeliveryOut {
-        id: record.id,
-        endpoint_id: record.endpoint_id,
+        id: record.id.into_string(),
+        endpoint_id: record.endpoint_id.into_string(),
         event_id: record.event_id,
         event_seq: record.event_seq,
         event_type: record.event_type,
@@ -86,6 +87,15 @@ pub fn delivery_out(record: DeliveryRecord) -> DeliveryOut {
         created_at: format_time(record.created_at),
         updated_at: format_time(record.updated_at),
     }
+}
+
+/// The `after` cursor of a page of deliveries: a delivery id, or a 422 naming `/after`. (A well
+/// formed id that is not the tenant's starts from the beginning.)
+pub fn parse_cursor(after: Option<&str>) -> ApiResult<Option<DeliveryId>> {
+    after
+        .map(DeliveryId::parse)
+        .transpose()
+        .map_err(|error| ApiError::invalid("/after", error.to_string()))
 }
 
 fn attempt_out(record: AttemptRecord) -> AttemptOut {
@@ -109,14 +119,13 @@ pub async fn list_for_endpoint(
     QueryIn(query): QueryIn<DeliveryQuery>,
 ) -> ApiResult<Json<DeliveryPageOut>> {
     let endpoint_id = path_ids.1;
-    if state
+    let Some(endpoint) = state
         .store
         .get_endpoint(&scope.tenant_id, &endpoint_id)
         .await?
-        .is_none()
-    {
+    else {
         return Err(ApiError::NotFound(format!("endpoint {endpoint_id:?}")));
-    }
+    };
     let delivery_state = query
         .state
         .as_deref()
@@ -128,9 +137,9 @@ pub async fn list_for_endpoint(
         return Err(ApiError::invalid("/limit", "limit is between 1 and 1000"));
     }
     let filter = DeliveryFilter {
-        endpoint_id: Some(endpoint_id),
+        endpoint_id: Some(endpoint.id),
         state: delivery_state,
-        after_id: query.after,
+        after_id: parse_cursor(query.after.as_deref())?,
         limit,
     };
     let records = state
@@ -138,7 +147,7 @@ pub async fn list_for_endpoint(
         .list_deliveries(&scope.tenant_id, &filter)
         .await?;
     let next_after = (records.len() == limit)
-        .then(|| records.last().map(|record| record.id.clone()))
+        .then(|| records.last().map(|record| record.id.to_string()))
         .flatten();
     Ok(Json(DeliveryPageOut {
         data: records.into_iter().map(delivery_out).collect(),

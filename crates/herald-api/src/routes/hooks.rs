@@ -77,7 +77,7 @@ pub struct HookListOut {
 
 fn hook_out(record: HookRecord, with_secret: bool) -> HookOut {
     HookOut {
-        id: record.id,
+        id: record.id.into_string(),
         event_type: record.event_type,
         url: record.url,
         position: record.position,
@@ -163,7 +163,7 @@ pub async fn create(
     };
     let now = state.clock.now();
     let record = HookRecord {
-        id: HookId::new().into_string(),
+        id: HookId::new(),
         tenant_id: scope.tenant_id.clone(),
         event_type: input.event_type,
         url,

@@ -145,9 +145,9 @@ fn new_session(
     filters: Vec<EndpointFilter>,
     now: OffsetDateTime,
 ) -> EndpointRecord {
-    let id = EndpointId::new().into_string();
+    let id = EndpointId::new();
     EndpointRecord {
-        url: listen_url(&id),
+        url: listen_url(id.as_str()),
         id,
         tenant_id,
         description: "herald listen session".to_owned(),
@@ -207,11 +207,11 @@ pub async fn open_stream(
     };
     let connection = state
         .listen
-        .connect(&scope.tenant_id, &endpoint.id)
+        .connect(&scope.tenant_id, endpoint.id.as_str())
         .ok_or_else(|| ApiError::Unavailable("the server is stopping".to_owned()))?;
     let session = ListenSessionOut {
-        session_id: endpoint.id.clone(),
-        endpoint_id: endpoint.id.clone(),
+        session_id: endpoint.id.to_string(),
+        endpoint_id: endpoint.id.to_string(),
         secret: endpoint.secret.expose_text().to_owned(),
         filters: EndpointFilter::texts(&endpoint.filters),
     };
@@ -361,9 +361,11 @@ pub async fn remove_stale_sessions(
     for tenant in store.list_tenants().await? {
         for endpoint in store.list_endpoints(&tenant.id).await? {
             if is_listen_url(&endpoint.url)
-                && !hub.is_connected(&endpoint.id)
+                && !hub.is_connected(endpoint.id.as_str())
                 && endpoint.updated_at + STALE_SESSION_AFTER < now
-                && store.delete_endpoint(&tenant.id, &endpoint.id).await?
+                && store
+                    .delete_endpoint(&tenant.id, endpoint.id.as_str())
+                    .await?
             {
                 n_removed += 1;
             }
@@ -426,7 +428,7 @@ mod tests {
         ordinary.url = "https://hooks.example.com/old".to_owned();
         let ordinary = store.create_endpoint(ordinary).await.expect("ordinary");
         let hub = ListenHub::new();
-        let _stream = hub.connect("acme", &connected.id).expect("open");
+        let _stream = hub.connect("acme", connected.id.as_str()).expect("open");
 
         assert_eq!(
             remove_stale_sessions(&store, &hub, now)
@@ -434,7 +436,7 @@ mod tests {
                 .expect("swept"),
             1
         );
-        let left: Vec<String> = store
+        let left: Vec<EndpointId> = store
             .list_endpoints("acme")
             .await
             .expect("list")

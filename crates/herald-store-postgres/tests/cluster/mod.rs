@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use herald_core::ids::{DeliveryId, EndpointId, HookId};
 use herald_store::conformance::{endpoint, event};
 use herald_store::models::{
     AttemptOutcome, AttemptRecord, ClaimedDelivery, EventFilter, FailurePolicy, HookRecord,
@@ -153,8 +154,8 @@ async fn a_migration_this_herald_does_not_know_is_refused() {
 /// subset of what the database holds in flight: any limit broken here was broken there.
 #[derive(Default)]
 struct Ledger {
-    claimed: HashSet<String>,
-    in_flight: HashMap<String, Vec<(i64, Option<String>)>>,
+    claimed: HashSet<DeliveryId>,
+    in_flight: HashMap<EndpointId, Vec<(i64, Option<String>)>>,
     fifo_order: Vec<i64>,
     subject_order: HashMap<String, Vec<i64>>,
     n_done: usize,
@@ -470,7 +471,7 @@ async fn changes_on_one_node_wake_a_listener_on_another() {
     );
 
     node_b
-        .release(&claimed[0].delivery_id, at(5))
+        .release(claimed[0].delivery_id.as_str(), at(5))
         .await
         .expect("released");
     assert!(woken().await, "a release wakes the other node");
@@ -527,7 +528,7 @@ async fn hook_changes_on_one_node_reach_the_other_as_notices() {
     // Deleting nothing announces nothing: the next notice is the next change's, another tenant's.
     tenant(&node_b, "beta").await;
     let beta_hook = HookRecord {
-        id: "hk_2".to_owned(),
+        id: HookId::parse("hk_2").expect("a hook id"),
         tenant_id: "beta".to_owned(),
         ..hook_template()
     };
@@ -543,7 +544,7 @@ async fn hook_changes_on_one_node_reach_the_other_as_notices() {
 
 fn hook_template() -> HookRecord {
     HookRecord {
-        id: "hk_1".to_owned(),
+        id: HookId::parse("hk_1").expect("a hook id"),
         tenant_id: "acme".to_owned(),
         event_type: "user.pre_create".to_owned(),
         url: "https://hooks.example.com/1".to_owned(),

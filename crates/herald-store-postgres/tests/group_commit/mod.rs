@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use herald_store::conformance::{endpoint, event};
+use herald_core::ids::DeliveryId;
+use herald_store::conformance::{endpoint, endpoint_id, event};
 use herald_store::models::{
     AttemptOutcome, AttemptRecord, DeliveryFilter, NextStep, Ordering, Published, Tenant,
 };
@@ -22,7 +23,7 @@ fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).expect("in range")
 }
 
-/// A fresh store with tenant `t1` and one endpoint `ep1` that takes every event, up to 64 at a
+/// A fresh store with tenant `t1` and one endpoint `ep_1` that takes every event, up to 64 at a
 /// time.
 async fn store_with_endpoint() -> Arc<PostgresStore> {
     let store = Arc::new(
@@ -39,7 +40,7 @@ async fn store_with_endpoint() -> Arc<PostgresStore> {
         })
         .await
         .expect("tenant created");
-    let mut takes_everything = endpoint("t1", "ep1", &["*"], Ordering::None);
+    let mut takes_everything = endpoint("t1", "ep_1", &["*"], Ordering::None);
     takes_everything.max_concurrency = 64;
     store
         .create_endpoint(takes_everything)
@@ -143,12 +144,12 @@ async fn a_publish_the_database_rejects_fails_alone() {
     );
 }
 
-fn outcome(delivery_id: &str, next: NextStep, now: OffsetDateTime) -> AttemptOutcome {
+fn outcome(delivery_id: &DeliveryId, next: NextStep, now: OffsetDateTime) -> AttemptOutcome {
     AttemptOutcome {
         tenant_id: "t1".into(),
-        endpoint_id: "ep1".into(),
+        endpoint_id: endpoint_id("ep_1"),
         attempt: AttemptRecord {
-            delivery_id: delivery_id.to_owned(),
+            delivery_id: delivery_id.clone(),
             attempt_number: 1,
             started_at: now,
             status: Some(if next == NextStep::Delivered {
@@ -195,7 +196,7 @@ async fn attempts_recorded_together_all_land_and_a_bad_one_fails_alone() {
     let unknown = store.clone();
     let bad = tokio::spawn(async move {
         unknown
-            .record_attempt(outcome("dlv_unknown", NextStep::Delivered, at(3)))
+            .record_attempt(outcome(&DeliveryId::new(), NextStep::Delivered, at(3)))
             .await
     });
     while let Some(joined) = recorders.join_next().await {
@@ -208,7 +209,7 @@ async fn attempts_recorded_together_all_land_and_a_bad_one_fails_alone() {
 
     for (n, claim) in claimed.iter().enumerate() {
         let delivery = store
-            .get_delivery("t1", &claim.delivery_id)
+            .get_delivery("t1", claim.delivery_id.as_str())
             .await
             .expect("read")
             .expect("exists");
@@ -216,7 +217,7 @@ async fn attempts_recorded_together_all_land_and_a_bad_one_fails_alone() {
         assert_eq!(delivery.state.as_str(), expected, "{delivery:?}");
         assert_eq!(delivery.n_attempts, 1);
         let attempts = store
-            .list_attempts("t1", &claim.delivery_id)
+            .list_attempts("t1", claim.delivery_id.as_str())
             .await
             .expect("attempts listed");
         assert_eq!(attempts.len(), 1);

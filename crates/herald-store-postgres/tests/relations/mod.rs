@@ -3,6 +3,7 @@
 //! attempts along, an attempt for a delivery that is gone is refused, and a replay to a
 //! deleted endpoint creates nothing. Rows are counted in the database itself.
 
+use herald_core::ids::{DeliveryId, EndpointId};
 use herald_store::StoreError;
 use herald_store::conformance::{endpoint, event};
 use herald_store::models::{
@@ -19,7 +20,7 @@ fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).expect("in range")
 }
 
-/// A store with tenant `t1` and endpoints `ep1` and `ep2` taking every event, and a plain
+/// A store with tenant `t1` and endpoints `ep_1` and `ep_2` taking every event, and a plain
 /// connection to the same database for counting rows.
 async fn two_endpoints() -> (PostgresStore, tokio_postgres::Client) {
     let url = fresh_database().await;
@@ -33,7 +34,7 @@ async fn two_endpoints() -> (PostgresStore, tokio_postgres::Client) {
         })
         .await
         .expect("tenant created");
-    for id in ["ep1", "ep2"] {
+    for id in ["ep_1", "ep_2"] {
         store
             .create_endpoint(endpoint("t1", id, &["*"], Ordering::None))
             .await
@@ -50,12 +51,16 @@ async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.expect("counted").get(0)
 }
 
-fn failed_attempt(endpoint_id: &str, delivery_id: &str, now: OffsetDateTime) -> AttemptOutcome {
+fn failed_attempt(
+    endpoint_id: &EndpointId,
+    delivery_id: &DeliveryId,
+    now: OffsetDateTime,
+) -> AttemptOutcome {
     AttemptOutcome {
         tenant_id: "t1".to_owned(),
-        endpoint_id: endpoint_id.to_owned(),
+        endpoint_id: endpoint_id.clone(),
         attempt: AttemptRecord {
-            delivery_id: delivery_id.to_owned(),
+            delivery_id: delivery_id.clone(),
             attempt_number: 1,
             started_at: now,
             status: Some(500),
@@ -107,12 +112,12 @@ async fn deleting_an_endpoint_takes_its_deliveries_and_attempts() {
     assert_eq!(count(&client, "SELECT count(*) FROM deliveries").await, 2);
     assert_eq!(count(&client, "SELECT count(*) FROM attempts").await, 2);
 
-    assert!(store.delete_endpoint("t1", "ep1").await.expect("deleted"));
+    assert!(store.delete_endpoint("t1", "ep_1").await.expect("deleted"));
 
     assert_eq!(
         count(
             &client,
-            "SELECT count(*) FROM deliveries WHERE endpoint_id = 'ep1'"
+            "SELECT count(*) FROM deliveries WHERE endpoint_id = 'ep_1'"
         )
         .await,
         0
@@ -139,12 +144,16 @@ async fn an_attempt_for_a_delivery_deleted_meanwhile_is_refused() {
         .expect("claimed");
     let on_ep1 = claimed
         .iter()
-        .find(|delivery| delivery.endpoint.id == "ep1")
-        .expect("ep1's delivery claimed");
+        .find(|delivery| delivery.endpoint.id.as_str() == "ep_1")
+        .expect("ep_1's delivery claimed");
     // The endpoint is deleted while its delivery is being attempted.
-    assert!(store.delete_endpoint("t1", "ep1").await.expect("deleted"));
+    assert!(store.delete_endpoint("t1", "ep_1").await.expect("deleted"));
     let recorded = store
-        .record_attempt(failed_attempt("ep1", &on_ep1.delivery_id, at(3)))
+        .record_attempt(failed_attempt(
+            &on_ep1.endpoint.id,
+            &on_ep1.delivery_id,
+            at(3),
+        ))
         .await;
     assert!(recorded.is_err(), "its delivery is gone: {recorded:?}");
     assert_eq!(count(&client, "SELECT count(*) FROM attempts").await, 0);
@@ -205,9 +214,9 @@ async fn a_replay_to_a_deleted_endpoint_creates_nothing() {
         )
         .await
         .expect("published");
-    assert!(store.delete_endpoint("t1", "ep1").await.expect("deleted"));
+    assert!(store.delete_endpoint("t1", "ep_1").await.expect("deleted"));
     let replayed = store
-        .replay("t1", "ep1", &ReplaySelector::SinceSeq(0), at(2))
+        .replay("t1", "ep_1", &ReplaySelector::SinceSeq(0), at(2))
         .await;
     assert!(
         matches!(replayed, Err(StoreError::NotFound(_))),
@@ -216,7 +225,7 @@ async fn a_replay_to_a_deleted_endpoint_creates_nothing() {
     assert_eq!(
         count(
             &client,
-            "SELECT count(*) FROM deliveries WHERE endpoint_id = 'ep1'"
+            "SELECT count(*) FROM deliveries WHERE endpoint_id = 'ep_1'"
         )
         .await,
         0

@@ -37,7 +37,7 @@ pub async fn attempts_move_deliveries_through_their_states(store: Arc<dyn Store>
         .await
         .expect("recorded");
     let delivery = store
-        .get_delivery("acme", &claim.delivery_id)
+        .get_delivery("acme", claim.delivery_id.as_str())
         .await
         .expect("get")
         .expect("exists");
@@ -74,7 +74,7 @@ pub async fn attempts_move_deliveries_through_their_states(store: Arc<dyn Store>
         .await
         .expect("recorded");
     let delivery = store
-        .get_delivery("acme", &claim.delivery_id)
+        .get_delivery("acme", claim.delivery_id.as_str())
         .await
         .expect("get")
         .expect("exists");
@@ -92,7 +92,7 @@ pub async fn attempts_move_deliveries_through_their_states(store: Arc<dyn Store>
         "exhausted deliveries are not claimed"
     );
     let attempts = store
-        .list_attempts("acme", &claim.delivery_id)
+        .list_attempts("acme", claim.delivery_id.as_str())
         .await
         .expect("attempts");
     assert_eq!(
@@ -105,7 +105,7 @@ pub async fn attempts_move_deliveries_through_their_states(store: Arc<dyn Store>
     assert_eq!(attempts[0].response_excerpt.as_deref(), Some("ok"));
     // A success clears the endpoint's failure streak.
     store
-        .retry_delivery("acme", &claim.delivery_id, at(7))
+        .retry_delivery("acme", claim.delivery_id.as_str(), at(7))
         .await
         .expect("retry")
         .expect("exists");
@@ -267,7 +267,7 @@ pub async fn attempts_are_counted_per_minute_within_the_tenant(store: Arc<dyn St
     for claim in &claims {
         let tenant_id = claim.endpoint.tenant_id.as_str();
         let endpoint_id = claim.endpoint.id.as_str();
-        let id = claim.delivery_id.as_str();
+        let id = &claim.delivery_id;
         let attempt = match claim.event.id.as_str() {
             "e1" => outcome(
                 tenant_id,

@@ -29,11 +29,11 @@ pub async fn claims_lease_and_expired_leases_come_back(store: Arc<dyn Store>) {
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].endpoint.id, "ep_1");
+    assert_eq!(claimed[0].endpoint.id.as_str(), "ep_1");
     assert_eq!(claimed[0].tenant_issuer, "urn:herald:tenant:acme");
     assert_eq!(claimed[0].n_attempts, 0);
     let delivery = store
-        .get_delivery("acme", &claimed[0].delivery_id)
+        .get_delivery("acme", claimed[0].delivery_id.as_str())
         .await
         .expect("get")
         .expect("exists");
@@ -46,7 +46,7 @@ pub async fn claims_lease_and_expired_leases_come_back(store: Arc<dyn Store>) {
         "the lease expired: another node takes it"
     );
     store
-        .release(&claimed[0].delivery_id, at(40))
+        .release(claimed[0].delivery_id.as_str(), at(40))
         .await
         .expect("released");
     assert_eq!(store.count_pending().await.expect("count"), 1);
@@ -157,7 +157,7 @@ pub async fn strict_ordering_and_concurrency_limits(store: Arc<dyn Store>) {
         store
             .record_attempt(outcome(
                 "acme",
-                &claim.endpoint.id,
+                claim.endpoint.id.as_str(),
                 &claim.delivery_id,
                 1,
                 NextStep::Delivered,

@@ -11,7 +11,7 @@ use time::Duration;
 use crate::models::{DeliveryFilter, NextStep, Ordering};
 use crate::{Store, StoreError};
 
-use super::{at, claim_event_ids, endpoint, event, ids, outcome, tenant};
+use super::{at, claim_event_ids, endpoint, endpoint_id, event, ids, outcome, tenant};
 
 pub async fn endpoints_update_and_delete(store: Arc<dyn Store>) {
     tenant(&store, "acme").await;
@@ -178,7 +178,7 @@ pub async fn a_paused_endpoint_queues_its_deliveries_until_resumed(store: Arc<dy
         .list_deliveries(
             "acme",
             &DeliveryFilter {
-                endpoint_id: Some("ep_paused".to_owned()),
+                endpoint_id: Some(endpoint_id("ep_paused")),
                 limit: 100,
                 ..Default::default()
             },

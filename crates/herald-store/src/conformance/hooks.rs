@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use herald_core::ids::{HookDecisionId, HookId};
 use serde_json::json;
 
 use crate::models::{DecisionRecord, FailurePolicy, HookRecord};
@@ -9,9 +10,10 @@ use crate::{Store, StoreError};
 
 use super::{at, ids, tenant, test_secret};
 
+/// A hook of `tenant_id`; `id` is a valid hook id such as `"hk_a"`.
 fn hook(tenant_id: &str, id: &str, event_type: &str, position: i32) -> HookRecord {
     HookRecord {
-        id: id.to_owned(),
+        id: HookId::parse(id).expect("a fixture's hook id"),
         tenant_id: tenant_id.to_owned(),
         event_type: event_type.to_owned(),
         url: format!("https://hooks.example.com/{id}"),
@@ -85,7 +87,7 @@ pub async fn decisions_are_listed_by_cursor_and_expire(store: Arc<dyn Store>) {
     tenant(&store, "acme").await;
     tenant(&store, "beta").await;
     let decision = |tenant_id: &str, id: &str, seconds: i64, is_allowed: bool| DecisionRecord {
-        id: id.to_owned(),
+        id: HookDecisionId::parse(id).expect("a fixture's decision id"),
         tenant_id: tenant_id.to_owned(),
         event_type: "user.pre_create".to_owned(),
         event_id: Some(format!("evt-{id}")),

@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 use herald_catalog::envelope::RenderFormat;
 use herald_catalog::taxonomy::Taxonomy;
+use herald_core::ids::{DeliveryId, EndpointId};
 use herald_core::retry::RetrySchedule;
 use herald_core::secret::SigningSecret;
 use herald_core::signing::SignatureScheme;
@@ -143,10 +144,17 @@ fn test_secret() -> SigningSecret {
     SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("a valid secret")
 }
 
-/// An endpoint of `tenant_id` with these filters and ordering, enabled, defaults elsewhere.
+/// The endpoint id a fixture names, such as `"ep_1"`: a literal that is not one is a mistake in
+/// the test.
+pub fn endpoint_id(text: &str) -> EndpointId {
+    EndpointId::parse(text).unwrap_or_else(|error| panic!("a fixture's endpoint id: {error}"))
+}
+
+/// An endpoint of `tenant_id` with these filters and ordering, enabled, defaults elsewhere; `id`
+/// is a valid endpoint id such as `"ep_1"`.
 pub fn endpoint(tenant_id: &str, id: &str, filters: &[&str], ordering: Ordering) -> EndpointRecord {
     EndpointRecord {
-        id: id.to_owned(),
+        id: endpoint_id(id),
         tenant_id: tenant_id.to_owned(),
         url: format!("https://hooks.example.com/{id}"),
         description: String::new(),
@@ -202,16 +210,16 @@ async fn claim_event_ids(store: &Arc<dyn Store>, now: OffsetDateTime) -> Vec<Str
 fn outcome(
     tenant_id: &str,
     endpoint_id: &str,
-    delivery_id: &str,
+    delivery_id: &DeliveryId,
     number: u32,
     next: NextStep,
     now: OffsetDateTime,
 ) -> AttemptOutcome {
     AttemptOutcome {
         tenant_id: tenant_id.to_owned(),
-        endpoint_id: endpoint_id.to_owned(),
+        endpoint_id: self::endpoint_id(endpoint_id),
         attempt: AttemptRecord {
-            delivery_id: delivery_id.to_owned(),
+            delivery_id: delivery_id.clone(),
             attempt_number: number,
             started_at: now,
             status: Some(if next == NextStep::Delivered {

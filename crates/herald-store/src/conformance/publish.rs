@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::models::{DeliveryFilter, EventFilter, NewEvent, Ordering};
 use crate::{Store, StoreError};
 
-use super::{at, endpoint, event, ids, tenant};
+use super::{at, endpoint, endpoint_id, event, ids, tenant};
 
 pub async fn publish_orders_and_deduplicates(store: Arc<dyn Store>) {
     tenant(&store, "acme").await;
@@ -120,7 +120,7 @@ pub async fn publish_delivers_to_matching_enabled_endpoints(store: Arc<dyn Store
         [3, 2, 2]
     );
     let for_endpoint = |endpoint_id: &str| DeliveryFilter {
-        endpoint_id: Some(endpoint_id.to_owned()),
+        endpoint_id: Some(self::endpoint_id(endpoint_id)),
         limit: 100,
         ..Default::default()
     };

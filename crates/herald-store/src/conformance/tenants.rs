@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use herald_core::ids::ApiKeyId;
 use serde_json::json;
 
 use crate::models::{
@@ -81,7 +82,7 @@ pub async fn tenants_and_api_keys(store: Arc<dyn Store>) {
 
 fn api_key(id: &str, tenant_id: Option<&str>, key_hash: &str, created_s: i64) -> ApiKeyRecord {
     ApiKeyRecord {
-        id: id.to_owned(),
+        id: ApiKeyId::parse(id).expect("a fixture's key id"),
         tenant_id: tenant_id.map(str::to_owned),
         key_hash: key_hash.to_owned(),
         prefix: format!("herald_tk_{}", &key_hash[..2]),
@@ -317,7 +318,7 @@ pub async fn tenants_never_see_each_other(store: Arc<dyn Store>) {
     );
     assert!(
         store
-            .get_delivery("beta", &delivery.id)
+            .get_delivery("beta", delivery.id.as_str())
             .await
             .expect("get")
             .is_none()
@@ -337,14 +338,14 @@ pub async fn tenants_never_see_each_other(store: Arc<dyn Store>) {
     );
     assert!(
         store
-            .list_attempts("beta", &delivery.id)
+            .list_attempts("beta", delivery.id.as_str())
             .await
             .expect("list")
             .is_empty()
     );
     assert!(
         store
-            .retry_delivery("beta", &delivery.id, at(2))
+            .retry_delivery("beta", delivery.id.as_str(), at(2))
             .await
             .expect("retry")
             .is_none()

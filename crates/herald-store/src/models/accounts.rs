@@ -1,5 +1,6 @@
 //! Tenants, API keys and custom event types: who may call Herald, and what they registered.
 
+use herald_core::ids::ApiKeyId;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -24,7 +25,7 @@ impl Tenant {
 /// An API key, kept only as its hash. A key without a tenant is an admin key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiKeyRecord {
-    pub id: String,
+    pub id: ApiKeyId,
     pub tenant_id: Option<String>,
     pub key_hash: String,
     /// The key's first characters, to recognise it in a list; empty for keys made before
@@ -47,7 +48,7 @@ pub const LAST_USED_PRECISION: time::Duration = time::Duration::minutes(1);
 impl ApiKeyRecord {
     /// The record of a key just made: only its hash and its display prefix are kept.
     pub fn for_new_key(
-        id: String,
+        id: ApiKeyId,
         key: &str,
         owner: KeyOwner<'_>,
         name: Option<String>,

@@ -2,6 +2,7 @@
 
 use herald_catalog::envelope::Event;
 use herald_core::delivery::{DeliveryState, DisableReason, NextStep};
+use herald_core::ids::{DeliveryId, EndpointId};
 use time::OffsetDateTime;
 
 use super::endpoints::EndpointRecord;
@@ -9,9 +10,9 @@ use super::events::NewEvent;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryRecord {
-    pub id: String,
+    pub id: DeliveryId,
     pub tenant_id: String,
-    pub endpoint_id: String,
+    pub endpoint_id: EndpointId,
     pub event_id: String,
     pub event_seq: i64,
     pub event_type: String,
@@ -26,17 +27,17 @@ pub struct DeliveryRecord {
 
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
-    pub endpoint_id: Option<String>,
+    pub endpoint_id: Option<EndpointId>,
     pub state: Option<DeliveryState>,
     /// Deliveries created after this one (a cursor), in creation order.
-    pub after_id: Option<String>,
+    pub after_id: Option<DeliveryId>,
     pub limit: usize,
 }
 
 /// A leased delivery with everything needed to attempt it.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
-    pub delivery_id: String,
+    pub delivery_id: DeliveryId,
     pub n_attempts: u32,
     pub endpoint: EndpointRecord,
     pub event: Event,
@@ -47,7 +48,7 @@ pub struct ClaimedDelivery {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {
-    pub delivery_id: String,
+    pub delivery_id: DeliveryId,
     pub attempt_number: u32,
     pub started_at: OffsetDateTime,
     pub status: Option<u16>,
@@ -61,7 +62,7 @@ pub struct AttemptRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptOutcome {
     pub tenant_id: String,
-    pub endpoint_id: String,
+    pub endpoint_id: EndpointId,
     pub attempt: AttemptRecord,
     pub next: NextStep,
     /// Disable the endpoint (410 Gone, or failing for too long), with the reason shown to users.

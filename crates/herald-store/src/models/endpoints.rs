@@ -12,6 +12,7 @@ use herald_catalog::envelope::RenderFormat;
 use herald_catalog::filter::{FilterError, check_filter};
 use herald_catalog::taxonomy::Taxonomy;
 use herald_core::delivery::DisableReason;
+use herald_core::ids::EndpointId;
 use herald_core::retry::RetrySchedule;
 use herald_core::secret::SigningSecret;
 use herald_core::signing::SignatureScheme;
@@ -108,7 +109,7 @@ impl fmt::Display for EndpointFilter {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndpointRecord {
-    pub id: String,
+    pub id: EndpointId,
     pub tenant_id: String,
     pub url: String,
     pub description: String,

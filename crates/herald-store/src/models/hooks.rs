@@ -2,6 +2,7 @@
 
 use std::str::FromStr;
 
+use herald_core::ids::{HookDecisionId, HookId};
 use herald_core::secret::SigningSecret;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -43,7 +44,7 @@ impl FromStr for FailurePolicy {
 /// type, before the operation happens.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HookRecord {
-    pub id: String,
+    pub id: HookId,
     pub tenant_id: String,
     pub event_type: String,
     pub url: String,
@@ -59,7 +60,7 @@ pub struct HookRecord {
 /// One evaluated blocking event, for the audit trail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionRecord {
-    pub id: String,
+    pub id: HookDecisionId,
     pub tenant_id: String,
     pub event_type: String,
     pub event_id: Option<String>,

@@ -1,9 +1,9 @@
 //! The records the store reads and writes, one file per resource. Times are `OffsetDateTime` in
 //! UTC; backends choose how to keep them.
 //!
-//! Records hold parsed values (secrets, schedules, filters, disable reasons): the API parses
-//! them once at the edge and each backend parses its rows back at its own edge, so nothing in
-//! between re-parses or falls back on a default.
+//! Records hold parsed values (prefixed ids, secrets, schedules, filters, disable reasons): the
+//! API parses them once at the edge and each backend parses its rows back at its own edge, so
+//! nothing in between re-parses or falls back on a default.
 
 mod accounts;
 mod deliveries;

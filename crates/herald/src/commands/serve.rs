@@ -60,7 +60,7 @@ async fn check_endpoint_timeouts(server: &RunningServer, lease: Duration) -> any
     let mut endpoint_timeouts = Vec::new();
     for tenant in server.store.list_tenants().await? {
         for endpoint in server.store.list_endpoints(&tenant.id).await? {
-            endpoint_timeouts.push((endpoint.id, endpoint.timeout_ms));
+            endpoint_timeouts.push((endpoint.id.into_string(), endpoint.timeout_ms));
         }
     }
     check_lease_covers(lease, endpoint_timeouts)?;

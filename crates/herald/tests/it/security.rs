@@ -1040,7 +1040,7 @@ async fn the_bearer_scheme_is_case_insensitive_and_old_keys_keep_working() {
     app.server
         .store
         .create_api_key(herald_store::models::ApiKeyRecord {
-            id: "key_old".to_owned(),
+            id: herald_core::ids::ApiKeyId::parse("key_old").expect("a key id"),
             tenant_id: Some("acme".to_owned()),
             key_hash: hash_api_key(old_key),
             prefix: String::new(),

@@ -47,7 +47,7 @@ fn endpoint_out(record: EndpointRecord, with_secret: bool, keys: &TenantPublicKe
             .signs_v1a()
             .then(|| keys.whpk.clone()),
         signature_scheme: record.signature_scheme.as_str().to_owned(),
-        id: record.id,
+        id: record.id.into_string(),
         url: record.url,
         description: record.description,
         filters: EndpointFilter::texts(&record.filters),
@@ -139,7 +139,7 @@ pub async fn create(
     public_keys.check(&scope.tenant_id, signature_scheme)?;
     let now = state.clock.now();
     let record = EndpointRecord {
-        id: EndpointId::new().into_string(),
+        id: EndpointId::new(),
         tenant_id: scope.tenant_id,
         url,
         description: input.description.unwrap_or_default(),
