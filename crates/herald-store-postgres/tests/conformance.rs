@@ -1,12 +1,13 @@
 //! The shared storage conformance suite, then the checks only a shared database needs (in
-//! `cluster`) and group commit needs (in `group_commit`), each test on a fresh PostgreSQL
-//! database.
+//! `cluster`) and group commit needs (in `group_commit`), and rows whose ids were spoiled by hand
+//! (`corrupt_ids`), each test on a fresh PostgreSQL database.
 //!
 //! The server is `postgres://postgres@127.0.0.1:5432/postgres` unless `HERALD_TEST_POSTGRES_URL`
 //! names another. When it cannot be reached the tests fail with a message saying so: they never
 //! skip, so a CI without PostgreSQL cannot pass by accident.
 
 mod cluster;
+mod corrupt_ids;
 mod group_commit;
 mod relations;
 mod ssf_cluster;
