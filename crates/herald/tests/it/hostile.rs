@@ -332,6 +332,19 @@ async fn hostile_bodies_get_clear_problems_and_the_server_keeps_serving() {
         };
         check(&app, &key, case).await;
     }
+    // A page cursor that is no delivery id is refused where it is read, not looked up.
+    let not_a_cursor = Case {
+        name: "a delivery cursor that is no delivery id",
+        method: "GET",
+        path: format!("{endpoint}/deliveries?after=ep_1"),
+        body: Vec::new(),
+        content_type: None,
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        kind: "validation",
+        detail_part: "is not a delivery id",
+        problem_path: Some("/after"),
+    };
+    check(&app, &key, not_a_cursor).await;
 
     let status_line = post_chunked(&app, &key, EVENTS, 4 * limit).await;
     assert!(
