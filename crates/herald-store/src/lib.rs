@@ -12,6 +12,7 @@ pub mod models;
 pub mod operational;
 pub mod planner;
 pub mod prelude;
+pub mod spoiled_ids;
 pub mod ssf;
 mod traits;
 
