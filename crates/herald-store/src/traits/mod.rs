@@ -21,50 +21,34 @@ pub use hooks::{DecisionStore, HookStore};
 pub use sources::SourceStore;
 pub use ssf::{SsfDeliveryStore, SsfStore, V1aKeyStore};
 
-/// Durable state of a Herald installation. Every method that takes a `tenant_id` sees only that
-/// tenant's rows: a row of another tenant is reported as absent.
-///
-/// Nothing is implemented here: a type that implements every resource trait is a `Store`.
-pub trait Store:
-    TenantStore
-    + ApiKeyStore
-    + CustomTypeStore
-    + EndpointStore
-    + EventStore
-    + RetentionStore
-    + DeliveryQueue
-    + DeliveryStore
-    + HookStore
-    + DecisionStore
-    + SourceStore
-    + SsfStore
-    + SsfDeliveryStore
-    + V1aKeyStore
-    + Send
-    + Sync
-    + std::fmt::Debug
-    + 'static
-{
+/// Declares [`Store`] as every trait named, and implements it for every type that implements
+/// them all, from one list.
+macro_rules! store_made_of {
+    ($(#[$doc:meta])* $($resource:path),+ $(,)?) => {
+        $(#[$doc])*
+        pub trait Store: $($resource +)+ Send + Sync + std::fmt::Debug + 'static {}
+
+        impl<T> Store for T where T: $($resource +)+ Send + Sync + std::fmt::Debug + 'static {}
+    };
 }
 
-impl<T> Store for T where
-    T: TenantStore
-        + ApiKeyStore
-        + CustomTypeStore
-        + EndpointStore
-        + EventStore
-        + RetentionStore
-        + DeliveryQueue
-        + DeliveryStore
-        + HookStore
-        + DecisionStore
-        + SourceStore
-        + SsfStore
-        + SsfDeliveryStore
-        + V1aKeyStore
-        + Send
-        + Sync
-        + std::fmt::Debug
-        + 'static
-{
-}
+store_made_of!(
+    /// Durable state of a Herald installation. Every method that takes a `tenant_id` sees only
+    /// that tenant's rows: a row of another tenant is reported as absent.
+    ///
+    /// Nothing is implemented here: a type that implements every resource trait is a `Store`.
+    TenantStore,
+    ApiKeyStore,
+    CustomTypeStore,
+    EndpointStore,
+    EventStore,
+    RetentionStore,
+    DeliveryQueue,
+    DeliveryStore,
+    HookStore,
+    DecisionStore,
+    SourceStore,
+    SsfStore,
+    SsfDeliveryStore,
+    V1aKeyStore,
+);
