@@ -123,7 +123,19 @@ impl SourceStore for PostgresStore {
     }
 
     async fn get_source_by_id(&self, source_id: &str) -> StoreResult<Option<SourceRecord>> {
-        self.select_source(source_id).await
+        let client = self.client().await?;
+        query_opt(
+            &client,
+            &format!(
+                "SELECT {SOURCE_COLUMNS} FROM sources
+                 WHERE id = $1"
+            ),
+            &[&source_id],
+        )
+        .await?
+        .as_ref()
+        .map(read_source)
+        .transpose()
     }
 
     async fn list_sources(&self, tenant_id: &str) -> StoreResult<Vec<SourceRecord>> {
@@ -222,23 +234,5 @@ impl SourceStore for PostgresStore {
         )
         .await?;
         Ok(())
-    }
-}
-
-impl PostgresStore {
-    async fn select_source(&self, source_id: &str) -> StoreResult<Option<SourceRecord>> {
-        let client = self.client().await?;
-        query_opt(
-            &client,
-            &format!(
-                "SELECT {SOURCE_COLUMNS} FROM sources
-                 WHERE id = $1"
-            ),
-            &[&source_id],
-        )
-        .await?
-        .as_ref()
-        .map(read_source)
-        .transpose()
     }
 }

@@ -107,7 +107,21 @@ impl SourceStore for SqliteStore {
     }
 
     async fn get_source_by_id(&self, source_id: &str) -> StoreResult<Option<SourceRecord>> {
-        self.select_source(source_id).await
+        let source_id = source_id.to_owned();
+        self.read(move |connection| {
+            connection
+                .query_row(
+                    &format!(
+                        "SELECT {SOURCE_COLUMNS} FROM sources
+                         WHERE id = ?1"
+                    ),
+                    params![source_id],
+                    read_source,
+                )
+                .optional()
+                .map_err(map_backend)
+        })
+        .await
     }
 
     async fn list_sources(&self, tenant_id: &str) -> StoreResult<Vec<SourceRecord>> {
@@ -248,25 +262,5 @@ impl SourceStore for SqliteStore {
                 Ok(())
             })
             .await
-    }
-}
-
-impl SqliteStore {
-    async fn select_source(&self, source_id: &str) -> StoreResult<Option<SourceRecord>> {
-        let source_id = source_id.to_owned();
-        self.read(move |connection| {
-            connection
-                .query_row(
-                    &format!(
-                        "SELECT {SOURCE_COLUMNS} FROM sources
-                         WHERE id = ?1"
-                    ),
-                    params![source_id],
-                    read_source,
-                )
-                .optional()
-                .map_err(map_backend)
-        })
-        .await
     }
 }

@@ -6,19 +6,14 @@
 //! the conformance suite, whose checks need nothing but the trait.
 
 use herald_core::ids::{ApiKeyId, HookDecisionId, HookId};
-use herald_core::secret::SigningSecret;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
-use crate::conformance::{endpoint, event};
+use crate::conformance::{at, endpoint, event, outcome, test_secret};
 use crate::models::{
-    ApiKeyRecord, AttemptOutcome, AttemptRecord, DecisionRecord, DeliveryFilter, FailurePolicy,
-    HookRecord, KeyOwner, NextStep, Ordering, Tenant,
+    ApiKeyRecord, DecisionRecord, DeliveryFilter, FailurePolicy, HookRecord, KeyOwner, NextStep,
+    Ordering, Tenant,
 };
 use crate::{Store, StoreError, StoreResult};
-
-fn at(seconds: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).expect("in range")
-}
 
 /// Which store method meets the spoiled row.
 #[derive(Debug, Clone, Copy)]
@@ -92,23 +87,14 @@ pub async fn seed(store: &dyn Store) {
         .await
         .expect("claimed");
     store
-        .record_attempt(AttemptOutcome {
-            tenant_id: "acme".to_owned(),
-            endpoint_id: endpoint.id.clone(),
-            attempt: AttemptRecord {
-                delivery_id: claimed[0].delivery_id.clone(),
-                attempt_number: 1,
-                started_at: at(2),
-                status: Some(500),
-                latency_ms: 1,
-                response_excerpt: None,
-                error: None,
-            },
-            next: NextStep::RetryAt(at(30)),
-            disable_endpoint: None,
-            now: at(2),
-            operational_events: Vec::new(),
-        })
+        .record_attempt(outcome(
+            "acme",
+            endpoint.id.as_str(),
+            &claimed[0].delivery_id,
+            1,
+            NextStep::RetryAt(at(30)),
+            at(2),
+        ))
         .await
         .expect("attempt recorded");
     store
@@ -120,7 +106,7 @@ pub async fn seed(store: &dyn Store) {
             position: 0,
             timeout_ms: 5_000,
             failure_policy: FailurePolicy::FailClosed,
-            secret: SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("secret"),
+            secret: test_secret(),
             enabled: true,
             created_at: at(0),
             updated_at: at(0),

@@ -123,7 +123,7 @@ macro_rules! conformance_tests {
     };
 }
 
-fn at(seconds: i64) -> OffsetDateTime {
+pub(crate) fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).expect("in range")
 }
 
@@ -140,7 +140,7 @@ async fn tenant(store: &Arc<dyn Store>, id: &str) {
 }
 
 /// The secret the conformance records sign with.
-fn test_secret() -> SigningSecret {
+pub(crate) fn test_secret() -> SigningSecret {
     SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("a valid secret")
 }
 
@@ -207,7 +207,7 @@ async fn claim_event_ids(store: &Arc<dyn Store>, now: OffsetDateTime) -> Vec<Str
     event_ids
 }
 
-fn outcome(
+pub(crate) fn outcome(
     tenant_id: &str,
     endpoint_id: &str,
     delivery_id: &DeliveryId,
