@@ -11,7 +11,7 @@ use herald_store::ssf::{
     SsfPushAttemptRecord, SsfPushHead, SsfPushOutcome, SsfQueuedSet, SsfStreamBehind,
 };
 use herald_store::{StoreError, StoreResult};
-use rusqlite::{Row, params};
+use rusqlite::{Connection, Row, params};
 use time::OffsetDateTime;
 
 use crate::SqliteStore;
@@ -124,42 +124,19 @@ impl SsfDeliveryStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<SsfPushHead>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // The worker asks after every publish, and most of the time no push stream has a SET
+        // due: finding that out is a read, not a job for the writer. Only this process leases
+        // (it owns the file), so what the read found is still there for the writer to lease.
+        if self
+            .read(move |connection| due_push_heads(connection, now, limit))
+            .await?
+            .is_empty()
+        {
+            return Ok(Vec::new());
+        }
         self.writer
             .write(Durability::Committed, move |transaction| {
-                // The head is the oldest queued SET (the order `peek` reads in); only it is ever
-                // pushed, so a stream's SETs go out in order.
-                let heads = {
-                    let mut statement = transaction
-                        .prepare_cached(&format!(
-                            "SELECT {STREAM_COLUMNS_OF_S}, q.jti, q.token, q.created_at, q.n_attempts
-                             FROM ssf_streams s
-                             JOIN ssf_poll_queue q ON q.rowid = (
-                                 SELECT rowid FROM ssf_poll_queue WHERE stream_id = s.id
-                                 ORDER BY created_at, rowid LIMIT 1)
-                             WHERE s.status = 'enabled'
-                               AND (s.push_lease_until IS NULL OR s.push_lease_until <= ?1)
-                               AND q.next_attempt_at IS NOT NULL AND q.next_attempt_at <= ?1
-                             ORDER BY q.next_attempt_at LIMIT ?2"
-                        ))
-                        .map_err(map_backend)?;
-                    statement
-                        .query_map(params![ms(now), limit], |row| {
-                            let stream = read_stream_at(row)?;
-                            Ok(SsfPushHead {
-                                set: SsfQueuedSet {
-                                    stream_id: stream.id.clone(),
-                                    jti: row.get(8)?,
-                                    token: row.get(9)?,
-                                    created_at: from_ms(row.get(10)?),
-                                },
-                                n_attempts: u32::try_from(row.get::<_, i64>(11)?).unwrap_or(u32::MAX),
-                                stream,
-                            })
-                        })
-                        .map_err(map_backend)?
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(map_backend)?
-                };
+                let heads = due_push_heads(transaction, now, limit)?;
                 for head in &heads {
                     transaction
                         .execute(
@@ -297,4 +274,44 @@ impl SsfDeliveryStore for SqliteStore {
             })
             .await
     }
+}
+
+/// Push streams whose head SET is due and not leased, earliest due first. The head is the oldest
+/// queued SET (the order `peek` reads in); only it is ever pushed, so a stream's SETs go out in
+/// order.
+fn due_push_heads(
+    connection: &Connection,
+    now: OffsetDateTime,
+    limit: i64,
+) -> StoreResult<Vec<SsfPushHead>> {
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT {STREAM_COLUMNS_OF_S}, q.jti, q.token, q.created_at, q.n_attempts
+             FROM ssf_streams s
+             JOIN ssf_poll_queue q ON q.rowid = (
+                 SELECT rowid FROM ssf_poll_queue WHERE stream_id = s.id
+                 ORDER BY created_at, rowid LIMIT 1)
+             WHERE s.status = 'enabled'
+               AND (s.push_lease_until IS NULL OR s.push_lease_until <= ?1)
+               AND q.next_attempt_at IS NOT NULL AND q.next_attempt_at <= ?1
+             ORDER BY q.next_attempt_at LIMIT ?2"
+        ))
+        .map_err(map_backend)?;
+    statement
+        .query_map(params![ms(now), limit], |row| {
+            let stream = read_stream_at(row)?;
+            Ok(SsfPushHead {
+                set: SsfQueuedSet {
+                    stream_id: stream.id.clone(),
+                    jti: row.get(8)?,
+                    token: row.get(9)?,
+                    created_at: from_ms(row.get(10)?),
+                },
+                n_attempts: u32::try_from(row.get::<_, i64>(11)?).unwrap_or(u32::MAX),
+                stream,
+            })
+        })
+        .map_err(map_backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(map_backend)
 }
