@@ -47,7 +47,7 @@ pub(crate) fn record_in(
     transaction
         .prepare_cached(
             "UPDATE deliveries SET state = ?2, n_attempts = ?3, next_attempt_at = ?4,
-                 lease_until = NULL, last_status = ?5, last_error = ?6, updated_at = ?7
+                 last_status = ?5, last_error = ?6, updated_at = ?7
              WHERE id = ?1",
         )
         .and_then(|mut statement| {
@@ -102,15 +102,21 @@ impl SqliteStore {
         outcome: AttemptOutcome,
     ) -> StoreResult<Vec<Published>> {
         let routes = self.routes.clone();
-        // Lost in a crash, a record only means the delivery is attempted again (it is left in
-        // flight, and released at the next open), and its operational events, lost with it,
-        // are raised again by that attempt: at least once still holds, and the attempt's slot
-        // frees without waiting for the disk.
-        self.writer
+        let delivery_id = outcome.attempt.delivery_id.clone();
+        // Lost in a crash, a record only means the delivery is attempted again (its row still
+        // waits, and the lease died with the process), and its operational events, lost with
+        // it, are raised again by that attempt: at least once still holds, and the attempt's
+        // slot frees without waiting for the disk.
+        let published = self
+            .writer
             .write(Durability::Committed, move |transaction| {
                 record_in(transaction, &routes, outcome)
             })
-            .await
+            .await?;
+        // Only now that the delivery's new state is visible (see `leases.rs`). A record that
+        // failed keeps its lease until it runs out, and the delivery is attempted again then.
+        self.leases.end(delivery_id.as_str());
+        Ok(published)
     }
 }
 

@@ -8,11 +8,17 @@
 //! What an endpoint may take (rotation, fair share, free slots, ordering, subject look-ahead,
 //! token bucket) is decided by `herald_store::planner`, as on PostgreSQL; this file holds the
 //! queries it needs.
+//!
+//! A claim only reads: its leases are held in memory (`leases.rs`), and the few writes it may
+//! need (a rate-limited endpoint's bucket, deliveries postponed by it) are handed back for the
+//! writer. A delivery whose attempt runs is still `pending` or `scheduled` in its row, so every
+//! read here skips the ones leased in the copy of the leases it is given.
 
 use std::collections::HashMap;
 
 use herald_catalog::envelope::Event;
-use herald_core::ids::DeliveryId;
+use herald_core::ids::{DeliveryId, EndpointId};
+use herald_core::rate::TokenBucket;
 use herald_store::StoreResult;
 use herald_store::models::{ClaimedDelivery, EndpointRecord};
 use herald_store::planner::{self, Offer, SubjectLookAhead};
@@ -20,10 +26,12 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use time::{Duration, OffsetDateTime};
 
 use crate::deliveries::UNFINISHED;
+use crate::leases::{Lease, LeaseView};
 use crate::rows::{self, ENDPOINT_COLUMNS, EVENT_COLUMNS, from_ms, map_backend, ms, read_event};
 
 /// A waiting delivery, as much of it as claiming needs.
 struct Candidate {
+    rowid: i64,
     id: DeliveryId,
     tenant_id: String,
     event_seq: i64,
@@ -33,16 +41,17 @@ struct Candidate {
     due_at: i64,
 }
 
-const CANDIDATE_COLUMNS: &str = "id, tenant_id, event_seq, n_attempts, created_at";
+const CANDIDATE_COLUMNS: &str = "rowid_, id, tenant_id, event_seq, n_attempts, created_at";
 
 fn read_candidate(row: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
     Ok(Candidate {
-        id: rows::id_column(row, 0)?,
-        tenant_id: row.get(1)?,
-        event_seq: row.get(2)?,
-        n_attempts: row.get(3)?,
-        created_at: row.get(4)?,
-        due_at: row.get(5)?,
+        rowid: row.get(0)?,
+        id: rows::id_column(row, 1)?,
+        tenant_id: row.get(2)?,
+        event_seq: row.get(3)?,
+        n_attempts: row.get(4)?,
+        created_at: row.get(5)?,
+        due_at: row.get(6)?,
     })
 }
 
@@ -86,74 +95,92 @@ fn active_endpoints_sql() -> String {
     )
 }
 
-/// The unfinished states, each with the column that says when a delivery in it falls due (a lost
-/// attempt's lease expiry for one in flight). Each state has its own cached statements.
-const UNFINISHED_STATES: [(&str, &str); 3] = [
+/// The states a delivery waits in, each with the column that says when it falls due. (Rows are
+/// never `in_flight` while this process owns the file: leases are in memory, and the file is
+/// opened with every lease of a dead process released.) Each state has its own cached
+/// statements.
+const WAITING_STATES: [(&str, &str); 2] = [
     ("pending", "next_attempt_at"),
     ("scheduled", "next_attempt_at"),
-    ("in_flight", "lease_until"),
 ];
 
-/// Attempts of this endpoint running now (leases not yet run out). The `+` keeps the planner on
-/// the per-endpoint index rather than scanning every endpoint's in-flight work.
-fn busy(connection: &Connection, endpoint_id: &str, now_ms: i64) -> StoreResult<u32> {
-    connection
-        .prepare_cached(
-            "SELECT COUNT(*) FROM deliveries
-             WHERE endpoint_id = ?1 AND state = 'in_flight' AND +lease_until > ?2",
-        )
-        .and_then(|mut statement| {
-            statement.query_row(params![endpoint_id, now_ms], |row| row.get(0))
-        })
-        .map_err(map_backend)
-}
-
-/// Up to `limit` due deliveries of one endpoint in one of [`UNFINISHED_STATES`], earliest due
-/// first.
+/// Up to `limit` due deliveries of one endpoint in one of [`WAITING_STATES`] whose attempt is
+/// not running, earliest due first. Leased ones are due too (they were when claimed), so the
+/// read looks past as many rows as the endpoint has leases: in the index alone
+/// (`deliveries_waiting` holds the due time and the rowid), and only the rows kept are read.
 fn due_in_state(
     connection: &Connection,
-    endpoint_id: &str,
+    endpoint_id: &EndpointId,
+    leases: &LeaseView,
     (state, due_column): (&str, &str),
     now_ms: i64,
     limit: usize,
 ) -> StoreResult<Vec<Candidate>> {
-    let mut statement = connection
+    let read = limit.saturating_add(leases.n_leased(endpoint_id));
+    let mut due = connection
         .prepare_cached(&due_in_state_sql(state, due_column))
         .map_err(map_backend)?;
-    let candidates = statement
+    let rowids = due
         .query_map(
             params![
-                endpoint_id,
+                endpoint_id.as_str(),
                 now_ms,
-                i64::try_from(limit).unwrap_or(i64::MAX)
+                i64::try_from(read).unwrap_or(i64::MAX)
             ],
-            read_candidate,
+            |row| row.get::<_, i64>(0),
         )
-        .map_err(map_backend)?
-        .collect::<Result<Vec<_>, _>>()
         .map_err(map_backend)?;
-    Ok(candidates)
+    let mut free = Vec::with_capacity(limit);
+    for rowid in rowids {
+        let rowid = rowid.map_err(map_backend)?;
+        if !leases.running(rowid, now_ms) {
+            free.push(rowid);
+            if free.len() == limit {
+                break;
+            }
+        }
+    }
+    let mut by_rowid = connection
+        .prepare_cached(&format!(
+            "SELECT {CANDIDATE_COLUMNS}, {due_column} FROM deliveries WHERE rowid_ = ?1"
+        ))
+        .map_err(map_backend)?;
+    free.into_iter()
+        .map(|rowid| {
+            by_rowid
+                .query_row(params![rowid], read_candidate)
+                .map_err(map_backend)
+        })
+        .collect()
 }
 
 fn due_in_state_sql(state: &str, due_column: &str) -> String {
     format!(
-        "SELECT {CANDIDATE_COLUMNS}, {due_column} FROM deliveries
+        "SELECT rowid_ FROM deliveries
          WHERE endpoint_id = ?1 AND state = '{state}' AND {due_column} <= ?2
          ORDER BY {due_column} LIMIT ?3"
     )
 }
 
 /// Up to `limit` due deliveries of an unordered endpoint, earliest due first: waiting ones, and
-/// in-flight ones whose attempt was lost (its lease ran out).
+/// leased ones whose attempt was lost (its lease ran out).
 fn due_deliveries(
     connection: &Connection,
-    endpoint_id: &str,
+    endpoint_id: &EndpointId,
+    leases: &LeaseView,
     now_ms: i64,
     limit: usize,
 ) -> StoreResult<Vec<Candidate>> {
     let mut candidates = Vec::new();
-    for state in UNFINISHED_STATES {
-        candidates.extend(due_in_state(connection, endpoint_id, state, now_ms, limit)?);
+    for state in WAITING_STATES {
+        candidates.extend(due_in_state(
+            connection,
+            endpoint_id,
+            leases,
+            state,
+            now_ms,
+            limit,
+        )?);
     }
     Ok(planner::earliest_due(
         candidates,
@@ -163,14 +190,15 @@ fn due_deliveries(
 }
 
 /// The head of a strictly ordered endpoint's queue (its unfinished delivery with the smallest
-/// `seq`), if it is due.
+/// `seq`), if it is due and its attempt is not running.
 fn due_head(
     connection: &Connection,
     endpoint_id: &str,
+    leases: &LeaseView,
     now_ms: i64,
 ) -> StoreResult<Option<Candidate>> {
-    let mut firsts = Vec::with_capacity(3);
-    for (state, due_column) in UNFINISHED_STATES {
+    let mut firsts = Vec::with_capacity(WAITING_STATES.len());
+    for (state, due_column) in WAITING_STATES {
         let first = connection
             .prepare_cached(&format!(
                 "SELECT {CANDIDATE_COLUMNS}, {due_column} FROM deliveries
@@ -187,7 +215,7 @@ fn due_head(
     Ok(planner::strict_head(
         firsts,
         |first| first.event_seq,
-        |first| first.due_at <= now_ms,
+        |first| first.due_at <= now_ms && !leases.running(first.rowid, now_ms),
     ))
 }
 
@@ -213,70 +241,110 @@ fn subject_blocked(
         .map_err(map_backend)
 }
 
+/// What a claim decided: the deliveries it hands out with their leases, and the writes it needs
+/// (see the module comment).
+#[derive(Default)]
+pub(crate) struct Claim {
+    pub(crate) claimed: Vec<ClaimedDelivery>,
+    pub(crate) leases: Vec<(DeliveryId, Lease)>,
+    /// Rate-limited deliveries, each not due before the time given.
+    pub(crate) postponed: Vec<(DeliveryId, OffsetDateTime)>,
+    /// The buckets of rate-limited endpoints, to store back.
+    pub(crate) buckets: Vec<(EndpointId, TokenBucket)>,
+}
+
+impl Claim {
+    /// Whether it leaves anything for the writer.
+    pub(crate) fn writes(&self) -> bool {
+        !self.postponed.is_empty() || !self.buckets.is_empty()
+    }
+
+    /// Stores the buckets and postponements (one writer job, after the claim's reads).
+    pub(crate) fn write(
+        transaction: &Transaction<'_>,
+        postponed: &[(DeliveryId, OffsetDateTime)],
+        buckets: &[(EndpointId, TokenBucket)],
+    ) -> StoreResult<()> {
+        for (delivery_id, due_at) in postponed {
+            postpone(transaction, delivery_id.as_str(), *due_at)?;
+        }
+        for (endpoint_id, bucket) in buckets {
+            rows::write_bucket(transaction, endpoint_id.as_str(), bucket)?;
+        }
+        Ok(())
+    }
+}
+
 /// Picks due deliveries that their endpoint's ordering, concurrency and rate limit allow, and
 /// leases them until `now + lease`. Endpoints share `limit` in turns that rotate from one claim
-/// to the next, so a busy endpoint cannot starve the others.
+/// to the next, so a busy endpoint cannot starve the others. `leases` must have been copied
+/// before `connection`'s first read (see `leases.rs`).
 pub(crate) fn claim_due(
-    transaction: &Transaction<'_>,
+    connection: &Connection,
+    leases: &LeaseView,
     now: OffsetDateTime,
     limit: usize,
     lease: Duration,
     turn: usize,
-) -> StoreResult<Vec<ClaimedDelivery>> {
+) -> StoreResult<Claim> {
     let now_ms = ms(now);
-    let lease_until = ms(now + lease);
-    let endpoints = active_endpoints(transaction)?;
+    let until_ms = ms(now + lease);
+    let endpoints = active_endpoints(connection)?;
+    let mut claim = Claim::default();
     if endpoints.is_empty() || limit == 0 {
-        return Ok(Vec::new());
+        return Ok(claim);
     }
     let fair_share = planner::fair_share(limit, endpoints.len());
     let mut issuers: HashMap<String, String> = HashMap::new();
     let mut events: HashMap<(String, i64), Event> = HashMap::new();
-    let mut claimed = Vec::new();
-    // One writer: there are no locks to wait for, so the flag of the visiting order is moot.
+    // One claim at a time (the store's claim gate): no locks to wait for, so the flag of the
+    // visiting order is moot.
     for (endpoint_idx, _) in planner::visiting_order(endpoints.len(), turn) {
         let endpoint = &endpoints[endpoint_idx];
-        let room = limit - claimed.len();
+        let room = limit - claim.claimed.len();
         if room == 0 {
             break;
         }
-        let busy = busy(transaction, endpoint.id.as_str(), now_ms)?;
+        let busy = leases.busy(&endpoint.id, now_ms);
         let candidates = match planner::offer(endpoint, busy, fair_share, room) {
             Offer::Nothing => continue,
             Offer::Earliest(wanted) => {
-                due_deliveries(transaction, endpoint.id.as_str(), now_ms, wanted)?
+                due_deliveries(connection, &endpoint.id, leases, now_ms, wanted)?
             }
-            Offer::StrictHead => due_head(transaction, endpoint.id.as_str(), now_ms)?
+            Offer::StrictHead => due_head(connection, endpoint.id.as_str(), leases, now_ms)?
                 .into_iter()
                 .collect(),
             Offer::SubjectHeads(wanted) => {
-                subject_heads(transaction, endpoint.id.as_str(), now_ms, wanted)?
+                subject_heads(connection, &endpoint.id, leases, now_ms, wanted)?
             }
         };
         if candidates.is_empty() {
             continue;
         }
         let stored_bucket = match endpoint.rate_limit_per_s {
-            Some(_) => rows::read_bucket(transaction, endpoint.id.as_str())?,
+            Some(_) => rows::read_bucket(connection, endpoint.id.as_str())?,
             None => None,
         };
         let limited =
             planner::rate_limit(endpoint.rate_limit_per_s, stored_bucket, candidates, now);
-        for (candidate, due_at) in &limited.postponed {
-            postpone(transaction, candidate.id.as_str(), *due_at)?;
-        }
+        claim.postponed.extend(
+            limited
+                .postponed
+                .into_iter()
+                .map(|(candidate, due_at)| (candidate.id, due_at)),
+        );
         for candidate in limited.admitted {
             let key = (candidate.tenant_id.clone(), candidate.event_seq);
             let event = match events.get(&key) {
                 Some(event) => event.clone(),
                 None => {
-                    let event = load_event(transaction, &candidate.tenant_id, candidate.event_seq)?;
+                    let event = load_event(connection, &candidate.tenant_id, candidate.event_seq)?;
                     events.insert(key, event.clone());
                     event
                 }
             };
             if !issuers.contains_key(&candidate.tenant_id) {
-                let tenant = transaction
+                let tenant = connection
                     .prepare_cached(
                         "SELECT id, name, issuer, created_at FROM tenants WHERE id = ?1",
                     )
@@ -286,16 +354,15 @@ pub(crate) fn claim_due(
                     .map_err(map_backend)?;
                 issuers.insert(candidate.tenant_id.clone(), tenant.issuer_or_default());
             }
-            transaction
-                .prepare_cached(
-                    "UPDATE deliveries SET state = 'in_flight', lease_until = ?2, updated_at = ?3
-                     WHERE id = ?1",
-                )
-                .and_then(|mut statement| {
-                    statement.execute(params![candidate.id.as_str(), lease_until, now_ms])
-                })
-                .map_err(map_backend)?;
-            claimed.push(ClaimedDelivery {
+            claim.leases.push((
+                candidate.id.clone(),
+                Lease {
+                    rowid: candidate.rowid,
+                    endpoint_id: endpoint.id.clone(),
+                    until_ms,
+                },
+            ));
+            claim.claimed.push(ClaimedDelivery {
                 tenant_issuer: issuers
                     .get(&candidate.tenant_id)
                     .cloned()
@@ -307,11 +374,11 @@ pub(crate) fn claim_due(
                 created_at: from_ms(candidate.created_at),
             });
         }
-        if let Some(bucket) = &limited.bucket {
-            rows::write_bucket(transaction, endpoint.id.as_str(), bucket)?;
+        if let Some(bucket) = limited.bucket {
+            claim.buckets.push((endpoint.id.clone(), bucket));
         }
     }
-    Ok(claimed)
+    Ok(claim)
 }
 
 /// Up to `wanted` due deliveries of a subject-ordered endpoint that head their subject, earliest
@@ -319,14 +386,15 @@ pub(crate) fn claim_due(
 /// [`SubjectLookAhead`]); each is judged once, with one probe.
 fn subject_heads(
     connection: &Connection,
-    endpoint_id: &str,
+    endpoint_id: &EndpointId,
+    leases: &LeaseView,
     now_ms: i64,
     wanted: usize,
 ) -> StoreResult<Vec<Candidate>> {
     let mut look_ahead = SubjectLookAhead::new(wanted);
     let mut judged: HashMap<DeliveryId, bool> = HashMap::new();
     loop {
-        let due = due_deliveries(connection, endpoint_id, now_ms, look_ahead.window())?;
+        let due = due_deliveries(connection, endpoint_id, leases, now_ms, look_ahead.window())?;
         let n_read = due.len();
         let mut heads = Vec::new();
         for candidate in due {
@@ -336,7 +404,8 @@ fn subject_heads(
             let is_head = match judged.get(&candidate.id) {
                 Some(is_head) => *is_head,
                 None => {
-                    let is_head = !subject_blocked(connection, endpoint_id, candidate.id.as_str())?;
+                    let is_head =
+                        !subject_blocked(connection, endpoint_id.as_str(), candidate.id.as_str())?;
                     judged.insert(candidate.id.clone(), is_head);
                     is_head
                 }
@@ -372,30 +441,46 @@ fn postpone(connection: &Connection, delivery_id: &str, due_at: OffsetDateTime) 
     Ok(())
 }
 
-/// When the earliest delivery an active endpoint could take falls due, if any waits.
-pub(crate) fn next_due_at(connection: &Connection) -> StoreResult<Option<OffsetDateTime>> {
+/// When the earliest delivery an active endpoint could take falls due, if any waits: the first
+/// waiting one that is not leased, or the earliest lease to run out (its delivery is due again
+/// then, if its attempt is lost). `leases` is copied before the reads, as for a claim.
+pub(crate) fn next_due_at(
+    connection: &Connection,
+    leases: &LeaseView,
+) -> StoreResult<Option<OffsetDateTime>> {
     let mut earliest: Option<i64> = None;
     for endpoint in active_endpoints(connection)? {
-        for (state, due_column) in UNFINISHED_STATES {
-            let due: Option<Option<i64>> = connection
+        earliest = earliest_of(earliest, leases.earliest_expiry(&endpoint.id));
+        let look_past = i64::try_from(leases.n_leased(&endpoint.id)).unwrap_or(i64::MAX);
+        for (state, due_column) in WAITING_STATES {
+            // In the index alone, as for a claim.
+            let mut statement = connection
                 .prepare_cached(&format!(
-                    "SELECT {due_column} FROM deliveries
+                    "SELECT rowid_, {due_column} FROM deliveries
                      WHERE endpoint_id = ?1 AND state = '{state}'
-                     ORDER BY {due_column} LIMIT 1"
+                     ORDER BY {due_column} LIMIT ?2 + 1"
                 ))
-                .and_then(|mut statement| {
-                    statement
-                        .query_row(params![endpoint.id.as_str()], |row| row.get(0))
-                        .optional()
-                })
                 .map_err(map_backend)?;
-            earliest = match (earliest, due.flatten()) {
-                (Some(current), Some(due)) => Some(current.min(due)),
-                (current, due) => current.or(due),
-            };
+            let mut rows = statement
+                .query(params![endpoint.id.as_str(), look_past])
+                .map_err(map_backend)?;
+            while let Some(row) = rows.next().map_err(map_backend)? {
+                if leases.holds(row.get(0).map_err(map_backend)?) {
+                    continue;
+                }
+                earliest = earliest_of(earliest, row.get(1).map_err(map_backend)?);
+                break;
+            }
         }
     }
     Ok(earliest.map(from_ms))
+}
+
+fn earliest_of(current: Option<i64>, other: Option<i64>) -> Option<i64> {
+    match (current, other) {
+        (Some(current), Some(other)) => Some(current.min(other)),
+        (current, other) => current.or(other),
+    }
 }
 
 #[cfg(test)]
@@ -434,6 +519,20 @@ mod tests {
         );
     }
 
+    /// A claim walks past the leased deliveries at the front of an endpoint's queue in the index
+    /// alone, never reading their rows.
+    #[test]
+    fn the_due_rows_are_found_in_the_index_alone() {
+        for (state, due_column) in WAITING_STATES {
+            let plan = plan_with(&due_in_state_sql(state, due_column), &["ep_1", "1", "10"]);
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains("USING COVERING INDEX deliveries_waiting")),
+                "{state}: {plan:?}"
+            );
+        }
+    }
+
     /// A claim's statements are planned once: reading every state for several endpoints again
     /// and again must not make SQLite prepare any of them anew. Without the query planner
     /// stability guarantee (`schema::configure`) it did, at every change of the endpoint bound.
@@ -443,12 +542,14 @@ mod tests {
         let connection = Connection::open(directory.path().join("claims.db")).expect("opened");
         crate::schema::configure(&connection).expect("configured");
         crate::schema::migrate(&connection).expect("migrated");
+        let leases = crate::leases::Leases::default().copy();
         for _ in 0..3 {
             for endpoint_id in ["ep_1", "ep_2"] {
-                due_deliveries(&connection, endpoint_id, 1_000, 10).expect("read");
+                let endpoint_id = EndpointId::parse(endpoint_id).expect("endpoint id");
+                due_deliveries(&connection, &endpoint_id, &leases, 1_000, 10).expect("read");
             }
         }
-        for (state, due_column) in UNFINISHED_STATES {
+        for (state, due_column) in WAITING_STATES {
             let statement = connection
                 .prepare_cached(&due_in_state_sql(state, due_column))
                 .expect("cached");

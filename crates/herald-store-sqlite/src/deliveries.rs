@@ -17,7 +17,8 @@ use crate::endpoints::endpoint_by_id;
 use crate::publish::insert_delivery;
 use crate::rows::{DELIVERY_COLUMNS, map_backend, ms, read_delivery};
 use crate::writer::Durability;
-use crate::{SqliteStore, claims, rows};
+use crate::{SqliteStore, claims, rows, run_blocking};
+use std::sync::Arc;
 
 #[async_trait]
 impl DeliveryQueue for SqliteStore {
@@ -30,27 +31,64 @@ impl DeliveryQueue for SqliteStore {
         let turn = self
             .claim_turns
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.writer
-            .write(Durability::OnceWhatItReadIsDurable, move |transaction| {
-                claims::claim_due(transaction, now, limit, lease, turn)
-            })
-            .await
+        let asked = std::time::Instant::now();
+        // Held until the claim's own writes are done: the next claim reads its bucket.
+        let claimer = Arc::clone(&self.claimer).lock_owned().await;
+        let leases = Arc::clone(&self.leases);
+        let writer = self.writer.clone();
+        let (claim, mark, claimer) = run_blocking(move || {
+            // Copied before the first read (see `leases.rs`).
+            let held = leases.copy();
+            let read = claimer
+                .unchecked_transaction()
+                .map_err(map_backend)
+                .and_then(|snapshot| {
+                    let claim = claims::claim_due(&snapshot, &held, now, limit, lease, turn)?;
+                    snapshot.finish().map_err(map_backend)?;
+                    Ok(claim)
+                })?;
+            leases.grant(read.leases.iter().cloned());
+            // Taken after the reads: it covers every durable write they may have seen.
+            Ok((read, writer.durable_mark(), claimer))
+        })
+        .await?;
+        metrics::histogram!("herald_sqlite_claim_read_seconds")
+            .record(asked.elapsed().as_secs_f64());
+        if claim.writes() {
+            let (postponed, buckets) = (claim.postponed, claim.buckets);
+            // Lost in a crash, these only let a rate-limited endpoint's next claim take more.
+            self.writer
+                .write(Durability::Committed, move |transaction| {
+                    claims::Claim::write(transaction, &postponed, &buckets)
+                })
+                .await?;
+        }
+        drop(claimer);
+        // The events handed out must be on disk before they are sent.
+        self.writer.wait_on_disk(mark).await?;
+        Ok(claim.claimed)
     }
 
     async fn release(&self, delivery_id: &str, next_attempt_at: OffsetDateTime) -> StoreResult<()> {
+        if !self.leases.holds(delivery_id) {
+            // Not this process's attempt: nothing to hand back.
+            return Ok(());
+        }
         let delivery_id = delivery_id.to_owned();
+        let leased = delivery_id.clone();
         self.write(move |transaction| {
             transaction
                 .execute(
-                    "UPDATE deliveries SET state = CASE WHEN n_attempts = 0 THEN 'pending' ELSE 'scheduled' END,
-                         next_attempt_at = ?2, lease_until = NULL
-                     WHERE id = ?1 AND state = 'in_flight'",
+                    "UPDATE deliveries SET next_attempt_at = ?2
+                     WHERE id = ?1 AND (state = 'pending' OR state = 'scheduled')",
                     params![delivery_id, ms(next_attempt_at)],
                 )
                 .map_err(map_backend)?;
             Ok(())
         })
-        .await
+        .await?;
+        self.leases.end(&leased);
+        Ok(())
     }
 
     /// `attempts.rs` writes the attempt and its operational events in one transaction.
@@ -59,7 +97,9 @@ impl DeliveryQueue for SqliteStore {
     }
 
     async fn next_due_at(&self) -> StoreResult<Option<OffsetDateTime>> {
-        self.read(claims::next_due_at).await
+        let held = self.leases.copy();
+        self.read(move |connection| claims::next_due_at(connection, &held))
+            .await
     }
 
     async fn count_pending(&self) -> StoreResult<u64> {
@@ -86,8 +126,9 @@ impl DeliveryStore for SqliteStore {
     ) -> StoreResult<Vec<DeliveryRecord>> {
         let tenant_id = tenant_id.to_owned();
         let filter = filter.clone();
+        let leases = Arc::clone(&self.leases);
         self.read(move |connection| {
-            let after_rowid: i64 = match &filter.after_id {
+            let mut after_rowid: i64 = match &filter.after_id {
                 None => 0,
                 Some(after_id) => connection
                     .query_row(
@@ -99,27 +140,54 @@ impl DeliveryStore for SqliteStore {
                     .map_err(map_backend)?
                     .unwrap_or(0),
             };
+            // A leased delivery is shown `in_flight` but stored waiting, so the stored states
+            // asked for are the shown one's, and each row is judged again once shown.
+            let stored_states = match filter.state {
+                Some(DeliveryState::InFlight) => [Some("pending"), Some("scheduled")],
+                shown => [shown.map(DeliveryState::as_str), None],
+            };
             let mut statement = connection
                 .prepare_cached(&format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM deliveries
+                    "SELECT rowid_, {DELIVERY_COLUMNS} FROM deliveries
                      WHERE tenant_id = ?1 AND rowid_ > ?2
-                       AND (?3 IS NULL OR endpoint_id = ?3) AND (?4 IS NULL OR state = ?4)
+                       AND (?3 IS NULL OR endpoint_id = ?3)
+                       AND (?4 IS NULL OR state = ?4 OR state = ?6)
                      ORDER BY rowid_ LIMIT ?5"
                 ))
                 .map_err(map_backend)?;
-            let rows = statement
-                .query_map(
-                    params![
-                        tenant_id,
-                        after_rowid,
-                        filter.endpoint_id.as_ref().map(EndpointId::as_str),
-                        filter.state.map(DeliveryState::as_str),
-                        i64::try_from(filter.limit).unwrap_or(i64::MAX),
-                    ],
-                    read_delivery,
-                )
-                .map_err(map_backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
+            let page = i64::try_from(filter.limit).unwrap_or(i64::MAX);
+            let mut shown = Vec::with_capacity(filter.limit);
+            loop {
+                let read: Vec<(i64, DeliveryRecord)> = statement
+                    .query_map(
+                        params![
+                            tenant_id,
+                            after_rowid,
+                            filter.endpoint_id.as_ref().map(EndpointId::as_str),
+                            stored_states[0],
+                            page,
+                            stored_states[1],
+                        ],
+                        |row| Ok((row.get(0)?, rows::read_delivery_at(row, 1)?)),
+                    )
+                    .map_err(map_backend)?
+                    .collect::<Result<_, _>>()
+                    .map_err(map_backend)?;
+                let exhausted = read.len() < filter.limit;
+                for (rowid, mut delivery) in read {
+                    after_rowid = rowid;
+                    delivery.state = leases.shown_state(delivery.id.as_str(), delivery.state);
+                    if filter.state.is_none_or(|state| state == delivery.state) {
+                        shown.push(delivery);
+                        if shown.len() == filter.limit {
+                            return Ok(shown);
+                        }
+                    }
+                }
+                if exhausted {
+                    return Ok(shown);
+                }
+            }
         })
         .await
     }
@@ -130,8 +198,10 @@ impl DeliveryStore for SqliteStore {
         delivery_id: &str,
     ) -> StoreResult<Option<DeliveryRecord>> {
         let (tenant_id, delivery_id) = (tenant_id.to_owned(), delivery_id.to_owned());
-        self.read(move |connection| delivery_by_id(connection, &tenant_id, &delivery_id))
-            .await
+        let found = self
+            .read(move |connection| delivery_by_id(connection, &tenant_id, &delivery_id))
+            .await?;
+        Ok(found.map(|delivery| self.shown(delivery)))
     }
 
     async fn list_attempts(
@@ -163,18 +233,25 @@ impl DeliveryStore for SqliteStore {
         delivery_id: &str,
         now: OffsetDateTime,
     ) -> StoreResult<Option<DeliveryRecord>> {
+        // A delivery whose attempt runs is left alone, as on PostgreSQL (its row says
+        // `in_flight` there; here only the lease does).
+        let running = self.leases.holds(delivery_id);
         let (tenant_id, delivery_id) = (tenant_id.to_owned(), delivery_id.to_owned());
-        self.write(move |transaction| {
-            transaction
-                .execute(
-                    "UPDATE deliveries SET state = 'pending', next_attempt_at = ?3, updated_at = ?3
-                     WHERE tenant_id = ?1 AND id = ?2 AND state != 'in_flight'",
-                    params![tenant_id, delivery_id, ms(now)],
-                )
-                .map_err(map_backend)?;
-            delivery_by_id(transaction, &tenant_id, &delivery_id)
-        })
-        .await
+        let delivery = self
+            .write(move |transaction| {
+                if !running {
+                    transaction
+                        .execute(
+                            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?3, updated_at = ?3
+                             WHERE tenant_id = ?1 AND id = ?2 AND state != 'in_flight'",
+                            params![tenant_id, delivery_id, ms(now)],
+                        )
+                        .map_err(map_backend)?;
+                }
+                delivery_by_id(transaction, &tenant_id, &delivery_id)
+            })
+            .await?;
+        Ok(delivery.map(|delivery| self.shown(delivery)))
     }
 
     async fn replay(
@@ -276,6 +353,12 @@ impl DeliveryStore for SqliteStore {
             rows.collect::<Result<Vec<_>, _>>().map_err(map_backend)
         })
         .await
+        .map(|deliveries| {
+            deliveries
+                .into_iter()
+                .map(|delivery| self.shown(delivery))
+                .collect()
+        })
     }
 
     async fn count_attempts_per_minute(
@@ -284,6 +367,16 @@ impl DeliveryStore for SqliteStore {
         since: OffsetDateTime,
     ) -> StoreResult<Vec<AttemptMinute>> {
         self.attempts_per_minute(tenant_id, since).await
+    }
+}
+
+impl SqliteStore {
+    /// A delivery as readers see it: `in_flight` while this process attempts it.
+    fn shown(&self, mut delivery: DeliveryRecord) -> DeliveryRecord {
+        delivery.state = self
+            .leases
+            .shown_state(delivery.id.as_str(), delivery.state);
+        delivery
     }
 }
 

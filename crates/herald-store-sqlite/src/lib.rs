@@ -26,6 +26,7 @@ mod events;
 pub mod history;
 mod hooks;
 mod keys;
+mod leases;
 mod open;
 mod publish;
 mod rows;
@@ -54,6 +55,11 @@ pub struct SqliteStore {
     /// [`SqliteStore::open`]) until its connection is closed.
     writer: Writer,
     reader: Arc<Mutex<Connection>>,
+    /// The connection claims read through: their own, so a claim never waits behind the API's
+    /// reads, and one claim at a time (each judges by the leases of the claims before it).
+    claimer: Arc<tokio::sync::Mutex<Connection>>,
+    /// The deliveries this process is attempting (`leases.rs`).
+    leases: Arc<leases::Leases>,
     /// Rotates which endpoint claims first, so endpoints take turns when room is short.
     claim_turns: Arc<std::sync::atomic::AtomicUsize>,
     /// Each tenant's enabled endpoints and their filters, as publish needs them.
@@ -75,10 +81,10 @@ impl SqliteStore {
     ///
     /// One process at a time owns a file: the store holds an exclusive lock on `<file>.lock`
     /// (released by the kernel when the process ends, however it ends), and a second process is
-    /// refused. That is what makes crash recovery immediate: any delivery still `in_flight` when
-    /// the file is opened was leased by a process that is gone, so it is handed back at once
-    /// instead of waiting for its lease to run out (the lease exists for PostgreSQL, where other
-    /// nodes may still be working).
+    /// refused. That is what lets leases live in memory (`leases.rs`): no other process can be
+    /// attempting this file's deliveries, so a crash loses only the leases, and every delivery
+    /// whose attempt was not recorded is due again at once. (A file written by an older Herald
+    /// may still have rows `in_flight`; they are handed back when it is opened.)
     pub fn open(path: &Path) -> StoreResult<Self> {
         let process_lock = open::lock_for_this_process(path)?;
         let writer = Connection::open(path).map_err(map_backend)?;
@@ -86,13 +92,18 @@ impl SqliteStore {
         schema::migrate(&writer)?;
         open::release_leases_of_dead_processes(&writer)?;
         let reader = Connection::open(path).map_err(map_backend)?;
-        schema::configure(&reader)?;
-        for connection in [&writer, &reader] {
+        let claimer = Connection::open(path).map_err(map_backend)?;
+        for connection in [&reader, &claimer] {
+            schema::configure(connection)?;
+        }
+        for connection in [&writer, &reader, &claimer] {
             connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         }
         Ok(SqliteStore {
             writer: Writer::start(writer, open::wal_path(path), process_lock)?,
             reader: Arc::new(Mutex::new(reader)),
+            claimer: Arc::new(tokio::sync::Mutex::new(claimer)),
+            leases: Arc::default(),
             claim_turns: Arc::default(),
             routes: Routes::default(),
             keys: Arc::default(),

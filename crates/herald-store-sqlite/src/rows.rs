@@ -255,21 +255,26 @@ pub(crate) const DELIVERY_COLUMNS: &str = "id, tenant_id, endpoint_id, event_id,
      event_type, state, n_attempts, next_attempt_at, last_status, last_error, created_at, updated_at";
 
 pub(crate) fn read_delivery(row: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
-    let state: DeliveryState = parsed_column(row, 6)?;
+    read_delivery_at(row, 0)
+}
+
+/// A delivery whose [`DELIVERY_COLUMNS`] start at column `first`.
+pub(crate) fn read_delivery_at(row: &Row<'_>, first: usize) -> rusqlite::Result<DeliveryRecord> {
+    let state: DeliveryState = parsed_column(row, first + 6)?;
     Ok(DeliveryRecord {
-        id: id_column(row, 0)?,
-        tenant_id: row.get(1)?,
-        endpoint_id: id_column(row, 2)?,
-        event_id: row.get(3)?,
-        event_seq: row.get(4)?,
-        event_type: row.get(5)?,
+        id: id_column(row, first)?,
+        tenant_id: row.get(first + 1)?,
+        endpoint_id: id_column(row, first + 2)?,
+        event_id: row.get(first + 3)?,
+        event_seq: row.get(first + 4)?,
+        event_type: row.get(first + 5)?,
         state,
-        n_attempts: row.get(7)?,
-        next_attempt_at: row.get::<_, Option<i64>>(8)?.map(from_ms),
-        last_status: row.get(9)?,
-        last_error: row.get(10)?,
-        created_at: from_ms(row.get(11)?),
-        updated_at: from_ms(row.get(12)?),
+        n_attempts: row.get(first + 7)?,
+        next_attempt_at: row.get::<_, Option<i64>>(first + 8)?.map(from_ms),
+        last_status: row.get(first + 9)?,
+        last_error: row.get(first + 10)?,
+        created_at: from_ms(row.get(first + 11)?),
+        updated_at: from_ms(row.get(first + 12)?),
     })
 }
 
@@ -358,11 +363,11 @@ pub(crate) fn read_decision(row: &Row<'_>) -> rusqlite::Result<DecisionRecord> {
 }
 
 pub(crate) fn read_bucket(
-    transaction: &Transaction<'_>,
+    connection: &rusqlite::Connection,
     endpoint_id: &str,
 ) -> StoreResult<Option<herald_core::rate::TokenBucket>> {
     use rusqlite::OptionalExtension;
-    transaction
+    connection
         .prepare_cached(
             "SELECT tokens, refilled_at FROM endpoint_rate_buckets WHERE endpoint_id = ?1",
         )

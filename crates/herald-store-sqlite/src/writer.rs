@@ -7,11 +7,14 @@
 //! Making a commit durable is a second thread's work: the writer connection commits without
 //! syncing (`synchronous = NORMAL`), and the syncer thread `fdatasync`s the WAL file and only then
 //! answers the callers of every group committed before the sync began. The writer runs the next
-//! group while the disk syncs the last, and every answer, a claim's included, still waits for its
-//! writes (and all earlier ones: the WAL is a log) to be on disk. After a crash the database is
-//! a prefix of the commits, and every write that was answered is in it.
+//! group while the disk syncs the last. After a crash the database is a prefix of the commits,
+//! and every write that was answered as durable is in it.
+//!
+//! Readers outside the writer (claims) see commits before they are on disk. What they hand out
+//! must be durable first, so the writer numbers its groups and says which was the last to hold
+//! a durable write ([`Writer::durable_mark`]), and the syncer says how far it has synced
+//! ([`Writer::wait_on_disk`]).
 
-use std::cell::Cell;
 use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -21,7 +24,7 @@ use std::time::Instant;
 
 use herald_store::{StoreError, StoreResult};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::rows::map_backend;
 
@@ -38,20 +41,15 @@ pub(crate) enum Durability {
     /// repeats work (a delivery attempt's record: the delivery is attempted again), so that the
     /// caller need not wait for the disk.
     Committed,
-    /// At commit if everything the write could have read was already on disk, once on disk
-    /// otherwise. For claims: their own changes need no durability (a file is opened with every
-    /// lease released), but the events they hand out must be durable before they are sent.
-    OnceWhatItReadIsDurable,
 }
 
 impl Durability {
     /// The label of its writes' timings (`herald_sqlite_write_*_seconds`): one per kind of
-    /// caller, since each kind waits for something else (the sync, the commit, what it read).
+    /// caller, since each kind waits for something else (the sync, or only the commit).
     fn label(self) -> &'static str {
         match self {
             Durability::OnDisk => "on_disk",
             Durability::Committed => "committed",
-            Durability::OnceWhatItReadIsDurable => "claim",
         }
     }
 }
@@ -75,7 +73,23 @@ type Answer = Box<dyn FnOnce(StoreResult<()>) + Send>;
 pub(crate) struct Writer {
     // Declared before `thread`, so the last sender is gone before the join in `_thread` is waited on.
     jobs: mpsc::Sender<Job>,
+    progress: Arc<Progress>,
     _thread: Arc<JoinOnDrop>,
+}
+
+/// How far the groups are committed and synced, by group number (the first group is 1).
+struct Progress {
+    /// The last group that held a durable write, set before that group commits: a reader that
+    /// saw any of its writes finds its number (or a later one) here afterwards.
+    durable_begun: AtomicU64,
+    /// The last group on disk, and whether the sync that put it there succeeded.
+    synced: watch::Sender<Synced>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Synced {
+    through: u64,
+    failed: bool,
 }
 
 struct JoinOnDrop(Option<std::thread::JoinHandle<()>>);
@@ -104,32 +118,33 @@ impl Writer {
             .execute_batch("PRAGMA synchronous = NORMAL")
             .map_err(map_backend)?;
         let (jobs, queue) = mpsc::channel::<Job>();
-        let (committed, to_sync) = mpsc::channel::<Vec<Answer>>();
-        // Groups handed to the syncer, and groups it has synced: equal when all is on disk.
-        let synced = Arc::new(AtomicU64::new(0));
-        let synced_by_syncer = Arc::clone(&synced);
+        let (committed, to_sync) = mpsc::channel::<(u64, Vec<Answer>)>();
+        let progress = Arc::new(Progress {
+            durable_begun: AtomicU64::new(0),
+            synced: watch::Sender::new(Synced::default()),
+        });
         let start_failed = |error: std::io::Error| {
             StoreError::Backend(format!("cannot start the writer: {error}"))
         };
+        let syncer_progress = Arc::clone(&progress);
         let syncer = std::thread::Builder::new()
             .name("herald-sqlite-sync".into())
-            .spawn(move || run_syncs(&wal_path, &to_sync, &synced_by_syncer))
+            .spawn(move || run_syncs(&wal_path, &to_sync, &syncer_progress.synced))
             .map_err(start_failed)?;
+        let writer_progress = Arc::clone(&progress);
         let thread = std::thread::Builder::new()
             .name("herald-sqlite-writer".into())
             .spawn(move || {
                 let mut connection = connection;
-                let sent = Cell::new(0u64);
                 run_jobs(
                     &mut connection,
                     &queue,
-                    &mut |answers| {
-                        sent.set(sent.get() + 1);
-                        if let Err(unsent) = committed.send(answers) {
-                            fail_all(unsent.0, "the syncer has stopped");
+                    &writer_progress.durable_begun,
+                    &mut |group, answers| {
+                        if let Err(unsent) = committed.send((group, answers)) {
+                            fail_all(unsent.0.1, "the syncer has stopped");
                         }
                     },
-                    &|| synced.load(AtomicOrdering::Acquire) == sent.get(),
                 );
                 drop(committed);
                 let _ = syncer.join();
@@ -139,8 +154,31 @@ impl Writer {
             .map_err(start_failed)?;
         Ok(Writer {
             jobs,
+            progress,
             _thread: Arc::new(JoinOnDrop(Some(thread))),
         })
+    }
+
+    /// The group a reader must see on disk before it hands out what it has read: taken after
+    /// the reads, it covers every durable write they could have seen.
+    pub(crate) fn durable_mark(&self) -> u64 {
+        self.progress.durable_begun.load(AtomicOrdering::Acquire)
+    }
+
+    /// Waits until every group up to `mark` is on disk (at once if it is already).
+    pub(crate) async fn wait_on_disk(&self, mark: u64) -> StoreResult<()> {
+        let mut synced = self.progress.synced.subscribe();
+        let reached = synced
+            .wait_for(|synced| synced.through >= mark)
+            .await
+            .map(|synced| *synced)
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        if reached.failed {
+            return Err(StoreError::Backend(
+                "the writes read could not be made durable".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Runs `work` in a write transaction and answers as `durability` says.
@@ -202,19 +240,25 @@ fn fail_all(answers: Vec<Answer>, reason: &str) {
     }
 }
 
-/// Syncs the WAL file for every batch of committed answers that queued up meanwhile, then
-/// answers them, until the writer is gone.
-fn run_syncs(wal_path: &Path, to_sync: &mpsc::Receiver<Vec<Answer>>, n_synced: &AtomicU64) {
+/// Syncs the WAL file for every batch of committed groups that queued up meanwhile, then
+/// answers their callers and says how far the disk is, until the writer is gone.
+fn run_syncs(
+    wal_path: &Path,
+    to_sync: &mpsc::Receiver<(u64, Vec<Answer>)>,
+    synced: &watch::Sender<Synced>,
+) {
     let mut wal: Option<File> = None;
-    while let Ok(mut waiting) = to_sync.recv() {
-        let mut n_groups = 1;
-        while let Ok(more) = to_sync.try_recv() {
+    while let Ok((mut through, mut waiting)) = to_sync.recv() {
+        while let Ok((group, more)) = to_sync.try_recv() {
             waiting.extend(more);
-            n_groups += 1;
+            through = group;
         }
-        let synced = sync_wal(&mut wal, wal_path);
-        n_synced.fetch_add(n_groups, AtomicOrdering::Release);
-        match synced {
+        let outcome = sync_wal(&mut wal, wal_path);
+        synced.send_replace(Synced {
+            through,
+            failed: outcome.is_err(),
+        });
+        match outcome {
             Ok(()) => waiting.into_iter().for_each(|answer| answer(Ok(()))),
             Err(error) => {
                 tracing::error!(%error, "could not sync the WAL file");
@@ -240,14 +284,15 @@ fn sync_wal(wal: &mut Option<File>, wal_path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Runs groups until every sender is gone, handing each committed group's answers to `durable`
-/// (`all_synced` says whether every group handed over so far is on disk); returns how many
+/// Runs groups until every sender is gone, numbering them from 1. A group that held a durable
+/// write sets `durable_begun` to its number before it commits, and its answers (none if its
+/// commit failed: the syncer must still hear of its number) go to `durable`. Returns how many
 /// transactions that took.
 fn run_jobs(
     connection: &mut Connection,
     queue: &mpsc::Receiver<Job>,
-    durable: &mut dyn FnMut(Vec<Answer>),
-    all_synced: &dyn Fn() -> bool,
+    durable_begun: &AtomicU64,
+    durable: &mut dyn FnMut(u64, Vec<Answer>),
 ) -> usize {
     let mut n_groups = 0;
     while let Ok(first) = queue.recv() {
@@ -260,19 +305,27 @@ fn run_jobs(
             }
         }
         metrics::histogram!("herald_sqlite_group_size").record(group.len() as f64);
-        let committed = run_group(connection, group, all_synced());
-        if !committed.is_empty() {
-            durable(committed);
-        }
         n_groups += 1;
+        let number = u64::try_from(n_groups).unwrap_or(u64::MAX);
+        let waiting = run_group(connection, group, &|| {
+            durable_begun.store(number, AtomicOrdering::Release);
+        });
+        if let Some(answers) = waiting {
+            durable(number, answers);
+        }
     }
     n_groups
 }
 
 /// One transaction for the whole group. Jobs that failed, or whose group failed, are answered at
-/// once; the answers of the committed ones are returned, to be given once the commit is durable.
-/// `earlier_synced` says whether every earlier commit is on disk already.
-fn run_group(connection: &mut Connection, group: Vec<Job>, earlier_synced: bool) -> Vec<Answer> {
+/// once, and so are the jobs that need only the commit. If the group holds a durable write,
+/// `before_durable_commit` runs just before the commit, and the answers that wait for the disk
+/// are returned (none if the commit failed); `None` if nothing in it waits for the disk.
+fn run_group(
+    connection: &mut Connection,
+    group: Vec<Job>,
+    before_durable_commit: &dyn Fn(),
+) -> Option<Vec<Answer>> {
     let transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(transaction) => transaction,
         Err(error) => {
@@ -281,14 +334,12 @@ fn run_group(connection: &mut Connection, group: Vec<Job>, earlier_synced: bool)
             for job in group {
                 (job(Err(StoreError::Unavailable(message.clone()))).answer)(Ok(()));
             }
-            return Vec::new();
+            return None;
         }
     };
-    let mut answers = Vec::with_capacity(group.len());
-    let mut answers_at_commit = Vec::new();
+    let mut answers = Vec::new();
+    let mut answers_at_commit = Vec::with_capacity(group.len());
     let mut broken = None;
-    // Whether a job from here on may read a write that is not on disk yet.
-    let mut unsynced_visible = !earlier_synced;
     for job in group {
         if broken.is_none()
             && let Err(error) = run_cached(&transaction, "SAVEPOINT herald_job")
@@ -314,37 +365,36 @@ fn run_group(connection: &mut Connection, group: Vec<Job>, earlier_synced: bool)
             Ok(ran) if ran.failed => (ran.answer)(Ok(())),
             Ok(ran) => match ran.durability {
                 Durability::Committed => answers_at_commit.push(ran.answer),
-                Durability::OnceWhatItReadIsDurable if !unsynced_visible => {
-                    answers_at_commit.push(ran.answer);
-                }
-                Durability::OnceWhatItReadIsDurable => answers.push(ran.answer),
-                Durability::OnDisk => {
-                    unsynced_visible = true;
-                    answers.push(ran.answer);
-                }
+                Durability::OnDisk => answers.push(ran.answer),
             },
             Err(_) => tracing::error!("a write job panicked; its changes were rolled back"),
         }
     }
+    let holds_durable_writes = !answers.is_empty();
     let committed = match broken {
         Some(error) => {
             drop(transaction);
             Err(error)
         }
-        None => transaction.commit().map_err(map_backend),
+        None => {
+            if holds_durable_writes {
+                before_durable_commit();
+            }
+            transaction.commit().map_err(map_backend)
+        }
     };
     match committed {
         Ok(()) => {
             answers_at_commit
                 .into_iter()
                 .for_each(|answer| answer(Ok(())));
-            answers
+            holds_durable_writes.then_some(answers)
         }
         Err(error) => {
             tracing::warn!(%error, "a write transaction failed");
             fail_all(answers, &error.to_string());
             fail_all(answers_at_commit, &error.to_string());
-            Vec::new()
+            holds_durable_writes.then(Vec::new)
         }
     }
 }
