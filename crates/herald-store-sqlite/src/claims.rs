@@ -200,10 +200,7 @@ fn due_head(
     let mut firsts = Vec::with_capacity(WAITING_STATES.len());
     for (state, due_column) in WAITING_STATES {
         let first = connection
-            .prepare_cached(&format!(
-                "SELECT {CANDIDATE_COLUMNS}, {due_column} FROM deliveries
-                 WHERE endpoint_id = ?1 AND state = '{state}' ORDER BY event_seq LIMIT 1"
-            ))
+            .prepare_cached(&due_head_sql(state, due_column))
             .and_then(|mut statement| {
                 statement
                     .query_row(params![endpoint_id], read_candidate)
@@ -217,6 +214,13 @@ fn due_head(
         |first| first.event_seq,
         |first| first.due_at <= now_ms && !leases.running(first.rowid, now_ms),
     ))
+}
+
+fn due_head_sql(state: &str, due_column: &str) -> String {
+    format!(
+        "SELECT {CANDIDATE_COLUMNS}, {due_column} FROM deliveries
+         WHERE endpoint_id = ?1 AND state = '{state}' ORDER BY event_seq LIMIT 1"
+    )
 }
 
 /// Whether an earlier delivery for the same subject is still unfinished on this endpoint.
@@ -528,6 +532,24 @@ mod tests {
             assert!(
                 plan.iter()
                     .any(|step| step.contains("USING COVERING INDEX deliveries_waiting")),
+                "{state}: {plan:?}"
+            );
+        }
+    }
+
+    /// A strict queue's head is read through the partial index of waiting and exhausted
+    /// deliveries, in `seq` order, without sorting.
+    #[test]
+    fn a_strict_head_is_read_in_seq_order_from_the_index() {
+        for (state, due_column) in WAITING_STATES {
+            let plan = plan_with(&due_head_sql(state, due_column), &["ep_1"]);
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains("USING INDEX deliveries_by_endpoint")),
+                "{state}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
                 "{state}: {plan:?}"
             );
         }

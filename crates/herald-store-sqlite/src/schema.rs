@@ -7,7 +7,7 @@ use rusqlite::config::DbConfig;
 use crate::rows::map_backend;
 
 /// The migrations, in order; `user_version` counts how many have run.
-const MIGRATIONS: [&str; 13] = [
+const MIGRATIONS: [&str; 14] = [
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_hooks.sql"),
     include_str!("../migrations/0003_rate_buckets.sql"),
@@ -21,6 +21,7 @@ const MIGRATIONS: [&str; 13] = [
     include_str!("../migrations/0012_ssf_delivery.sql"),
     include_str!("../migrations/0014_unfinished_index_without_list.sql"),
     include_str!("../migrations/0015_no_in_flight_index.sql"),
+    include_str!("../migrations/0016_partial_endpoint_indexes.sql"),
 ];
 
 /// Per-connection settings. WAL lets readers proceed while the writer commits; `synchronous =
