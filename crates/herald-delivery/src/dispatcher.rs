@@ -10,8 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use herald_catalog::envelope::{RenderOptions, render_bytes};
+use herald_catalog::envelope::RenderOptions;
 use herald_core::asymmetric::Ed25519SigningKey;
 use herald_core::clock::Clock;
 use herald_core::delivery::{AttemptFacts, Conclusion, Exchange, conclude};
@@ -28,6 +27,7 @@ use crate::http_client::{HttpClient, OutboundError, OutboundRequest, OutboundRes
 use crate::listen::{LISTEN_URL_SCHEME, ListenDelivery, ListenHub};
 use crate::native::native_signature;
 use crate::outbound::{Outbound, signed_request};
+use crate::rendered::RenderedBodies;
 use crate::v1a_keys::load_live_ed25519_keys;
 
 /// How the dispatcher paces itself.
@@ -84,7 +84,13 @@ pub struct Dispatcher {
     wakeup: Arc<Notify>,
     /// Deliveries claimed by this node and not yet recorded, to release on shutdown.
     claimed: Mutex<HashMap<DeliveryId, EndpointId>>,
+    /// The bodies rendered last: an event going to several endpoints is rendered once per format.
+    rendered: RenderedBodies,
 }
+
+/// Bodies kept rendered: a few claims' worth, so the deliveries of one event to many endpoints,
+/// claimed together or one claim apart, share one rendering.
+const RENDERED_BODIES: usize = 256;
 
 impl Dispatcher {
     pub fn new(
@@ -103,6 +109,7 @@ impl Dispatcher {
             settings,
             wakeup,
             claimed: Mutex::new(HashMap::new()),
+            rendered: RenderedBodies::new(RENDERED_BODIES),
         })
     }
 
@@ -344,7 +351,7 @@ impl Dispatcher {
             tenant_id: &endpoint.tenant_id,
             issuer: &delivery.tenant_issuer,
         };
-        let body = Bytes::from(render_bytes(event, endpoint.format, &options));
+        let body = self.rendered.body(event, endpoint.format, &options);
         let extra_headers: Vec<(String, String)> = endpoint
             .headers
             .iter()

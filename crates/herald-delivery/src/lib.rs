@@ -15,7 +15,8 @@
 //! - [`native`]: which vendor signature header a delivery carries (the catalog's kind, mapped
 //!   to `herald-core`'s signer).
 //! - [`dispatcher`]: the delivery worker, with a single-step `run_once` for tests and the
-//!   background `run` loop.
+//!   background `run` loop; `rendered` keeps the bodies it rendered last, so an event sent to
+//!   several endpoints in one format is rendered once.
 //! - [`ssf`]: the Shared Signals worker: each stream's share of the event log becomes signed SETs
 //!   (queued with the stream's cursor in one transaction), and push streams' SETs are pushed.
 //!
@@ -30,6 +31,7 @@ pub mod http_client;
 pub mod listen;
 pub mod native;
 pub mod outbound;
+mod rendered;
 pub mod ssf;
 pub mod ssrf;
 pub mod v1a_keys;

@@ -304,7 +304,7 @@ pub struct RawEnvelope {
 }
 
 /// How a stored event is rendered for a subscriber.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum RenderFormat {
     /// The envelope of the event's own taxonomy's vendor (canonical for custom and Herald types).
     #[default]
