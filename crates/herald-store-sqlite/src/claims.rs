@@ -67,7 +67,7 @@ fn read_candidate(row: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
 /// The order is the endpoints' creation order (`rowid`), which the claim's rotation turns over.
 fn active_endpoints(connection: &Connection) -> StoreResult<Vec<EndpointRecord>> {
     let mut statement = connection
-        .prepare_cached(&active_endpoints_sql())
+        .prepare_cached(&active_endpoints_sql(ENDPOINT_COLUMNS))
         .map_err(map_backend)?;
     let endpoints = statement
         .query_map([], rows::read_endpoint)
@@ -77,7 +77,21 @@ fn active_endpoints(connection: &Connection) -> StoreResult<Vec<EndpointRecord>>
     Ok(endpoints)
 }
 
-fn active_endpoints_sql() -> String {
+/// The ids alone of [`active_endpoints`], for `next_due_at`: it runs after most claims, and
+/// reading whole endpoint records (filters, headers, secrets) cost it more than its queries.
+fn active_endpoint_ids(connection: &Connection) -> StoreResult<Vec<EndpointId>> {
+    let mut statement = connection
+        .prepare_cached(&active_endpoints_sql("id"))
+        .map_err(map_backend)?;
+    let ids = statement
+        .query_map([], |row| rows::id_column(row, 0))
+        .map_err(map_backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(map_backend)?;
+    Ok(ids)
+}
+
+fn active_endpoints_sql(columns: &str) -> String {
     format!(
         "WITH RECURSIVE with_work(endpoint_id) AS (
              SELECT (SELECT endpoint_id FROM deliveries INDEXED BY deliveries_unfinished_by_subject
@@ -88,7 +102,7 @@ fn active_endpoints_sql() -> String {
                      WHERE {UNFINISHED} AND endpoint_id > w.endpoint_id
                      ORDER BY endpoint_id LIMIT 1)
              FROM with_work w WHERE w.endpoint_id IS NOT NULL)
-         SELECT {ENDPOINT_COLUMNS} FROM endpoints
+         SELECT {columns} FROM endpoints
          WHERE id IN (SELECT endpoint_id FROM with_work)
            AND enabled = 1 AND paused = 0
          ORDER BY rowid"
@@ -453,9 +467,9 @@ pub(crate) fn next_due_at(
     leases: &LeaseView,
 ) -> StoreResult<Option<OffsetDateTime>> {
     let mut earliest: Option<i64> = None;
-    for endpoint in active_endpoints(connection)? {
-        earliest = earliest_of(earliest, leases.earliest_expiry(&endpoint.id));
-        let look_past = i64::try_from(leases.n_leased(&endpoint.id)).unwrap_or(i64::MAX);
+    for endpoint_id in active_endpoint_ids(connection)? {
+        earliest = earliest_of(earliest, leases.earliest_expiry(&endpoint_id));
+        let look_past = i64::try_from(leases.n_leased(&endpoint_id)).unwrap_or(i64::MAX);
         for (state, due_column) in WAITING_STATES {
             // In the index alone, as for a claim.
             let mut statement = connection
@@ -466,7 +480,7 @@ pub(crate) fn next_due_at(
                 ))
                 .map_err(map_backend)?;
             let mut rows = statement
-                .query(params![endpoint.id.as_str(), look_past])
+                .query(params![endpoint_id.as_str(), look_past])
                 .map_err(map_backend)?;
             while let Some(row) = rows.next().map_err(map_backend)? {
                 if leases.holds(row.get(0).map_err(map_backend)?) {
@@ -588,7 +602,7 @@ mod tests {
     /// never from a scan of the endpoints or of the deliveries table.
     #[test]
     fn endpoints_with_work_are_found_in_the_unfinished_index() {
-        let plan = plan_with(&active_endpoints_sql(), &[]);
+        let plan = plan_with(&active_endpoints_sql(ENDPOINT_COLUMNS), &[]);
         let seeks = plan
             .iter()
             .filter(|step| {

@@ -4,9 +4,11 @@
 use super::*;
 
 /// The histograms a report shows: store round trips as the dispatcher sees them, the HTTP
-/// exchange, and the SQLite writer's queue and answer times.
+/// exchange, the SQLite writer's queue and answer times, and a SQLite claim's reads (the rest of
+/// `herald_claim_seconds` there is the wait for what it read to be on disk).
 const TIMINGS: &[&str] = &[
     "herald_claim_seconds",
+    "herald_sqlite_claim_read_seconds",
     "herald_attempt_record_seconds",
     "herald_attempt_duration_seconds",
     "herald_sqlite_write_queue_seconds",
@@ -139,10 +141,10 @@ mod tests {
             herald_claim_seconds_bucket{le=\"+Inf\"} 100\n\
             herald_claim_seconds_sum 0.5\n\
             herald_claim_seconds_count 100\n\
-            herald_sqlite_write_seconds_bucket{durability=\"claim\",le=\"0.001\"} 200\n\
-            herald_sqlite_write_seconds_bucket{durability=\"claim\",le=\"+Inf\"} 200\n\
-            herald_sqlite_write_seconds_sum{durability=\"claim\"} 0.1\n\
-            herald_sqlite_write_seconds_count{durability=\"claim\"} 200\n\
+            herald_sqlite_write_seconds_bucket{durability=\"committed\",le=\"0.001\"} 200\n\
+            herald_sqlite_write_seconds_bucket{durability=\"committed\",le=\"+Inf\"} 200\n\
+            herald_sqlite_write_seconds_sum{durability=\"committed\"} 0.1\n\
+            herald_sqlite_write_seconds_count{durability=\"committed\"} 200\n\
             herald_deliveries_total{outcome=\"delivered\"} 100\n";
         let report = timings(exposition);
         let claim = &report["herald_claim_seconds"];
@@ -150,7 +152,7 @@ mod tests {
         assert!((claim["mean_ms"].as_f64().unwrap() - 5.0).abs() < 1e-9);
         assert!((claim["p50_ms"].as_f64().unwrap() - 5.0).abs() < 1e-9);
         assert!((claim["p99_ms"].as_f64().unwrap() - 10.0).abs() < 1e-9);
-        let writes = &report["herald_sqlite_write_seconds{durability=\"claim\"}"];
+        let writes = &report["herald_sqlite_write_seconds{durability=\"committed\"}"];
         assert!((writes["mean_ms"].as_f64().unwrap() - 0.5).abs() < 1e-9);
         assert!((writes["p99_ms"].as_f64().unwrap() - 1.0).abs() < 1e-9);
         assert!(report.get("herald_deliveries_total").is_none());
