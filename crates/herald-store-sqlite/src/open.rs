@@ -74,11 +74,15 @@ impl Backend for SqliteStore {
         Arc::new(self.clone())
     }
 
+    /// No other node to hear from; but `wakeup` is woken at the commit of every group of durable
+    /// writes (publishes among them), before the sync: the dispatcher's claim reads the new
+    /// deliveries while the disk syncs, and waits for the sync only to hand them out.
     async fn listen_for_changes(
         &self,
-        _wakeup: Arc<tokio::sync::Notify>,
+        wakeup: Arc<tokio::sync::Notify>,
         _on_change: ChangeHandler,
     ) -> StoreResult<Option<ChangeListener>> {
+        self.writer.wake_at_commit(wakeup);
         Ok(None)
     }
 }

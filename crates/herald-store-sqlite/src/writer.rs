@@ -19,12 +19,12 @@ use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Instant;
 
 use herald_store::{StoreError, StoreResult};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
 use crate::rows::map_backend;
 
@@ -84,6 +84,8 @@ struct Progress {
     durable_begun: AtomicU64,
     /// The last group on disk, and whether the sync that put it there succeeded.
     synced: watch::Sender<Synced>,
+    /// Woken when a group of durable writes has committed (the dispatcher's wakeup, once set).
+    at_commit: OnceLock<Arc<Notify>>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -122,6 +124,7 @@ impl Writer {
         let progress = Arc::new(Progress {
             durable_begun: AtomicU64::new(0),
             synced: watch::Sender::new(Synced::default()),
+            at_commit: OnceLock::new(),
         });
         let start_failed = |error: std::io::Error| {
             StoreError::Backend(format!("cannot start the writer: {error}"))
@@ -141,6 +144,9 @@ impl Writer {
                     &queue,
                     &writer_progress.durable_begun,
                     &mut |group, answers| {
+                        if let Some(wakeup) = writer_progress.at_commit.get() {
+                            wakeup.notify_one();
+                        }
                         if let Err(unsent) = committed.send((group, answers)) {
                             fail_all(unsent.0.1, "the syncer has stopped");
                         }
@@ -157,6 +163,12 @@ impl Writer {
             progress,
             _thread: Arc::new(JoinOnDrop(Some(thread))),
         })
+    }
+
+    /// Wakes `wakeup` whenever a group holding a durable write (a publish, say) has committed,
+    /// before it is synced. Set once; later calls change nothing.
+    pub(crate) fn wake_at_commit(&self, wakeup: Arc<Notify>) {
+        let _ = self.progress.at_commit.set(wakeup);
     }
 
     /// The group a reader must see on disk before it hands out what it has read: taken after

@@ -78,7 +78,8 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Wakes `wakeup` whenever any node makes delivery work due, and hands `on_change` what
     /// node-local caches must notice, until the returned listener is dropped. `None` when no
-    /// other node can share the database (SQLite: this process sees every change itself).
+    /// other node can share the database (SQLite: this process sees every change itself, and
+    /// only wakes `wakeup` as its own writes commit).
     async fn listen_for_changes(
         &self,
         wakeup: std::sync::Arc<tokio::sync::Notify>,

@@ -165,6 +165,8 @@ async fn a_reader_waits_for_the_durable_writes_it_may_have_seen() {
     let writer = Writer::start(connection, path.with_extension("db-wal"), ()).expect("started");
     assert_eq!(writer.durable_mark(), 0);
     writer.wait_on_disk(0).await.expect("nothing to wait for");
+    let wakeup = Arc::new(Notify::new());
+    writer.wake_at_commit(Arc::clone(&wakeup));
     writer
         .write(Durability::Committed, insert(1))
         .await
@@ -176,6 +178,9 @@ async fn a_reader_waits_for_the_durable_writes_it_may_have_seen() {
         .expect("published");
     let mark = writer.durable_mark();
     assert_eq!(mark, 2, "the second group held the durable write");
+    tokio::time::timeout(std::time::Duration::from_secs(10), wakeup.notified())
+        .await
+        .expect("its commit woke the dispatcher's wakeup");
     tokio::time::timeout(
         std::time::Duration::from_secs(10),
         writer.wait_on_disk(mark),
