@@ -1,5 +1,7 @@
 //! Deliveries: claiming (see `claims.rs`), releasing, listing, retrying and replaying them.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use herald_core::delivery::DeliveryState;
 use herald_core::ids::EndpointId;
@@ -18,7 +20,6 @@ use crate::publish::insert_delivery;
 use crate::rows::{DELIVERY_COLUMNS, map_backend, ms, read_delivery};
 use crate::writer::Durability;
 use crate::{SqliteStore, claims, rows, run_blocking};
-use std::sync::Arc;
 
 #[async_trait]
 impl DeliveryQueue for SqliteStore {
@@ -155,6 +156,9 @@ impl DeliveryStore for SqliteStore {
                      ORDER BY rowid_ LIMIT ?5"
                 ))
                 .map_err(map_backend)?;
+            if filter.limit == 0 {
+                return Ok(Vec::new());
+            }
             let page = i64::try_from(filter.limit).unwrap_or(i64::MAX);
             let mut shown = Vec::with_capacity(filter.limit);
             loop {

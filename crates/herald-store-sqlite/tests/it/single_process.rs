@@ -94,6 +94,23 @@ async fn a_claim_writes_nothing_and_its_delivery_is_shown_in_flight() {
         .expect("read")
         .expect("exists");
     assert_eq!(shown.state, herald_core::delivery::DeliveryState::InFlight);
+    for (asked, expected) in [
+        (herald_core::delivery::DeliveryState::InFlight, 1),
+        (herald_core::delivery::DeliveryState::Pending, 0),
+    ] {
+        let listed = store
+            .list_deliveries(
+                "acme",
+                &herald_store::models::DeliveryFilter {
+                    state: Some(asked),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("listed");
+        assert_eq!(listed.len(), expected, "filtered as {asked:?}");
+    }
     assert!(
         store
             .claim_due(at(2), 10, Duration::seconds(90))
