@@ -55,18 +55,28 @@ impl DeliveryQueue for SqliteStore {
         .await?;
         metrics::histogram!("herald_sqlite_claim_read_seconds")
             .record(asked.elapsed().as_secs_f64());
-        if claim.writes() {
-            let (postponed, buckets) = (claim.postponed, claim.buckets);
-            // Lost in a crash, these only let a rate-limited endpoint's next claim take more.
-            self.writer
-                .write(Durability::Committed, move |transaction| {
-                    claims::Claim::write(transaction, &postponed, &buckets)
-                })
-                .await?;
+        let writes = claim.writes();
+        let (postponed, buckets) = (claim.postponed, claim.buckets);
+        let finished = async {
+            if writes {
+                // Lost in a crash, these only let a rate-limited endpoint's next claim take more.
+                self.writer
+                    .write(Durability::Committed, move |transaction| {
+                        claims::Claim::write(transaction, &postponed, &buckets)
+                    })
+                    .await?;
+            }
+            drop(claimer);
+            // The events handed out must be on disk before they are sent.
+            self.writer.wait_on_disk(mark).await
+        };
+        if let Err(error) = finished.await {
+            // Nothing is handed out, so nothing stays leased: the deliveries are due at once.
+            for (delivery_id, _) in &claim.leases {
+                self.leases.end(delivery_id.as_str());
+            }
+            return Err(error);
         }
-        drop(claimer);
-        // The events handed out must be on disk before they are sent.
-        self.writer.wait_on_disk(mark).await?;
         Ok(claim.claimed)
     }
 
