@@ -265,28 +265,29 @@ fn subject_blocked(
 pub(crate) struct Claim {
     pub(crate) claimed: Vec<ClaimedDelivery>,
     pub(crate) leases: Vec<(DeliveryId, Lease)>,
-    /// Rate-limited deliveries, each not due before the time given.
-    pub(crate) postponed: Vec<(DeliveryId, OffsetDateTime)>,
-    /// The buckets of rate-limited endpoints, to store back.
-    pub(crate) buckets: Vec<(EndpointId, TokenBucket)>,
+    pub(crate) writes: ClaimWrites,
 }
 
-impl Claim {
-    /// Whether it leaves anything for the writer.
-    pub(crate) fn writes(&self) -> bool {
-        !self.postponed.is_empty() || !self.buckets.is_empty()
+/// What a claim leaves for the writer: only rate-limited endpoints have any.
+#[derive(Default)]
+pub(crate) struct ClaimWrites {
+    /// Rate-limited deliveries, each not due before the time given.
+    postponed: Vec<(DeliveryId, OffsetDateTime)>,
+    /// The buckets of rate-limited endpoints, to store back.
+    buckets: Vec<(EndpointId, TokenBucket)>,
+}
+
+impl ClaimWrites {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.postponed.is_empty() && self.buckets.is_empty()
     }
 
     /// Stores the buckets and postponements (one writer job, after the claim's reads).
-    pub(crate) fn write(
-        transaction: &Transaction<'_>,
-        postponed: &[(DeliveryId, OffsetDateTime)],
-        buckets: &[(EndpointId, TokenBucket)],
-    ) -> StoreResult<()> {
-        for (delivery_id, due_at) in postponed {
+    pub(crate) fn write(&self, transaction: &Transaction<'_>) -> StoreResult<()> {
+        for (delivery_id, due_at) in &self.postponed {
             postpone(transaction, delivery_id.as_str(), *due_at)?;
         }
-        for (endpoint_id, bucket) in buckets {
+        for (endpoint_id, bucket) in &self.buckets {
             rows::write_bucket(transaction, endpoint_id.as_str(), bucket)?;
         }
         Ok(())
@@ -345,7 +346,7 @@ pub(crate) fn claim_due(
         };
         let limited =
             planner::rate_limit(endpoint.rate_limit_per_s, stored_bucket, candidates, now);
-        claim.postponed.extend(
+        claim.writes.postponed.extend(
             limited
                 .postponed
                 .into_iter()
@@ -393,7 +394,7 @@ pub(crate) fn claim_due(
             });
         }
         if let Some(bucket) = limited.bucket {
-            claim.buckets.push((endpoint.id.clone(), bucket));
+            claim.writes.buckets.push((endpoint.id.clone(), bucket));
         }
     }
     Ok(claim)
@@ -537,29 +538,13 @@ mod tests {
         );
     }
 
-    /// A claim walks past the leased deliveries at the front of an endpoint's queue in the index
-    /// alone, never reading their rows.
-    #[test]
-    fn the_due_rows_are_found_in_the_index_alone() {
+    /// Asserts that each waiting state's statement made by `sql` is planned through `index_step`
+    /// (a step of `EXPLAIN QUERY PLAN`) and without a sort.
+    fn assert_planned_through(sql: fn(&str, &str) -> String, arguments: &[&str], index_step: &str) {
         for (state, due_column) in WAITING_STATES {
-            let plan = plan_with(&due_in_state_sql(state, due_column), &["ep_1", "1", "10"]);
+            let plan = plan_with(&sql(state, due_column), arguments);
             assert!(
-                plan.iter()
-                    .any(|step| step.contains("USING COVERING INDEX deliveries_waiting")),
-                "{state}: {plan:?}"
-            );
-        }
-    }
-
-    /// A strict queue's head is read through the partial index of waiting and exhausted
-    /// deliveries, in `seq` order, without sorting.
-    #[test]
-    fn a_strict_head_is_read_in_seq_order_from_the_index() {
-        for (state, due_column) in WAITING_STATES {
-            let plan = plan_with(&due_head_sql(state, due_column), &["ep_1"]);
-            assert!(
-                plan.iter()
-                    .any(|step| step.contains("USING INDEX deliveries_by_endpoint")),
+                plan.iter().any(|step| step.contains(index_step)),
                 "{state}: {plan:?}"
             );
             assert!(
@@ -567,6 +552,28 @@ mod tests {
                 "{state}: {plan:?}"
             );
         }
+    }
+
+    /// A claim walks past the leased deliveries at the front of an endpoint's queue in the index
+    /// alone, never reading their rows.
+    #[test]
+    fn the_due_rows_are_found_in_the_index_alone() {
+        assert_planned_through(
+            due_in_state_sql,
+            &["ep_1", "1", "10"],
+            "USING COVERING INDEX deliveries_waiting",
+        );
+    }
+
+    /// A strict queue's head is read through the partial index of waiting and exhausted
+    /// deliveries, in `seq` order, without sorting.
+    #[test]
+    fn a_strict_head_is_read_in_seq_order_from_the_index() {
+        assert_planned_through(
+            due_head_sql,
+            &["ep_1"],
+            "USING INDEX deliveries_by_endpoint",
+        );
     }
 
     /// A claim's statements are planned once: reading every state for several endpoints again

@@ -37,7 +37,7 @@ impl DeliveryQueue for SqliteStore {
         let claimer = Arc::clone(&self.claimer).lock_owned().await;
         let leases = Arc::clone(&self.leases);
         let writer = self.writer.clone();
-        let (claim, mark, claimer) = run_blocking(move || {
+        let (mut claim, mark, claimer) = run_blocking(move || {
             // Copied before the first read (see `leases.rs`).
             let held = leases.copy();
             let read = claimer
@@ -55,14 +55,13 @@ impl DeliveryQueue for SqliteStore {
         .await?;
         metrics::histogram!("herald_sqlite_claim_read_seconds")
             .record(asked.elapsed().as_secs_f64());
-        let writes = claim.writes();
-        let (postponed, buckets) = (claim.postponed, claim.buckets);
+        let writes = std::mem::take(&mut claim.writes);
         let finished = async {
-            if writes {
+            if !writes.is_empty() {
                 // Lost in a crash, these only let a rate-limited endpoint's next claim take more.
                 self.writer
                     .write(Durability::Committed, move |transaction| {
-                        claims::Claim::write(transaction, &postponed, &buckets)
+                        writes.write(transaction)
                     })
                     .await?;
             }
