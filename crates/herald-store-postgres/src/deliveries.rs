@@ -31,26 +31,11 @@ impl DeliveryQueue for PostgresStore {
         limit: usize,
         lease: Duration,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let mut client = self.client().await?;
-        let transaction = client.transaction().await.map_err(map_backend)?;
+        let client = self.client().await?;
         let turn = self
             .claim_turns
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // A claim that leases anything also announces it (see `claims.rs`).
-        let claimed = claims::claim_due(&transaction, now, limit, lease, turn).await?;
-        if !claimed.is_empty() {
-            // A lease need not survive a crash of the database: if it is lost, the delivery is
-            // due again and sent again, which at-least-once delivery allows, and the attempt
-            // that follows commits synchronously, flushing this transaction's WAL before its
-            // own. So the claim does not wait for its WAL to reach the disk (PostgreSQL
-            // documentation, "Asynchronous Commit"); set here, once the claim has written.
-            transaction
-                .batch_execute("SET LOCAL synchronous_commit = off")
-                .await
-                .map_err(map_backend)?;
-        }
-        transaction.commit().await.map_err(map_backend)?;
-        Ok(claimed)
+        claims::claim_due(&client, now, limit, lease, turn).await
     }
 
     async fn release(&self, delivery_id: &str, next_attempt_at: OffsetDateTime) -> StoreResult<()> {

@@ -39,7 +39,6 @@ pub mod history;
 mod hooks;
 mod keys;
 mod publish;
-mod rate_buckets;
 mod rows;
 mod schema;
 mod sources;

@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use crate::rows::{get, map_backend};
 
 /// The migrations, in order: (version, name, SQL). Versions are never reused or rewritten.
-const MIGRATIONS: [(i32, &str, &str); 11] = [
+const MIGRATIONS: [(i32, &str, &str); 12] = [
     (
         1,
         "0001_initial",
@@ -62,6 +62,11 @@ const MIGRATIONS: [(i32, &str, &str); 11] = [
         11,
         "0011_hot_foreign_keys",
         include_str!("../migrations/0011_hot_foreign_keys.sql"),
+    ),
+    (
+        12,
+        "0012_claim_function",
+        include_str!("../migrations/0012_claim_function.sql"),
     ),
 ];
 

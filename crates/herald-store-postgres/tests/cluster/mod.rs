@@ -118,7 +118,45 @@ async fn nodes_starting_together_migrate_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+}
+
+/// An endpoint's claim lock key is computed by the database (`herald_endpoint_lock_key`) and
+/// was computed by the nodes before; both must agree, or nodes of the two versions working one
+/// endpoint during an upgrade would not exclude each other. The key is 32-bit FNV-1a of the id's
+/// UTF-8 bytes: published test vectors, and ids beyond ASCII, against a Rust reference.
+#[tokio::test]
+async fn claim_lock_keys_are_fnv_1a_of_the_endpoint_id() {
+    fn fnv_1a(text: &str) -> i32 {
+        let hash = text.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+            (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+        });
+        i32::from_ne_bytes(hash.to_ne_bytes())
+    }
+    let url = fresh_database().await;
+    herald_store_postgres::migrate(&url)
+        .await
+        .expect("migrated");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connects");
+    tokio::spawn(connection);
+    let vectors = [
+        ("", 0x811c_9dc5_u32),
+        ("a", 0xe40c_292c),
+        ("foobar", 0xbf9c_f968),
+    ];
+    for (id, published) in vectors {
+        assert_eq!(fnv_1a(id), i32::from_ne_bytes(published.to_ne_bytes()));
+    }
+    for id in ["", "a", "foobar", "ep_01J9ZK3Q8W", "ép_ünïcode_☃"] {
+        let row = client
+            .query_one("SELECT herald_endpoint_lock_key($1)", &[&id])
+            .await
+            .expect("key computed");
+        let key: i32 = row.get(0);
+        assert_eq!(key, fnv_1a(id), "lock key of {id:?}");
+    }
 }
 
 /// Migrations are applied by their own version: one this Herald does not know (a newer Herald
