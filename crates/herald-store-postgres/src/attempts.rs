@@ -7,16 +7,15 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::Pool;
 use herald_core::delivery::DeliveryState;
 use herald_store::models::{AttemptOutcome, NextStep, Published};
 use herald_store::{StoreError, StoreResult};
-use tokio_postgres::Statement;
-use tokio_postgres::types::ToSql;
 
 use crate::group_commit::GroupWork;
-use crate::rows::{map_backend, map_pool, ms, to_i64};
-use crate::{execute_pipelined, prepare, publish, wakeups};
+use crate::rows::{map_pool, ms, to_i64};
+use crate::statements::{PipelinedTransaction, Sql};
+use crate::{prepare, publish, wakeups};
 
 /// Attempt outcomes, grouped.
 pub(crate) struct Attempts;
@@ -196,12 +195,13 @@ async fn record_in_one_transaction(
             "a delivery has two outcomes in one group".into(),
         ));
     }
-    let mut client = pool.get().await.map_err(map_pool)?;
-    let transaction = client.transaction().await.map_err(map_backend)?;
-    let insert_attempts = prepare(&transaction, INSERT_ATTEMPTS).await?;
-    let update_deliveries = prepare(&transaction, UPDATE_DELIVERIES).await?;
-    let update_endpoint = prepare(&transaction, UPDATE_ENDPOINT).await?;
-    let notify = prepare(&transaction, wakeups::NOTIFY_STATEMENT).await?;
+    let connection = pool.get().await.map_err(map_pool)?;
+    let mut transaction = PipelinedTransaction::new(connection);
+    let client = transaction.client()?;
+    let insert_attempts = prepare(client, INSERT_ATTEMPTS).await?;
+    let update_deliveries = prepare(client, UPDATE_DELIVERIES).await?;
+    let update_endpoint = prepare(client, UPDATE_ENDPOINT).await?;
+    let notify = prepare(client, wakeups::NOTIFY_STATEMENT).await?;
 
     let columns = Columns::of(outcomes);
     // Endpoint rows are written in key order, the same in every group on every node, so two
@@ -218,7 +218,7 @@ async fn record_in_one_transaction(
         .map(|(key, outcomes)| (key, EndpointChange::fold(outcomes)))
         .collect();
 
-    let mut statements: Vec<(&Statement, Vec<&(dyn ToSql + Sync)>)> = vec![
+    let mut statements: Vec<Sql<'_>> = vec![
         (
             &update_deliveries,
             vec![
@@ -261,17 +261,17 @@ async fn record_in_one_transaction(
     if columns.next_attempt_at.iter().any(Option::is_some) {
         statements.push((&notify, Vec::new()));
     }
-    execute_pipelined(&transaction, &statements).await?;
-    let published = publish_operational_events(&transaction, outcomes).await?;
-    transaction.commit().await.map_err(map_backend)?;
-    Ok(published)
+    publish_operational_events_and_commit(&mut transaction, &statements, outcomes).await
 }
 
-/// Publishes the outcomes' operational events inside the attempts' transaction, one request per
-/// outcome that has any. A request that fails (its tenant is gone) fails the whole group, which
-/// is then retried in halves: an attempt is never recorded without its events.
-async fn publish_operational_events(
-    transaction: &Transaction<'_>,
+/// Writes `statements` and publishes the outcomes' operational events after them, one request
+/// per outcome that has any, in one transaction, and commits: one round trip when no outcome has
+/// events, two when some have (the publish reads its tenants, routes and known ids first). A
+/// request that fails (its tenant is gone) fails the whole group, which is then retried in
+/// halves: an attempt is never recorded without its events.
+async fn publish_operational_events_and_commit(
+    transaction: &mut PipelinedTransaction,
+    statements: &[Sql<'_>],
     outcomes: &[AttemptOutcome],
 ) -> StoreResult<Vec<Vec<Published>>> {
     let requests: Vec<publish::Request> = outcomes
@@ -284,9 +284,10 @@ async fn publish_operational_events(
         })
         .collect();
     let mut answers = if requests.is_empty() {
+        transaction.round_trip(true, statements, true).await?;
         Vec::new()
     } else {
-        publish::publish_within(transaction, &requests).await?
+        publish::publish_and_commit(transaction, statements, &requests).await?
     }
     .into_iter();
     outcomes

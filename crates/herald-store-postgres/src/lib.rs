@@ -62,9 +62,7 @@ pub use crate::connect::migrate;
 use crate::group_commit::GroupCommitter;
 use crate::publish::Publishes;
 use crate::rows::map_pool;
-pub(crate) use crate::statements::{
-    execute, execute_pipelined, notify, prepare, query, query_one, query_opt,
-};
+pub(crate) use crate::statements::{execute, notify, prepare, query, query_one, query_opt};
 pub use crate::wakeups::WakeupListener;
 
 const UNFINISHED: &str = "('pending','scheduled','in_flight')";

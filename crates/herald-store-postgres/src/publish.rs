@@ -8,8 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use deadpool_postgres::{Pool, Transaction};
-use futures_util::future::try_join3;
+use deadpool_postgres::Pool;
 use herald_store::models::{EndpointRecord, NewEvent, Published};
 use herald_store::planner;
 use herald_store::{StoreError, StoreResult};
@@ -18,8 +17,9 @@ use tokio_postgres::types::ToSql;
 
 use crate::deliveries::{DeliveryColumns, INSERT_DELIVERIES, NewDelivery};
 use crate::group_commit::GroupWork;
-use crate::rows::{ENDPOINT_COLUMNS, get, json_text, map_backend, map_pool, ms, read_endpoint};
-use crate::{execute_pipelined, prepare, wakeups};
+use crate::rows::{ENDPOINT_COLUMNS, get, json_text, map_pool, ms, read_endpoint};
+use crate::statements::{PipelinedTransaction, Sql};
+use crate::{prepare, wakeups};
 
 /// One caller's publish.
 pub(crate) struct Request {
@@ -85,36 +85,35 @@ const ADVANCE_COUNTERS: &str = "UPDATE tenants SET next_seq = advanced.next_seq
 /// Publishes every request in one transaction. The outer error fails them all (nothing was
 /// committed); an inner error (the tenant does not exist) fails only its request.
 ///
-/// Statements that do not need each other's answers are sent together (tokio-postgres pipelines
-/// them on the connection, and the server runs them in the order sent), so a group costs four
-/// round trips: begin; lock, routes and known ids; the writes; commit.
+/// A group costs two round trips (`statements.rs`, [`PipelinedTransaction`]): begin, lock, routes
+/// and known ids; then the writes and the commit.
 async fn publish_in_one_transaction(
     pool: &Pool,
     requests: &[Request],
 ) -> StoreResult<Vec<StoreResult<Vec<Published>>>> {
-    let mut client = pool.get().await.map_err(map_pool)?;
-    let transaction = client.transaction().await.map_err(map_backend)?;
-    let answers = publish_within(&transaction, requests).await?;
-    transaction.commit().await.map_err(map_backend)?;
-    Ok(answers)
+    let connection = pool.get().await.map_err(map_pool)?;
+    let mut transaction = PipelinedTransaction::new(connection);
+    publish_and_commit(&mut transaction, &[], requests).await
 }
 
-/// Publishes every request inside `transaction`, which the caller commits: the group's own, or
-/// a group of attempt outcomes publishing their operational events (`attempts.rs`). The
-/// tenants' rows stay locked until that commit.
-pub(crate) async fn publish_within(
-    transaction: &Transaction<'_>,
+/// Opens `transaction`, runs `before` in it, publishes every request and commits. The tenants'
+/// rows stay locked until that commit. `before` is another group's writes when a group of
+/// attempt outcomes publishes their operational events (`attempts.rs`); the server runs it
+/// before the publish's reads, which see what it wrote.
+pub(crate) async fn publish_and_commit(
+    transaction: &mut PipelinedTransaction,
+    before: &[Sql<'_>],
     requests: &[Request],
 ) -> StoreResult<Vec<StoreResult<Vec<Published>>>> {
-    // Prepared (or found in the connection's cache) before anything is sent, so the pipelined
-    // statements go out in the order written.
-    let lock_tenants = prepare(transaction, LOCK_TENANTS).await?;
-    let select_routes = prepare(transaction, &select_routes()).await?;
-    let select_known = prepare(transaction, SELECT_KNOWN).await?;
-    let insert_events = prepare(transaction, INSERT_EVENTS).await?;
-    let insert_deliveries = prepare(transaction, INSERT_DELIVERIES).await?;
-    let advance_counters = prepare(transaction, ADVANCE_COUNTERS).await?;
-    let notify = prepare(transaction, wakeups::NOTIFY_STATEMENT).await?;
+    // Prepared (or found in the connection's cache) before anything is sent.
+    let client = transaction.client()?;
+    let lock_tenants = prepare(client, LOCK_TENANTS).await?;
+    let select_routes = prepare(client, &select_routes()).await?;
+    let select_known = prepare(client, SELECT_KNOWN).await?;
+    let insert_events = prepare(client, INSERT_EVENTS).await?;
+    let insert_deliveries = prepare(client, INSERT_DELIVERIES).await?;
+    let advance_counters = prepare(client, ADVANCE_COUNTERS).await?;
+    let notify = prepare(client, wakeups::NOTIFY_STATEMENT).await?;
 
     let mut tenant_ids: Vec<&str> = requests
         .iter()
@@ -131,13 +130,18 @@ pub(crate) async fn publish_within(
                 .map(|event| (request.tenant_id.as_str(), event.id.as_str()))
         })
         .unzip();
-    let (tenant_rows, route_rows, known_rows) = try_join3(
-        transaction.query(&lock_tenants, &[&tenant_ids]),
-        transaction.query(&select_routes, &[&tenant_ids]),
-        transaction.query(&select_known, &[&wanted_tenants, &wanted_ids]),
-    )
-    .await
-    .map_err(map_backend)?;
+    let mut first: Vec<Sql<'_>> = before.to_vec();
+    first.push((&lock_tenants, vec![&tenant_ids]));
+    first.push((&select_routes, vec![&tenant_ids]));
+    first.push((&select_known, vec![&wanted_tenants, &wanted_ids]));
+    let mut answers = transaction.round_trip(true, &first, false).await?;
+    let mut reads = answers.split_off(before.len()).into_iter();
+    let (Some(tenant_rows), Some(route_rows), Some(known_rows)) =
+        (reads.next(), reads.next(), reads.next())
+    else {
+        transaction.roll_back().await;
+        return Err(StoreError::Backend("a publish read went unanswered".into()));
+    };
 
     let mut next_seqs: BTreeMap<String, i64> = BTreeMap::new();
     for row in &tenant_rows {
@@ -163,7 +167,7 @@ pub(crate) async fn publish_within(
         .iter()
         .map(|(tenant_id, next_seq)| (tenant_id.as_str(), *next_seq))
         .unzip();
-    let mut writes: Vec<(&tokio_postgres::Statement, Vec<&(dyn ToSql + Sync)>)> = Vec::new();
+    let mut writes: Vec<Sql<'_>> = Vec::new();
     if !plan.fresh.is_empty() {
         writes.push((&insert_events, events.params().to_vec()));
         writes.push((&advance_counters, vec![&counter_ids, &counters]));
@@ -172,7 +176,7 @@ pub(crate) async fn publish_within(
         writes.push((&insert_deliveries, deliveries.params().to_vec()));
         writes.push((&notify, Vec::new()));
     }
-    execute_pipelined(transaction, &writes).await?;
+    transaction.round_trip(false, &writes, true).await?;
     Ok(plan.answers)
 }
 
