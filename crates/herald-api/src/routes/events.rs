@@ -224,7 +224,9 @@ async fn store_events(
     events: Vec<NewEvent>,
 ) -> ApiResult<Vec<PublishedOut>> {
     let now = state.clock.now();
+    let started = std::time::Instant::now();
     let published = state.store.publish(tenant_id, events, now).await?;
+    metrics::histogram!("herald_publish_seconds").record(started.elapsed().as_secs_f64());
     let n_new = published
         .iter()
         .filter(|outcome| !outcome.duplicate)

@@ -3,10 +3,11 @@
 
 use super::*;
 
-/// The histograms a report shows: store round trips as the dispatcher sees them, the HTTP
+/// The histograms a report shows: a publish's store call, store round trips as the dispatcher sees them, the HTTP
 /// exchange, the SQLite writer's queue and answer times, and a SQLite claim's reads (the rest of
 /// `herald_claim_seconds` there is the wait for what it read to be on disk).
 const TIMINGS: &[&str] = &[
+    "herald_publish_seconds",
     "herald_claim_seconds",
     "herald_sqlite_claim_read_seconds",
     "herald_attempt_record_seconds",
