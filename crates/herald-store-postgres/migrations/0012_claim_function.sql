@@ -3,6 +3,10 @@
 -- due work; per endpoint its lock and count, then its due rows; the lease; the commit), each
 -- waiting for a core shared with the load it serves. `claims.rs` explains the rules; these
 -- functions are their only implementation on PostgreSQL.
+--
+-- The functions that read cache one plan per statement (`plan_cache_mode`) and may choose only
+-- keyed plans (no sequential scans, hash or merge joins), as the group writes do (`KEYED_PLANS`
+-- in statements.rs, which says why): planning each execution was most of a claim's time.
 
 -- An endpoint's claim lock key (the second half of the two-int4 advisory key; the first is
 -- 0x48524c44, "HRLD"): 32-bit FNV-1a of its id's UTF-8 bytes, as a signed int4. Earlier versions
@@ -36,7 +40,8 @@ $$;
 CREATE FUNCTION herald_endpoints_with_work()
 RETURNS TABLE (id TEXT, due_at BIGINT, max_concurrency BIGINT, ordering TEXT, rate_limit_per_s BIGINT)
 LANGUAGE plpgsql STABLE
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off
+SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
@@ -75,7 +80,8 @@ CREATE FUNCTION herald_lease_due(now_ms BIGINT, claim_limit BIGINT, lease_until_
 RETURNS TABLE (id TEXT, endpoint_id TEXT, tenant_id TEXT, event_seq BIGINT, n_attempts BIGINT,
                created_at BIGINT)
 LANGUAGE plpgsql VOLATILE
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off
+SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 #variable_conflict use_column
 DECLARE
     due_ids TEXT[];

@@ -75,11 +75,16 @@ impl EndpointChange {
 /// Writes the row only when something changes: a success while it was not failing, or a
 /// failure while it already was, leaves it alone. Every group writing it would make all of an
 /// endpoint's concurrent groups queue for that row lock, one commit at a time.
+///
+/// The row is found by its primary key alone; the tenant is checked on the row found
+/// (`IS NOT DISTINCT FROM` is not an index condition, and `tenant_id` is never NULL), so a cached
+/// plan cannot look the endpoint up by `endpoints_by_tenant` and read all of its tenant's
+/// endpoints (see `statements::KEYED_PLANS`).
 const UPDATE_ENDPOINT: &str = "UPDATE endpoints SET
          failing_since = CASE WHEN $3 THEN $4 ELSE COALESCE(failing_since, $4) END,
          enabled = CASE WHEN $5::text IS NULL THEN enabled ELSE FALSE END,
          disabled_reason = COALESCE($5, disabled_reason)
-     WHERE tenant_id = $1 AND id = $2
+     WHERE id = $2 AND tenant_id IS NOT DISTINCT FROM $1::text
        AND ($5::text IS NOT NULL
             OR failing_since IS DISTINCT FROM
                (CASE WHEN $3 THEN $4 ELSE COALESCE(failing_since, $4) END))";
@@ -169,6 +174,13 @@ impl<'a> Columns<'a> {
         }
     }
 }
+
+/// Every statement an attempt group sends with its commit when no outcome has operational
+/// events, for the plan test (`statements/tests.rs`). (With events, these go out with the
+/// publish's reads, planned per execution, and the publish's writes with the commit.)
+#[cfg(test)]
+pub(crate) const GROUP_STATEMENTS: [&str; 3] =
+    [UPDATE_DELIVERIES, INSERT_ATTEMPTS, UPDATE_ENDPOINT];
 
 /// Every statement of the group is prepared first (or found in the connection's cache), then
 /// all are sent together: tokio-postgres pipelines them and the server runs them in the order

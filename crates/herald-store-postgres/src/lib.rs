@@ -49,6 +49,9 @@ mod tenants;
 mod v1a;
 mod wakeups;
 
+#[cfg(test)]
+mod test_support;
+
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 

@@ -69,7 +69,7 @@ fn select_routes() -> String {
 
 /// Which of the group's event ids are already in their tenant's log. It runs after the tenants
 /// are locked, so no other publish can add one of them before this group commits.
-const SELECT_KNOWN: &str = "SELECT e.tenant_id, e.id, e.seq
+pub(crate) const SELECT_KNOWN: &str = "SELECT e.tenant_id, e.id, e.seq
      FROM unnest($1::text[], $2::text[]) AS wanted(tenant_id, id)
      JOIN events e ON e.tenant_id = wanted.tenant_id AND e.id = wanted.id";
 
@@ -81,6 +81,11 @@ const INSERT_EVENTS: &str = "INSERT INTO events (tenant_id, seq, id, taxonomy, e
 const ADVANCE_COUNTERS: &str = "UPDATE tenants SET next_seq = advanced.next_seq
      FROM unnest($1::text[], $2::int8[]) AS advanced(id, next_seq)
      WHERE tenants.id = advanced.id";
+
+/// The statements a publish group sends with its commit, whose plans are cached
+/// (`statements::KEYED_PLANS`), for the plan test (`statements/tests.rs`).
+#[cfg(test)]
+pub(crate) const WRITES: [&str; 3] = [INSERT_EVENTS, ADVANCE_COUNTERS, INSERT_DELIVERIES];
 
 /// Publishes every request in one transaction. The outer error fails them all (nothing was
 /// committed); an inner error (the tenant does not exist) fails only its request.
