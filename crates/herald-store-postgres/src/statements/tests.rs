@@ -38,6 +38,18 @@ async fn close_and_drop(pool: Pool, name: &str) {
     drop_database(name).await;
 }
 
+/// A fresh database's one-connection pool and name, a transaction on that connection, and the
+/// statement that inserts `$1` into `t` (answering with it), prepared on it.
+async fn transaction_with_insert() -> (Pool, String, PipelinedTransaction, Statement) {
+    let (pool, name) = one_connection_pool().await;
+    let transaction = PipelinedTransaction::new(pool.get().await.expect("connection"));
+    let client = transaction.client().expect("client");
+    let insert = prepare(client, "INSERT INTO t VALUES ($1) RETURNING n")
+        .await
+        .expect("prepared");
+    (pool, name, transaction, insert)
+}
+
 /// The rows of `t`, read on the pool's connection outside any transaction: a connection left
 /// inside an aborted transaction would fail this read.
 async fn stored(pool: &Pool) -> Vec<i64> {
@@ -53,12 +65,7 @@ async fn stored(pool: &Pool) -> Vec<i64> {
 
 #[tokio::test]
 async fn what_is_sent_with_begin_and_commit_commits_in_one_round_trip() {
-    let (pool, name) = one_connection_pool().await;
-    let mut transaction = PipelinedTransaction::new(pool.get().await.expect("connection"));
-    let client = transaction.client().expect("client");
-    let insert = prepare(client, "INSERT INTO t VALUES ($1) RETURNING n")
-        .await
-        .expect("prepared");
+    let (pool, name, mut transaction, insert) = transaction_with_insert().await;
     let (one, two) = (1_i64, 2_i64);
     let rows = transaction
         .round_trip(true, &[(&insert, vec![&one]), (&insert, vec![&two])], true)
@@ -77,12 +84,8 @@ async fn what_is_sent_with_begin_and_commit_commits_in_one_round_trip() {
 
 #[tokio::test]
 async fn a_statement_the_server_rejects_commits_nothing_and_leaves_the_connection_clean() {
-    let (pool, name) = one_connection_pool().await;
-    let mut transaction = PipelinedTransaction::new(pool.get().await.expect("connection"));
+    let (pool, name, mut transaction, insert) = transaction_with_insert().await;
     let client = transaction.client().expect("client");
-    let insert = prepare(client, "INSERT INTO t VALUES ($1)")
-        .await
-        .expect("prepared");
     let divide = prepare(client, "INSERT INTO t VALUES (1 / $1::int8)")
         .await
         .expect("prepared");
@@ -107,12 +110,7 @@ async fn a_statement_the_server_rejects_commits_nothing_and_leaves_the_connectio
 
 #[tokio::test]
 async fn a_statement_that_cannot_be_sent_turns_the_commit_into_a_rollback() {
-    let (pool, name) = one_connection_pool().await;
-    let mut transaction = PipelinedTransaction::new(pool.get().await.expect("connection"));
-    let client = transaction.client().expect("client");
-    let insert = prepare(client, "INSERT INTO t VALUES ($1)")
-        .await
-        .expect("prepared");
+    let (pool, name, mut transaction, insert) = transaction_with_insert().await;
     let one = 1_i64;
     let wrong_type = "one";
     // The second insert fails to encode (text for an int8) before it is sent; the first was sent
@@ -132,12 +130,7 @@ async fn a_statement_that_cannot_be_sent_turns_the_commit_into_a_rollback() {
 
 #[tokio::test]
 async fn a_transaction_dropped_open_takes_its_connection_out_of_the_pool() {
-    let (pool, name) = one_connection_pool().await;
-    let mut transaction = PipelinedTransaction::new(pool.get().await.expect("connection"));
-    let client = transaction.client().expect("client");
-    let insert = prepare(client, "INSERT INTO t VALUES ($1)")
-        .await
-        .expect("prepared");
+    let (pool, name, mut transaction, insert) = transaction_with_insert().await;
     let one = 1_i64;
     transaction
         .round_trip(true, &[(&insert, vec![&one])], false)
