@@ -4,7 +4,7 @@
 use tokio_postgres::{Client, Config, NoTls};
 
 /// The test server (`HERALD_TEST_POSTGRES_URL`, or the local one), as the integration tests use.
-pub(crate) fn server_url() -> String {
+fn server_url() -> String {
     std::env::var("HERALD_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
@@ -31,9 +31,20 @@ pub(crate) async fn fresh_database() -> (String, Config) {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("database created");
-    let mut config: Config = server_url().parse().expect("server url");
-    config.dbname(&name);
+    let config = database_config(&name);
     (name, config)
+}
+
+/// The URL of the test server's database `name`.
+pub(crate) fn database_url(name: &str) -> String {
+    let mut url = url::Url::parse(&server_url()).expect("the test server's URL");
+    url.set_path(name);
+    url.to_string()
+}
+
+/// The connection configuration of the test server's database `name`.
+pub(crate) fn database_config(name: &str) -> Config {
+    database_url(name).parse().expect("a test database's URL")
 }
 
 pub(crate) async fn drop_database(name: &str) {

@@ -10,7 +10,9 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::*;
 use crate::PostgresStore;
-use crate::test_support::{drop_database, fresh_database, unique_indexes, unkeyed_nodes};
+use crate::test_support::{
+    database_url, drop_database, fresh_database, unique_indexes, unkeyed_nodes,
+};
 
 #[test]
 fn columns_are_prefixed() {
@@ -28,13 +30,7 @@ fn at(seconds: i64) -> OffsetDateTime {
 #[tokio::test]
 async fn claim_functions_cache_keyed_plans_made_on_nearly_empty_tables() {
     let (name, config) = fresh_database().await;
-    let url = format!(
-        "{}/{name}",
-        crate::test_support::server_url()
-            .rsplit_once('/')
-            .expect("a path")
-            .0
-    );
+    let url = database_url(&name);
     let store = PostgresStore::connect(&url, 2).await.expect("connects");
     store
         .create_tenant(Tenant {

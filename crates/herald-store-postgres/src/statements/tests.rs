@@ -6,7 +6,7 @@ use tokio_postgres::NoTls;
 
 use super::*;
 use crate::test_support::{
-    drop_database, fresh_database, server_url, unique_indexes, unkeyed_nodes,
+    database_config, drop_database, fresh_database, unique_indexes, unkeyed_nodes,
 };
 
 /// A pool of one connection to a fresh database with table `t (n int8)`, and the database's name.
@@ -156,8 +156,7 @@ async fn a_transaction_dropped_open_takes_its_connection_out_of_the_pool() {
 /// is not keyed, what is wrong with it.
 async fn unkeyed_plans(statements: &[String]) -> Vec<String> {
     let (pool, name) = one_connection_pool().await;
-    let mut config: tokio_postgres::Config = server_url().parse().expect("server url");
-    config.dbname(&name);
+    let config = database_config(&name);
     crate::connect::migrate_with(&config)
         .await
         .expect("migrated");
