@@ -205,13 +205,14 @@ async fn unkeyed_plans(statements: &[String]) -> Vec<String> {
     unkeyed
 }
 
-/// What a publish or attempt group sends with its commit caches a plan that stays keyed however
-/// large the tables grow.
+/// What a publish or attempt group sends with its commit, and the API key lookup, cache a plan
+/// that stays keyed however large the tables grow.
 #[tokio::test]
 async fn group_writes_cache_keyed_plans_made_on_empty_tables() {
     let writes: Vec<String> = crate::publish::WRITES
         .into_iter()
         .chain(crate::attempts::GROUP_STATEMENTS)
+        .chain([crate::keys::AUTHENTICATE])
         .map(str::to_owned)
         .collect();
     let unkeyed = unkeyed_plans(&writes).await;
