@@ -35,6 +35,8 @@ for round in $(seq 1 "$rounds"); do
         run "pg-steady-$round" steady --rate 500 --seconds 10 --postgres "$pg"
         run "pg-fanout-$round" fanout --events 2000 --endpoints 10 --postgres "$pg"
         run "pg-saturation-idle-$round" saturation --events 20000 --idle-endpoints 10000 --postgres "$pg"
+        run "pg-saturation-history-$round" saturation --events 20000 --history 1000000 --postgres "$pg"
+        run "pg-steady-idle-$round" steady --rate 500 --seconds 10 --idle-endpoints 10000 --postgres "$pg"
         for nodes in 1 2 3; do
             run "pg-nodes$nodes-$round" saturation --events 10000 --nodes "$nodes" --postgres "$pg"
         done

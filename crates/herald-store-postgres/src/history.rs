@@ -52,7 +52,7 @@ pub async fn fill_delivered_history(
                  SELECT $1, $2 + i, 'evt_history_' || ($2 + i), 'custom', 'bench.ping',
                      'user-' || (i % 1000), $4, $4,
                      '{\"n\":0,\"pad\":\"identity-event-benchmark-payload\"}', '{}', '{}'
-                 FROM generate_series(0::bigint, $3 - 1) AS i",
+                 FROM generate_series(0::bigint, $3::bigint - 1) AS i",
                 &[&tenant_id, &first_seq, &n, &now_ms],
             )
             .await
@@ -99,10 +99,14 @@ pub async fn fill_delivered_history(
         transaction.commit().await.map_err(map_backend)?;
         written += n;
     }
-    client
-        .batch_execute("VACUUM ANALYZE events; VACUUM ANALYZE deliveries; VACUUM ANALYZE attempts")
-        .await
-        .map_err(map_backend)?;
+    // One command each: several in one simple query run as one transaction block, which VACUUM
+    // refuses.
+    for table in ["events", "deliveries", "attempts"] {
+        client
+            .batch_execute(&format!("VACUUM ANALYZE {table}"))
+            .await
+            .map_err(map_backend)?;
+    }
     drop(client);
     let _ = driver.await;
     Ok(())

@@ -1,12 +1,15 @@
 //! A stored id that does not have its kind's prefix is a store error naming its column when it is
 //! read back (the cases are `herald_store::spoiled_ids`'s, as on SQLite; the rows are spoiled
-//! with raw SQL through a second connection).
+//! with raw SQL through a second connection). The rows the benchmark fixture writes in bulk SQL
+//! must read back, too.
 
 use std::sync::Arc;
 
 use herald_store::Store;
+use herald_store::models::DeliveryFilter;
 use herald_store::spoiled_ids::{SPOILED_IDS, names_the_spoiled_column, read, seed};
 use herald_store_postgres::PostgresStore;
+use time::OffsetDateTime;
 use tokio_postgres::NoTls;
 
 use super::fresh_database;
@@ -28,4 +31,40 @@ async fn an_id_of_the_wrong_shape_read_back_is_a_store_error_naming_its_column()
             panic!("{why}");
         }
     }
+}
+
+#[tokio::test]
+async fn the_benchmark_history_reads_back() {
+    let url = fresh_database().await;
+    let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url, 2).await.expect("connects"));
+    seed(store.as_ref()).await;
+    herald_store_postgres::history::fill_delivered_history(
+        &url,
+        "acme",
+        &["ep_1".to_owned()],
+        3,
+        OffsetDateTime::from_unix_timestamp(1_800_000_100).expect("in range"),
+    )
+    .await
+    .expect("history written");
+    let deliveries = store
+        .list_deliveries(
+            "acme",
+            &DeliveryFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("history reads back");
+    assert_eq!(
+        deliveries.len(),
+        4,
+        "the seeded delivery and three of history"
+    );
+    let attempts = store
+        .list_attempts("acme", deliveries[3].id.as_str())
+        .await
+        .expect("attempts read back");
+    assert_eq!(attempts.len(), 1);
 }
