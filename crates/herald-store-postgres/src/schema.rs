@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use crate::rows::{get, map_backend};
 
 /// The migrations, in order: (version, name, SQL). Versions are never reused or rewritten.
-const MIGRATIONS: [(i32, &str, &str); 12] = [
+const MIGRATIONS: [(i32, &str, &str); 13] = [
     (
         1,
         "0001_initial",
@@ -67,6 +67,11 @@ const MIGRATIONS: [(i32, &str, &str); 12] = [
         12,
         "0012_claim_function",
         include_str!("../migrations/0012_claim_function.sql"),
+    ),
+    (
+        13,
+        "0013_waiting_index_partial",
+        include_str!("../migrations/0013_waiting_index_partial.sql"),
     ),
 ];
 
