@@ -85,6 +85,25 @@ pub(crate) const KEYED_PLANS: &str =
      set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
      set_config('enable_mergejoin', 'off', true)";
 
+/// Runs one statement with a cached keyed plan ([`KEYED_PLANS`]) on a connection of its own: its
+/// `BEGIN`, the plan settings, the statement and `COMMIT` go out together, in one round trip as
+/// the statement alone would. For statements run so often that planning them each time was a
+/// large part of PostgreSQL's CPU, and whose plans stay right on any table size: keyed, or
+/// reading whole only a table that is small by design (the plan tests in `statements/tests.rs`
+/// check each).
+pub(crate) async fn query_keyed(
+    connection: Object,
+    sql: &str,
+    params: Vec<&(dyn ToSql + Sync)>,
+) -> StoreResult<Vec<Row>> {
+    let mut transaction = PipelinedTransaction::new(connection);
+    let statement = prepare(transaction.client()?, sql).await?;
+    let mut answers = transaction
+        .round_trip(true, &[(&statement, params)], true)
+        .await?;
+    Ok(answers.pop().unwrap_or_default())
+}
+
 /// A prepared statement and its parameters.
 pub(crate) type Sql<'a> = (&'a Statement, Vec<&'a (dyn ToSql + Sync)>);
 

@@ -153,8 +153,8 @@ async fn a_transaction_dropped_open_takes_its_connection_out_of_the_pool() {
 
 /// The plans `statements` cache under [`KEYED_PLANS`] on a schema whose tables are empty (where
 /// a plan's estimates are least like the tables it will run on): for each statement whose plan
-/// is not keyed, what is wrong with it.
-async fn unkeyed_plans(statements: &[String]) -> Vec<String> {
+/// is not keyed, what is wrong with it, node by node.
+async fn unkeyed_plans(statements: &[String]) -> Vec<(Vec<String>, String)> {
     let (pool, name) = one_connection_pool().await;
     let config = database_config(&name);
     crate::connect::migrate_with(&config)
@@ -196,7 +196,7 @@ async fn unkeyed_plans(statements: &[String]) -> Vec<String> {
         let plan: serde_json::Value = serde_json::from_str(text).expect("JSON plan");
         let found = unkeyed_nodes(&plan[0]["Plan"], &unique);
         if !found.is_empty() {
-            unkeyed.push(format!("{found:?} in {sql}"));
+            unkeyed.push((found, sql.clone()));
         }
     }
     client.batch_execute("ROLLBACK").await.expect("ended");
@@ -227,4 +227,22 @@ async fn group_writes_cache_keyed_plans_made_on_empty_tables() {
 async fn the_known_ids_lookup_planned_on_empty_tables_would_not_be_keyed() {
     let unkeyed = unkeyed_plans(&[crate::publish::SELECT_KNOWN.to_owned()]).await;
     assert_eq!(unkeyed.len(), 1, "{unkeyed:#?}");
+}
+
+/// The SSF worker's checks after every publish read every stream, by design (there are few next
+/// to events), and their cached plans must read nothing else whole: the tenants and queued SETs
+/// they look at are found by key.
+#[tokio::test]
+async fn the_ssf_checks_cache_plans_that_read_only_streams_whole() {
+    let checks = [
+        crate::ssf_delivery::STREAMS_BEHIND.clone(),
+        crate::ssf_delivery::ANY_PUSH_DUE.to_owned(),
+    ];
+    let unkeyed = unkeyed_plans(&checks).await;
+    let elsewhere: Vec<_> = unkeyed
+        .iter()
+        .flat_map(|(nodes, sql)| nodes.iter().map(move |node| (node, sql)))
+        .filter(|(node, _)| !node.contains("ssf_streams"))
+        .collect();
+    assert!(elsewhere.is_empty(), "{elsewhere:#?}");
 }
