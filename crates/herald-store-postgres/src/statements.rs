@@ -80,10 +80,14 @@ pub(crate) async fn notify(transaction: &Transaction<'_>) -> StoreResult<()> {
 /// What a group reads before it writes (a publish's tenants, routes and known ids) is still
 /// planned per execution: `events` has three indexes that start with the tenant, and a plan made
 /// on empty tables picks the wrong one. The plan test in `statements/tests.rs` checks both.
+///
+/// JIT is off: a scan these settings disable but that is the only way to read a table (one read
+/// whole by design) is costed at PostgreSQL's "disabled" cost, far above `jit_above_cost`, and
+/// such a plan was compiled on every execution (80–180 ms for a statement of microseconds).
 pub(crate) const KEYED_PLANS: &str =
     "SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
      set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
-     set_config('enable_mergejoin', 'off', true)";
+     set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)";
 
 /// Runs one statement with a cached keyed plan ([`KEYED_PLANS`]) on a connection of its own: its
 /// `BEGIN`, the plan settings, the statement and `COMMIT` go out together, in one round trip as
