@@ -4,6 +4,9 @@
 //! row per case of [`SPOILED_IDS`] with raw SQL through its own connection (the `Store` trait
 //! cannot), reads with [`read`] and judges with [`names_the_spoiled_column`]. It is not part of
 //! the conformance suite, whose checks need nothing but the trait.
+//!
+//! The benchmark's history is written in bulk SQL too (`history.rs` of each backend), so the same
+//! tests read it back with [`history_reads_back`].
 
 use herald_core::ids::{ApiKeyId, HookDecisionId, HookId};
 use time::Duration;
@@ -220,4 +223,29 @@ pub fn names_the_spoiled_column(
             case.read, case.sql, case.column, case.value
         )),
     }
+}
+
+/// Reads back a store that [`seed`] made and whose `ep_1` was then given three delivered
+/// deliveries of benchmark history: they list with the seeded one, and each has its attempt.
+pub async fn history_reads_back(store: &dyn Store) {
+    let deliveries = store
+        .list_deliveries(
+            "acme",
+            &DeliveryFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("history reads back");
+    assert_eq!(
+        deliveries.len(),
+        4,
+        "the seeded delivery and three of history"
+    );
+    let attempts = store
+        .list_attempts("acme", deliveries[3].id.as_str())
+        .await
+        .expect("attempts read back");
+    assert_eq!(attempts.len(), 1);
 }

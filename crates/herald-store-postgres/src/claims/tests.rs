@@ -23,15 +23,9 @@ fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).expect("in range")
 }
 
-/// The claim functions cache one plan per statement (their `SET` clauses), made the first time
-/// each statement runs: here, while the tables hold a handful of rows, where the planner's
-/// estimates are least like the tables the plans will run on. Every one must still read by key.
-/// `auto_explain` reports each statement the functions run, as a notice to the session.
-#[tokio::test]
-async fn claim_functions_cache_keyed_plans_made_on_nearly_empty_tables() {
-    let (name, config) = fresh_database().await;
-    let url = database_url(&name);
-    let store = PostgresStore::connect(&url, 2).await.expect("connects");
+/// A store on `url` with the tenant `acme`.
+async fn store_with_tenant(url: &str) -> PostgresStore {
+    let store = PostgresStore::connect(url, 2).await.expect("connects");
     store
         .create_tenant(Tenant {
             id: "acme".into(),
@@ -41,6 +35,30 @@ async fn claim_functions_cache_keyed_plans_made_on_nearly_empty_tables() {
         })
         .await
         .expect("tenant");
+    store
+}
+
+/// A claim of at most 10 at `at(2)`, with 30 s leases, as the store makes it: the ids leased.
+async fn claim_ten(client: &tokio_postgres::Client) -> Vec<tokio_postgres::Row> {
+    let now_ms = ms(at(2));
+    client
+        .query(
+            "SELECT id FROM herald_claim($1, 10, $2, 0)",
+            &[&now_ms, &(now_ms + 30_000)],
+        )
+        .await
+        .expect("claimed")
+}
+
+/// The claim functions cache one plan per statement (their `SET` clauses), made the first time
+/// each statement runs: here, while the tables hold a handful of rows, where the planner's
+/// estimates are least like the tables the plans will run on. Every one must still read by key.
+/// `auto_explain` reports each statement the functions run, as a notice to the session.
+#[tokio::test]
+async fn claim_functions_cache_keyed_plans_made_on_nearly_empty_tables() {
+    let (name, config) = fresh_database().await;
+    let url = database_url(&name);
+    let store = store_with_tenant(&url).await;
     // One endpoint of each kind, so that a claim runs every statement of the functions: the
     // earliest due with a rate limit's bucket, subject heads, and the strict head.
     let mut limited = endpoint("acme", "ep_plain", &["*"], Ordering::None);
@@ -87,14 +105,7 @@ async fn claim_functions_cache_keyed_plans_made_on_nearly_empty_tables() {
         )
         .await
         .expect("auto_explain loaded (a contrib module of PostgreSQL)");
-    let now_ms = ms(at(2));
-    let claimed = client
-        .query(
-            "SELECT id FROM herald_claim($1, 10, $2, 0)",
-            &[&now_ms, &(now_ms + 30_000)],
-        )
-        .await
-        .expect("claimed");
+    let claimed = claim_ten(&client).await;
     // The plain endpoint's three, the subject's head and the strict head.
     assert_eq!(claimed.len(), 5);
     client
@@ -135,16 +146,7 @@ async fn claim_functions_cache_keyed_plans_made_on_nearly_empty_tables() {
 async fn a_claim_planned_on_delivered_history_reads_only_what_it_takes() {
     let (name, config) = fresh_database().await;
     let url = database_url(&name);
-    let store = PostgresStore::connect(&url, 2).await.expect("connects");
-    store
-        .create_tenant(Tenant {
-            id: "acme".into(),
-            name: "Acme".into(),
-            issuer: None,
-            created_at: at(0),
-        })
-        .await
-        .expect("tenant");
+    let store = store_with_tenant(&url).await;
     store
         .create_endpoint(endpoint("acme", "ep_plain", &["*"], Ordering::None))
         .await
@@ -165,14 +167,7 @@ async fn a_claim_planned_on_delivered_history_reads_only_what_it_takes() {
     let (client, connection) = config.connect(NoTls).await.expect("connects");
     tokio::spawn(connection);
     client.batch_execute("BEGIN").await.expect("begun");
-    let now_ms = ms(at(2));
-    let claimed = client
-        .query(
-            "SELECT id FROM herald_claim($1, 10, $2, 0)",
-            &[&now_ms, &(now_ms + 30_000)],
-        )
-        .await
-        .expect("claimed");
+    let claimed = claim_ten(&client).await;
     // Rows of `deliveries` this transaction fetched through an index.
     let fetched: i64 = client
         .query_one(
