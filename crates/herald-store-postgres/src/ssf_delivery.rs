@@ -31,8 +31,8 @@ const STREAM_COLUMNS_OF_S: &str = "s.id, s.tenant_id, s.receiver_id, s.config, s
 
 /// The streams behind their tenant's log, oldest first. Every stream is looked at: there are few
 /// of them next to events. The SSF worker asks after every publish, so it runs with a cached
-/// keyed plan (`statements::query_keyed`): planned each time, it was the largest planning cost
-/// after the claim's at 500 publishes/s.
+/// plan (`statements::query_keyed`; keyed but for the streams): planned each time, it was the
+/// largest planning cost after the claim's at 500 publishes/s.
 pub(crate) static STREAMS_BEHIND: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {STREAM_COLUMNS_OF_S}, s.cursor_seq, t.next_seq - 1
